@@ -1,0 +1,311 @@
+//! The `infor_comm.*` settings (GUCs).
+//!
+//! All three are string settings that are checked twice:
+//! - when they are set interactively (`SET`, `ALTER DATABASE … SET`, `ALTER ROLE … SET`), a bad
+//!   value is refused at once, with an error naming the setting and the value;
+//! - when they are read, a bad value that slipped in another way (`postgresql.conf`, a per-database
+//!   value stored before the library was loaded) fails the function that reads it, with the same
+//!   error. A bad value is never silently replaced by the default.
+//!
+//! PostgreSQL's own integer and interval settings cannot give that second guarantee: a stored
+//! value that fails validation when the library loads is dropped with a WARNING, and the default
+//! is used. That is why the values are kept as text here and parsed by the accessors below.
+
+use crate::errors::raise;
+use pgrx::datum::Interval;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+use std::cell::Cell;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::str::FromStr;
+
+/// The default of `infor_comm.thinking_days`.
+pub const DEFAULT_THINKING_DAYS: i32 = 7;
+/// The largest accepted `infor_comm.thinking_days` (ten years).
+pub const MAX_THINKING_DAYS: i32 = 3650;
+
+static THINKING_DAYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"7"));
+static TIMEZONE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"Europe/Moscow"));
+static RESPONSE_TIMEOUT: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"1 day"));
+
+thread_local! {
+    /// True while `_PG_init` defines the settings: values stored earlier as placeholders are
+    /// accepted as they are then, so that they are never replaced by the default.
+    static DEFINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// One setting: its name, what a valid value is, and how to parse it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// `infor_comm.thinking_days`
+    ThinkingDays,
+    /// `infor_comm.timezone`
+    Timezone,
+    /// `infor_comm.response_timeout`
+    ResponseTimeout,
+}
+
+impl Setting {
+    /// The full name of the setting.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::ThinkingDays => "infor_comm.thinking_days",
+            Setting::Timezone => "infor_comm.timezone",
+            Setting::ResponseTimeout => "infor_comm.response_timeout",
+        }
+    }
+
+    /// What a valid value looks like, for error details.
+    pub fn expected(self) -> &'static str {
+        match self {
+            Setting::ThinkingDays => "a whole number of days from 1 to 3650",
+            Setting::Timezone => "a time zone name known to PostgreSQL, such as 'Europe/Moscow'",
+            Setting::ResponseTimeout => "a positive interval, such as '1 day' or '36 hours'",
+        }
+    }
+
+    /// The default value, as text.
+    pub fn default_text(self) -> &'static str {
+        match self {
+            Setting::ThinkingDays => "7",
+            Setting::Timezone => "Europe/Moscow",
+            Setting::ResponseTimeout => "1 day",
+        }
+    }
+
+    fn storage(self) -> &'static GucSetting<Option<CString>> {
+        match self {
+            Setting::ThinkingDays => &THINKING_DAYS,
+            Setting::Timezone => &TIMEZONE,
+            Setting::ResponseTimeout => &RESPONSE_TIMEOUT,
+        }
+    }
+
+    /// The current value as text (the default when the setting is unset or empty).
+    pub fn raw(self) -> String {
+        match self.storage().get() {
+            Some(value) => value.to_string_lossy().into_owned(),
+            None => String::new(),
+        }
+    }
+
+    /// Checks a value without raising; `Err` says why it is not valid.
+    pub fn validate(self, value: &str) -> Result<(), String> {
+        match self {
+            Setting::ThinkingDays => parse_thinking_days(value).map(|_| ()),
+            Setting::Timezone => parse_timezone(value).map(|_| ()),
+            Setting::ResponseTimeout => parse_response_timeout(value).map(|_| ()),
+        }
+    }
+
+    /// Raises the error for a bad value of this setting.
+    pub fn invalid(self, value: &str, why: &str) -> ! {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid value for parameter \"{}\": \"{}\"", self.name(), value),
+            format!("{why}; expected {}.", self.expected()),
+            format!(
+                "Fix it with SET {name} = '…' or ALTER DATABASE … SET {name} = '…', \
+                 or remove it with RESET {name} (the default is '{default}').",
+                name = self.name(),
+                default = self.default_text()
+            ),
+        )
+    }
+}
+
+/// Parses `infor_comm.thinking_days`.
+pub fn parse_thinking_days(value: &str) -> Result<i32, String> {
+    let trimmed = value.trim();
+    let days: i64 = trimmed
+        .parse()
+        .map_err(|_| format!("\"{trimmed}\" is not a whole number"))?;
+    if !(1..=i64::from(MAX_THINKING_DAYS)).contains(&days) {
+        return Err(format!("{days} is outside the range 1 to {MAX_THINKING_DAYS}"));
+    }
+    Ok(days as i32)
+}
+
+/// Parses `infor_comm.timezone`: a name PostgreSQL's time zone database knows.
+pub fn parse_timezone(value: &str) -> Result<String, String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err("the time zone is empty".into());
+    }
+    let name = CString::new(trimmed).map_err(|_| "the time zone contains a NUL byte".to_string())?;
+    // SAFETY: pg_tzset only reads the NUL-terminated name and returns NULL when it is unknown.
+    let tz = unsafe { pg_sys::pg_tzset(name.as_ptr()) };
+    if tz.is_null() {
+        return Err(format!("\"{trimmed}\" is not a known time zone"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Parses `infor_comm.response_timeout`: a positive interval.
+pub fn parse_response_timeout(value: &str) -> Result<Interval, String> {
+    let trimmed = value.trim();
+    let interval = Interval::from_str(trimmed)
+        .map_err(|_| format!("\"{trimmed}\" is not an interval"))?;
+    let parts = [
+        i64::from(interval.months()),
+        i64::from(interval.days()),
+        interval.micros(),
+    ];
+    if parts.iter().any(|part| *part < 0) || parts.iter().all(|part| *part == 0) {
+        return Err(format!("\"{trimmed}\" is not a positive interval"));
+    }
+    Ok(interval)
+}
+
+/// The number of full days a client must have been thinking (`infor_comm.thinking_days`).
+pub fn thinking_days() -> i32 {
+    let raw = Setting::ThinkingDays.raw();
+    parse_thinking_days(&raw).unwrap_or_else(|why| Setting::ThinkingDays.invalid(&raw, &why))
+}
+
+/// The time zone of the host tables' wall times and of the requests' `dt` (`infor_comm.timezone`).
+pub fn timezone() -> String {
+    let raw = Setting::Timezone.raw();
+    parse_timezone(&raw).unwrap_or_else(|why| Setting::Timezone.invalid(&raw, &why))
+}
+
+/// How long a published request may wait for its reply before the client can be asked again.
+pub fn response_timeout() -> Interval {
+    let raw = Setting::ResponseTimeout.raw();
+    parse_response_timeout(&raw).unwrap_or_else(|why| Setting::ResponseTimeout.invalid(&raw, &why))
+}
+
+/// Checks all three settings, raising the error of the first bad one.
+pub fn check_all() {
+    thinking_days();
+    timezone();
+    response_timeout();
+}
+
+/// The check hook shared by the three settings.
+///
+/// Interactive sources (`SET`, and the validation that `ALTER DATABASE/ROLE … SET` runs) get an
+/// immediate error. Values from other sources, and every value re-applied while the library
+/// loads, are kept as they are: the accessors above fail on them when they are read.
+unsafe fn check_setting(
+    setting: Setting,
+    newval: *mut *mut c_char,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    if newval.is_null() || (*newval).is_null() {
+        return true;
+    }
+    let value = CStr::from_ptr(*newval).to_string_lossy().into_owned();
+    let why = match setting.validate(&value) {
+        Ok(()) => return true,
+        Err(why) => why,
+    };
+    if DEFINING.with(Cell::get) || source < pg_sys::GucSource::PGC_S_INTERACTIVE {
+        return true;
+    }
+    let detail = format!("{why}; expected {}.", setting.expected());
+    let hint = format!("The default is '{}'.", setting.default_text());
+    pg_sys::GUC_check_errdetail_string = pstrdup(&detail);
+    pg_sys::GUC_check_errhint_string = pstrdup(&hint);
+    false
+}
+
+fn pstrdup(text: &str) -> *mut c_char {
+    let owned = CString::new(text.replace('\0', "")).unwrap_or_default();
+    // SAFETY: pstrdup copies the NUL-terminated string into the current memory context, which
+    // is where PostgreSQL expects GUC check messages to live.
+    unsafe { pg_sys::pstrdup(owned.as_ptr()) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_thinking_days(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    check_setting(Setting::ThinkingDays, newval, source)
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_timezone(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    check_setting(Setting::Timezone, newval, source)
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_response_timeout(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    check_setting(Setting::ResponseTimeout, newval, source)
+}
+
+/// Defines the settings; called once from `_PG_init`.
+pub fn register() {
+    DEFINING.with(|defining| defining.set(true));
+    // SAFETY: the hooks are #[pg_guard]ed and only read the value they are given.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"infor_comm.thinking_days",
+            c"Full days a client must sit in the wizard before InforCRM is asked to call.",
+            c"Counted in 24-hour days from the client's latest wizard status change. 1 to 3650.",
+            &THINKING_DAYS,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_thinking_days),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"infor_comm.timezone",
+            c"Time zone of the host tables' wall times and of the requests' dt.",
+            c"A name from PostgreSQL's time zone database.",
+            &TIMEZONE,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_timezone),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"infor_comm.response_timeout",
+            c"How long a published request waits for its reply before the client may be asked again.",
+            c"A positive interval.",
+            &RESPONSE_TIMEOUT,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_response_timeout),
+            None,
+            None,
+        );
+        pg_sys::MarkGUCPrefixReserved(c"infor_comm".as_ptr());
+    }
+    DEFINING.with(|defining| defining.set(false));
+}
+
+// The settings as SQL functions, for the extension's own SQL (and for DBAs: they show the value
+// in use, or fail with the error a bad value gets).
+
+/// The `infor_comm.thinking_days` in force, validated.
+#[pg_extern(stable, parallel_safe, name = "setting_thinking_days")]
+fn setting_thinking_days() -> i32 {
+    thinking_days()
+}
+
+/// The `infor_comm.timezone` in force, validated.
+#[pg_extern(stable, parallel_safe, name = "setting_timezone")]
+fn setting_timezone() -> String {
+    timezone()
+}
+
+/// The `infor_comm.response_timeout` in force, validated.
+#[pg_extern(stable, parallel_safe, name = "setting_response_timeout")]
+fn setting_response_timeout() -> Interval {
+    response_timeout()
+}

@@ -1,0 +1,51 @@
+//! `infor_comm`: once a day, finds the corporate clients who are stuck ("thinking") in the
+//! migration wizard, writes a request for InforCRM for each of them into an outbox, and
+//! records InforCRM's answers in `infor_comm.infor_communication_task`.
+//!
+//! One module per concern:
+//! - [`gucs`]: the `infor_comm.*` settings and their validation;
+//! - [`errors`]: user-facing errors with a SQLSTATE, detail and hint;
+//! - [`schema`]: the extension's tables (the task table and the outbox);
+//! - [`host_tables`]: the bank's tables that the extension reads;
+//! - [`selection`]: who is a thinking client (`thinking_clients`);
+//! - [`request`]: the request JSON (`build_request`);
+//! - [`outbox`]: the daily enqueue (`enqueue_thinking_clients`);
+//! - [`schedule`]: the pg_cron job (`run_daily`, `schedule_daily`, `unschedule_daily`).
+
+use pgrx::prelude::*;
+
+pub mod errors;
+pub mod gucs;
+pub mod host_tables;
+pub mod outbox;
+pub mod request;
+pub mod schedule;
+pub mod schema;
+pub mod selection;
+
+::pgrx::pg_module_magic!(name, version);
+
+/// Called by PostgreSQL when the library is loaded into a backend.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::register();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+/// Required by `cargo pgrx test`: the settings of the throwaway test cluster.
+#[cfg(test)]
+pub mod pg_test {
+    /// One-off initialisation when the test framework starts.
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// pg_cron must be preloaded, and it runs its jobs in the tests' database.
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries = 'pg_cron'",
+            "cron.database_name = 'pgrx_tests'",
+        ]
+    }
+}
