@@ -1,0 +1,260 @@
+//! A throwaway PostgreSQL cluster for one test binary, and fresh databases in it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use tokio_postgres::{Client, NoTls};
+
+/// The host-table fixture of the repository.
+pub const HOST_TABLES_SQL: &str = include_str!("../../sql/host_tables.sql");
+
+/// A running PostgreSQL cluster owned by this test process; stopped when the process exits.
+#[derive(Debug)]
+pub struct PgCluster {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The TCP port on 127.0.0.1.
+    pub port: u16,
+    bin_dir: PathBuf,
+}
+
+static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+static STARTED: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
+static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn pg_bin_dir() -> PathBuf {
+    let out = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .expect("pg_config is on PATH (install postgresql-server-dev-15)");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a PostgreSQL program, as the `postgres` user when we are root.
+fn pg_command(bin_dir: &Path, program: &str) -> Command {
+    let path = bin_dir.join(program);
+    if running_as_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(path);
+        cmd
+    } else {
+        Command::new(path)
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+extern "C" fn stop_clusters() {
+    let started = STARTED.lock().map(|s| s.clone()).unwrap_or_default();
+    for (bin_dir, data_dir) in started {
+        let _ = pg_command(&bin_dir, "pg_ctl")
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        if let Some(parent) = data_dir.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+}
+
+impl PgCluster {
+    /// The cluster of this test process, started on first use.
+    pub fn shared() -> &'static PgCluster {
+        CLUSTER.get_or_init(|| PgCluster::start().expect("start a PostgreSQL cluster"))
+    }
+
+    /// Initialises and starts a new cluster with pg_cron preloaded.
+    pub fn start() -> Result<PgCluster, String> {
+        let bin_dir = pg_bin_dir();
+        let base = std::env::temp_dir().join(format!(
+            "infor-comm-pg-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+        if running_as_root() {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&base)
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !status.success() {
+                return Err("chown postgres failed".into());
+            }
+        }
+        let data_dir = base.join("data");
+        let out = pg_command(&bin_dir, "initdb")
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("initdb: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let port = free_port();
+        let conf = format!(
+            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             shared_preload_libraries = 'pg_cron'\ncron.database_name = 'postgres'\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n",
+            base.display()
+        );
+        let conf_path = data_dir.join("postgresql.conf");
+        let mut existing = std::fs::read_to_string(&conf_path).map_err(|e| e.to_string())?;
+        existing.push_str(&conf);
+        std::fs::write(&conf_path, existing).map_err(|e| e.to_string())?;
+        let cluster = PgCluster { data_dir, port, bin_dir };
+        cluster.pg_ctl_start()?;
+        {
+            let mut started = STARTED.lock().map_err(|e| e.to_string())?;
+            if started.is_empty() {
+                // SAFETY: registers a plain extern "C" function, run once at process exit.
+                unsafe { libc::atexit(stop_clusters) };
+            }
+            started.push((cluster.bin_dir.clone(), cluster.data_dir.clone()));
+        }
+        Ok(cluster)
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let log = self.data_dir.parent().unwrap_or(&self.data_dir).join("server.log");
+        let out = pg_command(&self.bin_dir, "pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60", "start"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!(
+                "pg_ctl start: {}{}",
+                String::from_utf8_lossy(&out.stderr),
+                log_text
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stops the cluster (fast shutdown), e.g. to test what survives a restart.
+    pub fn stop(&self) {
+        let _ = pg_command(&self.bin_dir, "pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "stop"])
+            .output();
+    }
+
+    /// Starts the cluster again after [`PgCluster::stop`].
+    pub fn restart(&self) -> Result<(), String> {
+        self.pg_ctl_start()
+    }
+
+    /// A connection string for a database of this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Connects to a database of this cluster.
+    pub async fn connect(&self, database: &str) -> Client {
+        connect(&self.url(database)).await
+    }
+}
+
+/// Connects to a URL and drives the connection in the background.
+pub async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A fresh database with the extension and the host tables.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The cluster it lives in.
+    pub cluster: &'static PgCluster,
+    /// Its name.
+    pub name: String,
+}
+
+impl TestDb {
+    /// Creates a new database in the shared cluster, with `infor_comm` and the host tables.
+    pub async fn new() -> TestDb {
+        let cluster = PgCluster::shared();
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            DB_COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let admin = cluster.connect("postgres").await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        let db = TestDb { cluster, name };
+        let client = db.connect().await;
+        client
+            .batch_execute("CREATE EXTENSION infor_comm")
+            .await
+            .expect("CREATE EXTENSION infor_comm (is it installed? run the README's test command)");
+        client.batch_execute(HOST_TABLES_SQL).await.expect("host tables");
+        db
+    }
+
+    /// A new session on this database.
+    pub async fn connect(&self) -> Client {
+        self.cluster.connect(&self.name).await
+    }
+
+    /// The connection string of this database.
+    pub fn url(&self) -> String {
+        self.cluster.url(&self.name)
+    }
+}
+
+/// Inserts `count` thinking clients `C00001…` (in the wizard for 10 days before `as_of`, with
+/// every id and a full snapshot), in one statement per table.
+pub async fn insert_thinking_clients(client: &Client, count: i32, as_of: &str) {
+    client
+        .execute(
+            "INSERT INTO product_migration_clients
+             SELECT 'C' || lpad(n::text, 5, '0'), 'M' || n, 'in_wizard', 'OK'
+               FROM generate_series(1, $1) n",
+            &[&count],
+        )
+        .await
+        .expect("clients");
+    client
+        .batch_execute(&format!(
+            "INSERT INTO wizard_status_change_log
+             SELECT organization_id, 'OK',
+                    ('{as_of}'::timestamptz - interval '10 days') AT TIME ZONE 'Europe/Moscow'
+               FROM product_migration_clients;
+             INSERT INTO clients_back_system_ids
+             SELECT mdm_id, 'ibso', '9' || mdm_id FROM product_migration_clients;
+             INSERT INTO clientsnapshot
+             SELECT organization_id, '1200009193', '1231200000844', '120001001', NULL
+               FROM product_migration_clients;"
+        ))
+        .await
+        .expect("host rows");
+}
