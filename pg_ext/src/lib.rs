@@ -9,7 +9,12 @@
 //! - [`host_tables`]: the bank's tables that the extension reads;
 //! - [`selection`]: who is a thinking client (`thinking_clients`);
 //! - [`request`]: the request JSON (`build_request`);
-//! - [`outbox`]: the daily enqueue (`enqueue_thinking_clients`);
+//! - [`outbox`]: the daily enqueue (`enqueue_thinking_clients`) and the relay's outbox functions
+//!   (`claim_outbox`, `mark_published`, `mark_failed`, `outbox_backlog`);
+//! - [`inbound_message`]: parsing and validating InforCRM's replies and pushes;
+//! - [`inbound`]: the inbox and `apply_inbound`;
+//! - [`reports`]: the reference table of client reactions and the report views;
+//! - [`roles`]: the roles `infor_comm_relay` and `infor_comm_reader`;
 //! - [`schedule`]: the pg_cron job (`run_daily`, `schedule_daily`, `unschedule_daily`).
 
 use pgrx::prelude::*;
@@ -17,7 +22,11 @@ use pgrx::prelude::*;
 pub mod errors;
 pub mod gucs;
 pub mod host_tables;
+pub mod inbound;
+pub mod inbound_message;
 pub mod outbox;
+pub mod reports;
+pub mod roles;
 pub mod request;
 pub mod schedule;
 pub mod schema;

@@ -25,7 +25,8 @@ static STARTED: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
 static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn pg_bin_dir() -> PathBuf {
-    let out = Command::new("pg_config")
+    let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| "pg_config".into());
+    let out = Command::new(pg_config)
         .arg("--bindir")
         .output()
         .expect("pg_config is on PATH (install postgresql-server-dev-15)");

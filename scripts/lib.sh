@@ -1,0 +1,96 @@
+# Shared by scripts/test and scripts/demo: installs what the project needs on Debian 12 and
+# starts/stops throwaway PostgreSQL clusters. Source it; do not run it.
+
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_VERSION=15
+PGRX_VERSION=0.18.1
+export PG_CONFIG=/usr/lib/postgresql/$PG_VERSION/bin/pg_config
+PG_BIN=/usr/lib/postgresql/$PG_VERSION/bin
+SYSTEM_PACKAGES=(
+    "postgresql-$PG_VERSION" "postgresql-server-dev-$PG_VERSION" "postgresql-$PG_VERSION-cron"
+    libclang-dev clang pkg-config rabbitmq-server sudo
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# Runs a command as the postgres user (PostgreSQL refuses to run as root).
+as_postgres() {
+    if [[ $(id -un) == postgres ]]; then "$@"
+    elif [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"
+    else sudo -u postgres "$@"; fi
+}
+
+# Installs the Debian packages that are missing (PostgreSQL 15, pg_cron, clang, RabbitMQ).
+install_system_packages() {
+    local missing=()
+    for pkg in "${SYSTEM_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        log "installing Debian packages: ${missing[*]}"
+        if [[ $(id -u) -ne 0 ]] && ! command -v sudo >/dev/null; then
+            echo "error: need root or sudo to install ${missing[*]}" >&2
+            exit 1
+        fi
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# Installs cargo-pgrx (the version pinned with pgrx) and points it at PostgreSQL 15.
+install_cargo_pgrx() {
+    if [[ $(cargo pgrx --version 2>/dev/null) != "cargo-pgrx $PGRX_VERSION" ]]; then
+        log "installing cargo-pgrx $PGRX_VERSION (once per machine, a few minutes)"
+        cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+    fi
+    if ! grep -qs "^pg$PG_VERSION = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        cargo pgrx init --pg$PG_VERSION "$PG_CONFIG" >/dev/null
+    fi
+}
+
+# Everything both commands need.
+setup() {
+    install_system_packages
+    install_cargo_pgrx
+}
+
+# Builds and installs the extension into PostgreSQL 15 (pass --release for an optimised build).
+install_extension() {
+    log "installing the infor_comm extension into PostgreSQL $PG_VERSION $*"
+    local sudo_flag=()
+    [[ $(id -u) -eq 0 ]] || sudo_flag=(--sudo)
+    (cd "$REPO_ROOT/pg_ext" && cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@" >/dev/null)
+}
+
+# start_cluster DIR PORT CRON_DATABASE: a new cluster in DIR on 127.0.0.1:PORT, pg_cron preloaded.
+start_cluster() {
+    local dir=$1 port=$2 cron_db=$3
+    stop_cluster "$dir"
+    as_root rm -rf "$dir"
+    as_root mkdir -p "$dir"
+    as_root chown postgres:postgres "$dir"
+    as_postgres "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null
+    as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null <<CONF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$dir'
+shared_preload_libraries = 'pg_cron'
+cron.database_name = '$cron_db'
+CONF
+    as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+}
+
+# stop_cluster DIR: stops the cluster started by start_cluster, if it runs.
+stop_cluster() {
+    local dir=$1
+    if [[ -f $dir/data/postmaster.pid ]]; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+}
