@@ -55,12 +55,15 @@ TO infor_comm_relay;
 
 GRANT SELECT ON
     infor_comm.infor_communication_task,
+    infor_comm.outbox,
     infor_comm.client_reaction,
     infor_comm.thinking_clients,
     infor_comm.task_reactions,
     infor_comm.unknown_reaction_pushes
 TO infor_comm_reader;
--- The views call these; thinking_clients also needs SELECT on the bank's host tables.
+-- thinking_clients is evaluated with the reader's own rights (its selection is inlined so that
+-- the planner can use the indexes): it reads the outbox, calls these functions, and needs
+-- SELECT on the bank's host tables, which the bank grants.
 GRANT EXECUTE ON FUNCTION
     infor_comm.thinking_clients_at(timestamptz),
     infor_comm.setting_thinking_days(),

@@ -414,4 +414,476 @@ mod tests {
         run("DROP EXTENSION IF EXISTS pg_cron");
         int("SELECT infor_comm.schedule_daily()");
     }
+
+    // ---- Inbound: apply_inbound, the inbox, and the reactions -------------------------------
+
+    /// Enqueues one request for a new thinking client; returns its requestID.
+    fn enqueued_request(org: &str) -> String {
+        host_tables_once();
+        client(org, "OK", "2026-11-01 09:00:00");
+        enqueue(AS_OF);
+        text(&format!("SELECT request_id::text FROM infor_comm.outbox WHERE organization_id = '{org}'"))
+            .expect("an enqueued request")
+    }
+
+    fn host_tables_once() {
+        if Spi::get_one::<bool>("SELECT to_regclass('product_migration_clients') IS NULL")
+            .expect("regclass")
+            .unwrap_or(true)
+        {
+            host_tables();
+        }
+    }
+
+    fn apply(body: &str) -> String {
+        Spi::get_one_with_args::<String>("SELECT infor_comm.apply_inbound($1)", &[body.into()])
+            .expect("apply_inbound")
+            .expect("an outcome")
+    }
+
+    fn task_row(org: &str) -> String {
+        text(&format!(
+            "SELECT concat_ws('|', infor_response_id, status_code, task_id, task_status,
+                              task_execution_type, task_execution_description, task_close_date,
+                              first_level_client_reaction, second_level_client_reaction,
+                              third_level_client_reaction)
+               FROM infor_comm.infor_communication_task WHERE organization_id = '{org}'"
+        ))
+        .expect("a task row")
+    }
+
+    fn last_reason() -> String {
+        text("SELECT reason FROM infor_comm.inbox ORDER BY inbox_id DESC LIMIT 1").unwrap_or_default()
+    }
+
+    const CRM_ID: &str = "72a26ab9-b99e-40aa-9f7e-2247b3709394";
+
+    fn success_reply(reply_uid: &str) -> String {
+        format!(
+            r#"{{"requestID": "{CRM_ID}", "replyUID": "{reply_uid}", "dt": "2023-07-27T09:27:04.953+03:00", "statusCode": "0", "taskID": "123456789"}}"#
+        )
+    }
+
+    /// The specification's manual push, as written there.
+    const MANUAL_PUSH: &str = r#"{
+  "requestID": "72a26ab9-b99e-40aa-9f7e-2247b3709394",
+  "dt": "2023-07-27T09:27:04.953+03:00",
+  "statusCode": "0",
+  "taskID": "123456789",
+  "taskStatus": "3",
+  "taskCloseDate": "2023-07-27",
+  "taskExecType": "",
+  "taskExecDescr": "",
+  "firstLevelClientReaction": " - ",
+  "secondLevelClientReaction": "   ",
+  "thirdLevelClientReaction": ""
+}"#;
+
+    /// The specification's automatic push, as written there.
+    const AUTOMATIC_PUSH: &str = r#"{
+  "requestID": "72a26ab9-b99e-40aa-9f7e-2247b3709394",
+  "dt": "2023-07-27T09:27:04.953+03:00",
+  "statusCode": "0",
+  "applicationID": "b6e4de26-9220-43b8-9323-83f31d662ef3",
+  "taskID": "123456789",
+  "taskStatus": "5",
+  "taskCloseDate": "2023-07-27",
+  "taskExecType": "",
+  "taskExecDescr": ""
+}"#;
+
+    #[pg_test]
+    fn the_specifications_success_reply_and_manual_push_fill_the_row() {
+        let request_id = enqueued_request("ORG1");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789"));
+        assert_eq!(apply(MANUAL_PUSH), "push");
+        assert_eq!(
+            task_row("ORG1"),
+            format!("{CRM_ID}|0|123456789|3|||2023-07-27| - |   |")
+        );
+        assert!(text("SELECT time_update::text FROM infor_comm.infor_communication_task").is_some());
+        // The request is answered: its outbox row is closed.
+        assert_eq!(text("SELECT close_reason FROM infor_comm.outbox"), Some("answered".into()));
+        assert_eq!(int("SELECT count(*) FROM infor_comm.inbox"), 2);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.inbox WHERE applied_at IS NOT NULL AND task_row_id IS NOT NULL"),
+            2
+        );
+    }
+
+    #[pg_test]
+    fn the_specifications_failure_reply_fills_the_status_only() {
+        let request_id = enqueued_request("ORG1");
+        let reply = format!(
+            r#"{{"requestID": "{CRM_ID}", "replyUID": "{request_id}", "dt": "2023-07-27T09:27:04.953+03:00", "statusCode": "1", "statusMsg": "Клиент не найден."}}"#
+        );
+        assert_eq!(apply(&reply), "reply");
+        assert_eq!(task_row("ORG1"), format!("{CRM_ID}|1"));
+    }
+
+    #[pg_test]
+    fn the_specifications_automatic_push_is_applied() {
+        let request_id = enqueued_request("ORG1");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        assert_eq!(apply(AUTOMATIC_PUSH), "push");
+        assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789|5|||2023-07-27"));
+        // No reaction at all is the technical "-" / "-" row of the reference table.
+        assert_eq!(
+            text("SELECT reaction_type FROM infor_comm.task_reactions"),
+            Some("Технический".into())
+        );
+    }
+
+    #[pg_test]
+    fn a_push_before_its_reply_is_kept_and_applied_when_the_reply_lands() {
+        let request_id = enqueued_request("ORG1");
+        assert_eq!(apply(MANUAL_PUSH), "orphan");
+        assert_eq!(task_row("ORG1"), "");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        assert_eq!(
+            task_row("ORG1"),
+            format!("{CRM_ID}|0|123456789|3|||2023-07-27| - |   |")
+        );
+        let reply_inbox_id = int("SELECT inbox_id FROM infor_comm.inbox WHERE kind = 'reply'");
+        assert_eq!(
+            text("SELECT outcome || ':' || (applied_at IS NOT NULL) || ':' || reason FROM infor_comm.inbox WHERE kind = 'push'"),
+            Some(format!("orphan:true:applied when its reply landed (inbox {reply_inbox_id})"))
+        );
+        // The same push again is a duplicate.
+        assert_eq!(apply(MANUAL_PUSH), "duplicate");
+    }
+
+    #[pg_test]
+    fn an_orphan_push_matched_by_task_id_only_waits_for_the_reply_too() {
+        let request_id = enqueued_request("ORG1");
+        let push = r#"{"taskID": "123456789", "dt": "2026-11-21T10:00:00.000+03:00", "taskStatus": "3",
+                       "firstLevelClientReaction": "Недозвон", "secondLevelClientReaction": "Автоответчик"}"#;
+        assert_eq!(apply(push), "orphan");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        assert_eq!(
+            task_row("ORG1"),
+            format!("{CRM_ID}|0|123456789|3|Недозвон|Автоответчик")
+        );
+        assert_eq!(
+            text("SELECT reaction_type FROM infor_comm.task_reactions"),
+            Some("Ручной отклик".into())
+        );
+    }
+
+    #[pg_test]
+    fn a_repeated_reply_is_a_duplicate_and_a_conflicting_one_is_rejected() {
+        let request_id = enqueued_request("ORG1");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        assert_eq!(apply(&success_reply(&request_id)), "duplicate");
+        let conflicting = format!(
+            r#"{{"requestID": "other", "replyUID": "{request_id}", "statusCode": "2", "statusMsg": "later error"}}"#
+        );
+        assert_eq!(apply(&conflicting), "rejected");
+        assert!(last_reason().starts_with("conflicts with the reply already applied"), "{}", last_reason());
+        assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789"));
+    }
+
+    #[pg_test]
+    fn of_two_different_pushes_the_later_dt_wins() {
+        let request_id = enqueued_request("ORG1");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        let push = |dt: &str, first: &str| {
+            format!(
+                r#"{{"requestID": "{CRM_ID}", "taskID": "123456789", "dt": "{dt}", "taskStatus": "3", "firstLevelClientReaction": "{first}"}}"#
+            )
+        };
+        assert_eq!(apply(&push("2026-11-22T10:00:00.000+03:00", "Недозвон")), "push");
+        // Older, arriving later: kept, changes nothing.
+        assert_eq!(apply(&push("2026-11-22T09:00:00.000+03:00", "Дозвон - планирует миграцию")), "push");
+        assert!(last_reason().starts_with("superseded"), "{}", last_reason());
+        assert!(task_row("ORG1").ends_with("|Недозвон"), "{}", task_row("ORG1"));
+        // Later: wins (the same instant in another offset is not later).
+        assert_eq!(apply(&push("2026-11-22T07:00:00.000Z", "Дозвон - планирует миграцию")), "push");
+        assert!(task_row("ORG1").ends_with("|Недозвон"), "{}", task_row("ORG1"));
+        assert_eq!(apply(&push("2026-11-22T11:00:00.000+03:00", "Не требуется коммуникация")), "push");
+        assert!(task_row("ORG1").ends_with("|Не требуется коммуникация"), "{}", task_row("ORG1"));
+    }
+
+    #[pg_test]
+    fn malformed_and_misshapen_messages_are_kept_and_rejected() {
+        let request_id = enqueued_request("ORG1");
+        let cases = [
+            (r#"{"requestID": "x", "replyUID""#.to_string(), "malformed JSON"),
+            ("[1, 2]".to_string(), "unknown shape: the message is an array"),
+            (r#"{"hello": "world"}"#.to_string(), "unknown shape: neither replyUID"),
+            (format!(r#"{{"requestID": "c", "replyUID": "{request_id}", "statusCode": 0, "taskID": "1"}}"#),
+             "statusCode must be a string, not a number"),
+            (format!(r#"{{"requestID": "c", "replyUID": "{request_id}", "statusCode": "7"}}"#),
+             "statusCode \"7\" is not one of 0, 1, 2"),
+            (format!(r#"{{"requestID": "c", "replyUID": "{request_id}", "statusCode": "0"}}"#),
+             "taskID is missing"),
+            (r#"{"requestID": "c", "taskID": "1", "dt": "2026-11-22T10:00:00.000+03:00", "taskStatus": "4"}"#.to_string(),
+             "taskStatus \"4\" is not one of 3, 5"),
+            (r#"{"requestID": "c", "taskID": "1", "dt": "yesterday", "taskStatus": "3"}"#.to_string(),
+             "dt \"yesterday\" is not a date and time"),
+            (r#"{"dt": "2026-11-22T10:00:00.000+03:00", "taskStatus": "3"}"#.to_string(),
+             "both taskID and requestID are missing"),
+            (r#"{"requestID": "nobody", "replyUID": "not-ours", "statusCode": "1"}"#.to_string(),
+             "replyUID \"not-ours\" matches no request of ours"),
+        ];
+        for (body, reason) in &cases {
+            assert_eq!(apply(body), "rejected", "{body}");
+            assert!(last_reason().starts_with(reason), "{body}: {}", last_reason());
+            assert_eq!(
+                text("SELECT body FROM infor_comm.inbox ORDER BY inbox_id DESC LIMIT 1").as_deref(),
+                Some(body.as_str()),
+                "kept whole"
+            );
+        }
+        assert_eq!(int("SELECT count(*) FROM infor_comm.inbox WHERE outcome = 'rejected'"), cases.len() as i64);
+        assert_eq!(task_row("ORG1"), "", "the task row is untouched");
+    }
+
+    #[pg_test]
+    fn a_value_longer_than_its_column_is_rejected_not_truncated() {
+        let request_id = enqueued_request("ORG1");
+        let at_limit = "9".repeat(200);
+        let too_long = "я".repeat(201);
+        let reply = |task_id: &str| {
+            format!(r#"{{"requestID": "{CRM_ID}", "replyUID": "{request_id}", "statusCode": "0", "taskID": "{task_id}"}}"#)
+        };
+        assert_eq!(apply(&reply(&too_long)), "rejected");
+        assert_eq!(
+            last_reason(),
+            "taskID is 201 characters long, longer than its column (200)"
+        );
+        assert_eq!(task_row("ORG1"), "");
+        assert_eq!(apply(&reply(&at_limit)), "reply");
+        assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|{at_limit}"));
+    }
+
+    #[pg_test]
+    fn a_one_mebibyte_body_is_kept_whole() {
+        let request_id = enqueued_request("ORG1");
+        let filler = "ы".repeat(512 * 1024); // 1 MiB of UTF-8
+        let reply = format!(
+            r#"{{"requestID": "{CRM_ID}", "replyUID": "{request_id}", "statusCode": "2", "statusMsg": "{filler}"}}"#
+        );
+        assert_eq!(apply(&reply), "reply");
+        assert_eq!(int("SELECT octet_length(body)::bigint FROM infor_comm.inbox"), reply.len() as i64);
+        let push = format!(
+            r#"{{"requestID": "{CRM_ID}", "dt": "2026-11-22T10:00:00.000+03:00", "taskStatus": "5", "taskExecDescr": "{filler}"}}"#
+        );
+        assert_eq!(apply(&push), "rejected");
+        assert_eq!(last_reason(), "taskExecDescr is 524288 characters long, longer than its column (200)");
+        assert_eq!(
+            int("SELECT octet_length(body)::bigint FROM infor_comm.inbox ORDER BY inbox_id DESC LIMIT 1"),
+            push.len() as i64
+        );
+    }
+
+    #[pg_test]
+    fn a_body_that_is_not_utf8_is_kept_as_bytes_and_rejected() {
+        let outcome = Spi::get_one::<String>(
+            r"SELECT infor_comm.apply_inbound('\x7b22ff227d'::bytea, 'msg-1')",
+        )
+        .expect("apply")
+        .expect("outcome");
+        assert_eq!(outcome, "rejected");
+        assert_eq!(
+            text("SELECT concat_ws('|', message_id, kind, body IS NULL, encode(body_bytes, 'hex'), reason) FROM infor_comm.inbox"),
+            Some("msg-1|unknown|t|7b22ff227d|the body is not valid UTF-8: invalid utf-8 sequence of 1 bytes from index 2".into())
+        );
+        // A valid body passed as bytes is applied like text.
+        assert_eq!(
+            text(r#"SELECT infor_comm.apply_inbound(convert_to('{"a": 1}', 'UTF8'))"#),
+            Some("rejected".into())
+        );
+        assert_eq!(last_reason(), "unknown shape: neither replyUID (a reply) nor taskStatus (a push)");
+    }
+
+    #[pg_test]
+    fn a_push_with_an_unknown_reaction_is_applied_and_listed() {
+        let request_id = enqueued_request("ORG1");
+        apply(&success_reply(&request_id));
+        let push = format!(
+            r#"{{"requestID": "{CRM_ID}", "taskID": "123456789", "dt": "2026-11-22T10:00:00.000+03:00", "taskStatus": "3",
+                 "firstLevelClientReaction": "Недозвон", "secondLevelClientReaction": "Занято"}}"#
+        );
+        assert_eq!(apply(&push), "push");
+        assert_eq!(
+            text("SELECT second_level_client_reaction FROM infor_comm.unknown_reaction_pushes"),
+            Some("Занято".into())
+        );
+        // The reference table has every row of the specification's last table.
+        assert_eq!(int("SELECT count(*) FROM infor_comm.client_reaction"), 25);
+    }
+
+    #[pg_test]
+    fn claim_hands_out_a_row_once_until_its_lease_ends() {
+        host_tables();
+        client("ORG1", "OK", "2026-11-01 09:00:00");
+        client("ORG2", "OK", "2026-11-01 09:00:00");
+        enqueue(AS_OF);
+        assert_eq!(int("SELECT count(*) FROM infor_comm.claim_outbox(1, '1 minute')"), 1);
+        assert_eq!(int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"), 1);
+        assert_eq!(int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"), 0);
+        // A lease that ended makes the row claimable again.
+        run("UPDATE infor_comm.outbox SET available_at = now() - interval '1 second' WHERE organization_id = 'ORG1'");
+        assert_eq!(
+            text("SELECT (payload::json->>'requestID' = request_id)::text FROM infor_comm.claim_outbox(10, '1 minute')"),
+            Some("true".into())
+        );
+        assert_eq!(int("SELECT infor_comm.mark_published(array_agg(outbox_id))::bigint FROM infor_comm.outbox"), 2);
+        assert_eq!(int("SELECT infor_comm.mark_published(array_agg(outbox_id))::bigint FROM infor_comm.outbox"), 0);
+        run("UPDATE infor_comm.outbox SET available_at = now() - interval '1 hour'");
+        assert_eq!(int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"), 0, "published rows are not claimed");
+        assert_eq!(int("SELECT pending FROM infor_comm.outbox_backlog()"), 0);
+    }
+
+    #[pg_test]
+    fn mark_failed_counts_attempts_keeps_the_error_and_backs_off() {
+        host_tables();
+        client("ORG1", "OK", "2026-11-01 09:00:00");
+        enqueue(AS_OF);
+        let id = int("SELECT outbox_id FROM infor_comm.claim_outbox(1, '1 minute')");
+        let delays: Vec<String> = (1..=9)
+            .map(|n| {
+                text(&format!(
+                    "SELECT (infor_comm.mark_failed({id}, 'nack {n}') - now())::text"
+                ))
+                .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            delays,
+            ["00:00:05", "00:00:10", "00:00:20", "00:00:40", "00:01:20", "00:02:40", "00:05:20", "00:10:00", "00:10:00"]
+        );
+        assert_eq!(
+            text("SELECT attempts || ' ' || last_error FROM infor_comm.outbox"),
+            Some("9 nack 9".into())
+        );
+        assert_eq!(int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"), 0);
+        assert_eq!(int("SELECT pending FROM infor_comm.outbox_backlog()"), 1);
+    }
+
+    #[pg_test(error = "infor_comm: invalid batch_size 0")]
+    fn claim_refuses_a_zero_batch() {
+        run("SELECT * FROM infor_comm.claim_outbox(0, '1 minute')");
+    }
+
+    /// Runs `sql` as `role`; returns the error message, or "ok".
+    fn as_role(role: &str, sql: &str) -> String {
+        run(&format!("SET LOCAL ROLE {role}"));
+        let result = PgTryBuilder::new(|| {
+            Spi::run(sql).map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string())
+        })
+        .catch_others(|e| match e {
+            pg_sys::panic::CaughtError::PostgresError(report) => report.message().to_string(),
+            other => format!("{other:?}"),
+        })
+        .execute();
+        run("RESET ROLE");
+        result
+    }
+
+    #[pg_test]
+    fn the_relay_role_may_call_its_functions_and_nothing_else() {
+        let request_id = enqueued_request("ORG1");
+        run("CREATE ROLE test_relay LOGIN IN ROLE infor_comm_relay");
+        let calls = [
+            "SELECT * FROM infor_comm.claim_outbox(10, '1 minute')".to_string(),
+            "SELECT infor_comm.mark_published(ARRAY[1::bigint])".to_string(),
+            "SELECT infor_comm.mark_failed(1, 'x')".to_string(),
+            "SELECT * FROM infor_comm.outbox_backlog()".to_string(),
+            format!("SELECT infor_comm.apply_inbound('{}')", success_reply(&request_id)),
+            "SELECT infor_comm.apply_inbound('\\x00'::bytea, 'm')".to_string(),
+        ];
+        for sql in &calls {
+            assert_eq!(as_role("test_relay", sql), "ok", "{sql}");
+        }
+        let denied = [
+            ("SELECT * FROM infor_comm.outbox", "permission denied for table outbox"),
+            ("SELECT * FROM infor_comm.inbox", "permission denied for table inbox"),
+            ("SELECT * FROM infor_comm.infor_communication_task", "permission denied for table infor_communication_task"),
+            ("SELECT * FROM product_migration_clients", "permission denied for table product_migration_clients"),
+            ("SELECT * FROM clientsnapshot", "permission denied for table clientsnapshot"),
+            ("SELECT infor_comm.enqueue_thinking_clients()", "permission denied for function enqueue_thinking_clients"),
+            ("SELECT infor_comm.build_request('ORG1', gen_random_uuid(), now())", "permission denied for function build_request"),
+            ("CALL infor_comm.run_daily()", "permission denied for procedure run_daily"),
+            ("UPDATE infor_comm.outbox SET attempts = 0", "permission denied for table outbox"),
+        ];
+        for (sql, message) in denied {
+            assert_eq!(as_role("test_relay", sql), message, "{sql}");
+        }
+    }
+
+    #[pg_test]
+    fn the_reader_role_reads_the_task_table_and_the_views_only() {
+        enqueued_request("ORG1");
+        run("CREATE ROLE test_reader LOGIN IN ROLE infor_comm_reader;
+             GRANT SELECT ON product_migration_clients, wizard_status_change_log,
+                             clients_back_system_ids, clientsnapshot TO test_reader;");
+        for sql in [
+            "SELECT * FROM infor_comm.infor_communication_task",
+            "SELECT * FROM infor_comm.client_reaction",
+            "SELECT * FROM infor_comm.task_reactions",
+            "SELECT * FROM infor_comm.unknown_reaction_pushes",
+            "SELECT * FROM infor_comm.thinking_clients",
+            "SELECT * FROM infor_comm.outbox",
+        ] {
+            assert_eq!(as_role("test_reader", sql), "ok", "{sql}");
+        }
+        for (sql, message) in [
+            ("SELECT * FROM infor_comm.inbox", "permission denied for table inbox"),
+            ("SELECT infor_comm.apply_inbound('{}')", "permission denied for function apply_inbound"),
+            ("UPDATE infor_comm.outbox SET attempts = 0", "permission denied for table outbox"),
+            ("SELECT * FROM infor_comm.claim_outbox(1, '1 minute')", "permission denied for function claim_outbox"),
+            ("DELETE FROM infor_comm.infor_communication_task", "permission denied for table infor_communication_task"),
+        ] {
+            assert_eq!(as_role("test_reader", sql), message, "{sql}");
+        }
+    }
+
+    #[pg_test]
+    fn look_alike_objects_in_public_and_pg_temp_do_not_run_in_the_relays_functions() {
+        let request_id = enqueued_request("ORG1");
+        run("CREATE ROLE test_mallory LOGIN IN ROLE infor_comm_relay;
+             GRANT CREATE ON SCHEMA public TO test_mallory;
+             CREATE TABLE public.tripwire (what text);
+             GRANT INSERT ON public.tripwire TO test_mallory;");
+        run("SET LOCAL ROLE test_mallory");
+        // Look-alikes of everything the relay's functions use, all of which trip a wire.
+        run(r#"
+            CREATE FUNCTION public.trip(what text) RETURNS boolean LANGUAGE sql
+                AS $$ INSERT INTO public.tripwire VALUES (what) RETURNING true $$;
+            CREATE FUNCTION public.hashtext(text) RETURNS integer LANGUAGE sql
+                AS $$ SELECT CASE WHEN public.trip('hashtext') THEN 1 END $$;
+            CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE sql
+                AS $$ SELECT CASE WHEN public.trip('now') THEN pg_catalog.now() END $$;
+            CREATE FUNCTION public.pg_advisory_xact_lock(integer, integer) RETURNS void LANGUAGE sql
+                AS $$ SELECT CASE WHEN public.trip('lock') THEN NULL END $$;
+            CREATE FUNCTION public.text_eq_trap(text, text) RETURNS boolean LANGUAGE sql
+                AS $$ SELECT public.trip('operator') $$;
+            CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.text_eq_trap);
+            CREATE FUNCTION public.varchar_eq_trap(varchar, varchar) RETURNS boolean LANGUAGE sql
+                AS $$ SELECT public.trip('varchar operator') $$;
+            CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.varchar_eq_trap);
+            CREATE TEMP TABLE infor_communication_task (id text, vtbc_request_id text);
+            CREATE TEMP TABLE outbox (outbox_id bigint);
+            CREATE TEMP TABLE inbox (inbox_id bigint);
+            SET search_path = public, pg_temp;
+        "#);
+        assert_eq!(
+            Spi::get_one_with_args::<String>(
+                "SELECT infor_comm.apply_inbound($1)",
+                &[success_reply(&request_id).into()]
+            )
+            .expect("apply")
+            .as_deref(),
+            Some("reply")
+        );
+        run("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')");
+        run("SELECT infor_comm.mark_failed(1, 'x'), infor_comm.mark_published(ARRAY[1::bigint])");
+        run("SELECT * FROM infor_comm.outbox_backlog()");
+        run("RESET ROLE; RESET search_path");
+        assert_eq!(int("SELECT count(*) FROM public.tripwire"), 0, "no look-alike ran");
+        assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789"));
+    }
 }
