@@ -104,7 +104,11 @@ impl Setting {
     pub fn invalid(self, value: &str, why: &str) -> ! {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid value for parameter \"{}\": \"{}\"", self.name(), value),
+            format!(
+                "invalid value for parameter \"{}\": \"{}\"",
+                self.name(),
+                value
+            ),
             format!("{why}; expected {}.", self.expected()),
             format!(
                 "Fix it with SET {name} = '…' or ALTER DATABASE … SET {name} = '…', \
@@ -123,7 +127,9 @@ pub fn parse_thinking_days(value: &str) -> Result<i32, String> {
         .parse()
         .map_err(|_| format!("\"{trimmed}\" is not a whole number"))?;
     if !(1..=i64::from(MAX_THINKING_DAYS)).contains(&days) {
-        return Err(format!("{days} is outside the range 1 to {MAX_THINKING_DAYS}"));
+        return Err(format!(
+            "{days} is outside the range 1 to {MAX_THINKING_DAYS}"
+        ));
     }
     Ok(days as i32)
 }
@@ -134,7 +140,8 @@ pub fn parse_timezone(value: &str) -> Result<String, String> {
     if trimmed.is_empty() {
         return Err("the time zone is empty".into());
     }
-    let name = CString::new(trimmed).map_err(|_| "the time zone contains a NUL byte".to_string())?;
+    let name =
+        CString::new(trimmed).map_err(|_| "the time zone contains a NUL byte".to_string())?;
     // SAFETY: pg_tzset only reads the NUL-terminated name and returns NULL when it is unknown.
     let tz = unsafe { pg_sys::pg_tzset(name.as_ptr()) };
     if tz.is_null() {
@@ -146,8 +153,8 @@ pub fn parse_timezone(value: &str) -> Result<String, String> {
 /// Parses `infor_comm.response_timeout`: a positive interval.
 pub fn parse_response_timeout(value: &str) -> Result<Interval, String> {
     let trimmed = value.trim();
-    let interval = Interval::from_str(trimmed)
-        .map_err(|_| format!("\"{trimmed}\" is not an interval"))?;
+    let interval =
+        Interval::from_str(trimmed).map_err(|_| format!("\"{trimmed}\" is not an interval"))?;
     let parts = [
         i64::from(interval.months()),
         i64::from(interval.days()),

@@ -24,10 +24,11 @@ pub fn require() {
         .unwrap_or_else(|e| spi_fault("looking up the host tables", e))
         .unwrap_or(false);
         if !found {
-            let search_path = Spi::get_one::<String>("SELECT pg_catalog.current_setting('search_path')")
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+            let search_path =
+                Spi::get_one::<String>("SELECT pg_catalog.current_setting('search_path')")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
                 format!("infor_comm: host table \"{table}\" does not exist"),

@@ -35,11 +35,18 @@ struct Verdict {
 
 impl Verdict {
     fn new(kind: &'static str, outcome: &'static str) -> Verdict {
-        Verdict { kind, outcome, ..Verdict::default() }
+        Verdict {
+            kind,
+            outcome,
+            ..Verdict::default()
+        }
     }
 
     fn rejected(kind: &'static str, reason: String) -> Verdict {
-        Verdict { reason: Some(reason), ..Verdict::new(kind, "rejected") }
+        Verdict {
+            reason: Some(reason),
+            ..Verdict::new(kind, "rejected")
+        }
     }
 }
 
@@ -94,7 +101,10 @@ fn apply_reply(client: &mut SpiClient<'_>, reply: &Reply) -> SpiResult<Verdict> 
     let Some(row) = find_task(client, "vtbc_request_id", &reply.reply_uid)? else {
         return Ok(Verdict::rejected(
             "reply",
-            format!("replyUID \"{}\" matches no request of ours", reply.reply_uid),
+            format!(
+                "replyUID \"{}\" matches no request of ours",
+                reply.reply_uid
+            ),
         ));
     };
     let mut verdict = Verdict {
@@ -183,7 +193,12 @@ fn apply_push_to_row(
           WHERE task_row_id = $1 AND kind = 'push' AND outcome <> 'rejected'
             AND inbox_id IS DISTINCT FROM $4",
         None,
-        &[row.id.clone().into(), body.into(), push.dt.clone().into(), inbox_id.into()],
+        &[
+            row.id.clone().into(),
+            body.into(),
+            push.dt.clone().into(),
+            inbox_id.into(),
+        ],
     )?;
     let seen = seen.first();
     if seen.get::<i64>(1)?.unwrap_or(0) > 0 {
@@ -265,12 +280,18 @@ fn resolve_orphans(client: &mut SpiClient<'_>, row_id: &str, reply_inbox_id: i64
         ));
     }
     for (inbox_id, body) in pending {
-        let Ok(Message::Push(push)) = parse(&body) else { continue };
-        let Some(row) = find_task(client, "id", row_id)? else { continue };
+        let Ok(Message::Push(push)) = parse(&body) else {
+            continue;
+        };
+        let Some(row) = find_task(client, "id", row_id)? else {
+            continue;
+        };
         let verdict = apply_push_to_row(client, &push, &body, &row, Some(inbox_id))?;
         let note = match (verdict.outcome, verdict.applied) {
             (_, true) => format!("applied when its reply landed (inbox {reply_inbox_id})"),
-            ("duplicate", _) => format!("a duplicate, found when its reply landed (inbox {reply_inbox_id})"),
+            ("duplicate", _) => {
+                format!("a duplicate, found when its reply landed (inbox {reply_inbox_id})")
+            }
             _ => format!(
                 "not applied when its reply landed (inbox {reply_inbox_id}): {}",
                 verdict.reason.unwrap_or_default()
@@ -282,7 +303,12 @@ fn resolve_orphans(client: &mut SpiClient<'_>, row_id: &str, reply_inbox_id: i64
                     applied_at = CASE WHEN $4 THEN pg_catalog.now() END
               WHERE inbox_id = $1",
             None,
-            &[inbox_id.into(), row_id.into(), note.into(), verdict.applied.into()],
+            &[
+                inbox_id.into(),
+                row_id.into(),
+                note.into(),
+                verdict.applied.into(),
+            ],
         )?;
     }
     Ok(())
@@ -339,7 +365,14 @@ fn apply_text(body: &str, message_id: Option<&str>) -> &'static str {
                 (Some(message), verdict)
             }
         };
-        let inbox_id = journal(client, Some(body), None, message_id, message.as_ref(), &verdict)?;
+        let inbox_id = journal(
+            client,
+            Some(body),
+            None,
+            message_id,
+            message.as_ref(),
+            &verdict,
+        )?;
         if verdict.kind == "reply" && verdict.applied {
             if let Some(row_id) = &verdict.task_row_id {
                 resolve_orphans(client, row_id, inbox_id)?;
@@ -362,7 +395,10 @@ fn apply_inbound(body: Option<&str>, message_id: default!(Option<&str>, "NULL"))
 /// journaled as bytes and rejected.
 #[pg_extern(volatile, security_definer, name = "apply_inbound")]
 #[search_path(pg_catalog, pg_temp)]
-fn apply_inbound_bytes(body: Option<&[u8]>, message_id: default!(Option<&str>, "NULL")) -> &'static str {
+fn apply_inbound_bytes(
+    body: Option<&[u8]>,
+    message_id: default!(Option<&str>, "NULL"),
+) -> &'static str {
     let bytes = body.unwrap_or_default();
     match body_text(bytes) {
         Ok(text) => apply_text(text, message_id),

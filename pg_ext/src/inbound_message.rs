@@ -154,19 +154,29 @@ pub fn parse(body: &str) -> Result<Message, Refusal> {
     let Value::Object(object) = &value else {
         return Err(Refusal {
             kind: "unknown",
-            reason: format!("unknown shape: the message is {}, not a JSON object", json_type(&value)),
+            reason: format!(
+                "unknown shape: the message is {}, not a JSON object",
+                json_type(&value)
+            ),
         });
     };
     let fields = Fields { object };
-    match (object.contains_key("replyUID"), object.contains_key("taskStatus")) {
-        (true, false) => parse_reply(&fields).map(Message::Reply).map_err(|reason| Refusal {
-            kind: "reply",
-            reason,
-        }),
-        (false, true) => parse_push(&fields).map(Message::Push).map_err(|reason| Refusal {
-            kind: "push",
-            reason,
-        }),
+    match (
+        object.contains_key("replyUID"),
+        object.contains_key("taskStatus"),
+    ) {
+        (true, false) => parse_reply(&fields)
+            .map(Message::Reply)
+            .map_err(|reason| Refusal {
+                kind: "reply",
+                reason,
+            }),
+        (false, true) => parse_push(&fields)
+            .map(Message::Push)
+            .map_err(|reason| Refusal {
+                kind: "push",
+                reason,
+            }),
         (true, true) => Err(Refusal {
             kind: "unknown",
             reason: "unknown shape: both replyUID (a reply) and taskStatus (a push)".into(),
@@ -205,7 +215,9 @@ fn parse_push(fields: &Fields<'_>) -> Result<Push, String> {
         .code("taskStatus", &TASK_STATUSES, true)?
         .unwrap_or_default();
     let task_id = fields.column("taskID")?.filter(|id| !id.trim().is_empty());
-    let request_id = fields.column("requestID")?.filter(|id| !id.trim().is_empty());
+    let request_id = fields
+        .column("requestID")?
+        .filter(|id| !id.trim().is_empty());
     if task_id.is_none() && request_id.is_none() {
         return Err("both taskID and requestID are missing: the push matches no task".into());
     }

@@ -74,7 +74,10 @@ pub fn render_request(
         cannot_build(organization_id, "inn (clientsnapshot.tin) is empty")
     };
     let Some(ogrn) = present(ogrn) else {
-        cannot_build(organization_id, "ogrn (clientsnapshot.registry_number) is empty")
+        cannot_build(
+            organization_id,
+            "ogrn (clientsnapshot.registry_number) is empty",
+        )
     };
     let Some(kpp) = present(kpp) else {
         cannot_build(organization_id, "kpp (clientsnapshot.kpp) is empty")
@@ -83,9 +86,15 @@ pub fn render_request(
     let infor_ids = infor_ids.unwrap_or_default();
     let mut client_id_list = Vec::with_capacity(2 + ibso_ids.len() + infor_ids.len());
     if let Some(mdm_id) = present(mdm_id) {
-        client_id_list.push(ClientId { system_code: "vtb_mdm_id", id: mdm_id });
+        client_id_list.push(ClientId {
+            system_code: "vtb_mdm_id",
+            id: mdm_id,
+        });
     }
-    client_id_list.push(ClientId { system_code: "ehd_id", id: organization_id });
+    client_id_list.push(ClientId {
+        system_code: "ehd_id",
+        id: organization_id,
+    });
     for (system_code, ids) in [("IBSO", &ibso_ids), ("INFOR", &infor_ids)] {
         for id in ids.iter().filter_map(|id| present(id.as_deref())) {
             client_id_list.push(ClientId { system_code, id });
@@ -103,7 +112,9 @@ pub fn render_request(
     serde_json::to_string(&request).unwrap_or_else(|e| {
         raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("infor_comm: cannot serialise the request for client \"{organization_id}\": {e}"),
+            format!(
+                "infor_comm: cannot serialise the request for client \"{organization_id}\": {e}"
+            ),
             "serde_json refused the request.",
             "This is a bug; please report it.",
         )
@@ -123,7 +134,11 @@ RETURNS json VOLATILE STRICT
 LANGUAGE c AS 'MODULE_PATHNAME', 'build_request_wrapper';
 "#
 )]
-fn build_request(organization_id: &str, request_id: pgrx::Uuid, dt: TimestampWithTimeZone) -> String {
+fn build_request(
+    organization_id: &str,
+    request_id: pgrx::Uuid,
+    dt: TimestampWithTimeZone,
+) -> String {
     crate::host_tables::require();
     let row = Spi::connect(|client| {
         let rows = client.select(

@@ -80,7 +80,10 @@ mod tests {
             7
         );
         // One second later, the second client has its seven days too.
-        assert_eq!(selected("2026-11-20 12:00:01+03"), vec!["EXACT:-", "SHORT:-"]);
+        assert_eq!(
+            selected("2026-11-20 12:00:01+03"),
+            vec!["EXACT:-", "SHORT:-"]
+        );
     }
 
     #[pg_test]
@@ -123,7 +126,10 @@ mod tests {
             selected("2026-11-21 00:00:00+03"),
             vec!["FAILED:-", "FAILED_YESTERDAY:-"]
         );
-        assert_eq!(selected("2026-11-20 23:59:59+03"), vec!["FAILED_YESTERDAY:-"]);
+        assert_eq!(
+            selected("2026-11-20 23:59:59+03"),
+            vec!["FAILED_YESTERDAY:-"]
+        );
     }
 
     #[pg_test]
@@ -147,7 +153,10 @@ mod tests {
             text("SELECT string_agg(coalesce(close_reason, 'open'), ',' ORDER BY outbox_id) FROM infor_comm.outbox"),
             Some("timed_out,open".into())
         );
-        assert_eq!(int("SELECT count(*) FROM infor_comm.infor_communication_task"), 2);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.infor_communication_task"),
+            2
+        );
     }
 
     #[pg_test]
@@ -191,7 +200,9 @@ mod tests {
         );
     }
 
-    #[pg_test(error = "infor_comm: cannot build the request for client \"NO_SNAPSHOT\": clientsnapshot has no row for it")]
+    #[pg_test(
+        error = "infor_comm: cannot build the request for client \"NO_SNAPSHOT\": clientsnapshot has no row for it"
+    )]
     fn build_request_refuses_a_client_without_snapshot() {
         host_tables();
         client("NO_SNAPSHOT", "OK", "2026-11-01 09:00:00");
@@ -260,7 +271,9 @@ mod tests {
         );
         assert_eq!(
             json.as_deref(),
-            Some(r#"[{"systemCode":"vtb_mdm_id","id":"M1"},{"systemCode":"ehd_id","id":"BARE"},{"systemCode":"INFOR","id":"INF1"}]"#)
+            Some(
+                r#"[{"systemCode":"vtb_mdm_id","id":"M1"},{"systemCode":"ehd_id","id":"BARE"},{"systemCode":"INFOR","id":"INF1"}]"#
+            )
         );
     }
 
@@ -374,22 +387,25 @@ mod tests {
         run("LISTEN infor_comm_outbox");
         assert_eq!(enqueue(AS_OF), 1);
         // A pending notification is visible in the queue usage of this backend.
-        assert!(
-            Spi::get_one::<f64>("SELECT pg_notification_queue_usage()")
-                .expect("usage")
-                .is_some()
-        );
+        assert!(Spi::get_one::<f64>("SELECT pg_notification_queue_usage()")
+            .expect("usage")
+            .is_some());
     }
 
     #[pg_test]
     fn run_daily_enqueues() {
         host_tables();
-        run("INSERT INTO product_migration_clients VALUES ('NOW', 'M', 'in_wizard', 'OK');
+        run(
+            "INSERT INTO product_migration_clients VALUES ('NOW', 'M', 'in_wizard', 'OK');
              INSERT INTO wizard_status_change_log
                   VALUES ('NOW', 'OK', (now() - interval '8 days') AT TIME ZONE 'Europe/Moscow');
-             INSERT INTO clientsnapshot VALUES ('NOW', '1', '2', '3', NULL);");
+             INSERT INTO clientsnapshot VALUES ('NOW', '1', '2', '3', NULL);",
+        );
         run("CALL infor_comm.run_daily()");
-        assert_eq!(int("SELECT count(*) FROM infor_comm.outbox WHERE organization_id = 'NOW'"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.outbox WHERE organization_id = 'NOW'"),
+            1
+        );
         assert_eq!(int("SELECT count(*) FROM infor_comm.thinking_clients"), 0);
     }
 
@@ -403,10 +419,22 @@ mod tests {
             text("SELECT schedule || ' ' || command FROM cron.job WHERE jobname = 'infor_comm_daily'"),
             Some("30 6 * * * CALL infor_comm.run_daily()".into())
         );
-        assert_eq!(int("SELECT count(*) FROM cron.job WHERE jobname = 'infor_comm_daily'"), 1);
-        assert_eq!(text("SELECT infor_comm.unschedule_daily()::text"), Some("true".into()));
-        assert_eq!(int("SELECT count(*) FROM cron.job WHERE jobname = 'infor_comm_daily'"), 0);
-        assert_eq!(text("SELECT infor_comm.unschedule_daily()::text"), Some("false".into()));
+        assert_eq!(
+            int("SELECT count(*) FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            1
+        );
+        assert_eq!(
+            text("SELECT infor_comm.unschedule_daily()::text"),
+            Some("true".into())
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            0
+        );
+        assert_eq!(
+            text("SELECT infor_comm.unschedule_daily()::text"),
+            Some("false".into())
+        );
     }
 
     #[pg_test(error = "infor_comm: pg_cron is not installed in database \"pgrx_tests\"")]
@@ -422,8 +450,10 @@ mod tests {
         host_tables_once();
         client(org, "OK", "2026-11-01 09:00:00");
         enqueue(AS_OF);
-        text(&format!("SELECT request_id::text FROM infor_comm.outbox WHERE organization_id = '{org}'"))
-            .expect("an enqueued request")
+        text(&format!(
+            "SELECT request_id::text FROM infor_comm.outbox WHERE organization_id = '{org}'"
+        ))
+        .expect("an enqueued request")
     }
 
     fn host_tables_once() {
@@ -453,7 +483,8 @@ mod tests {
     }
 
     fn last_reason() -> String {
-        text("SELECT reason FROM infor_comm.inbox ORDER BY inbox_id DESC LIMIT 1").unwrap_or_default()
+        text("SELECT reason FROM infor_comm.inbox ORDER BY inbox_id DESC LIMIT 1")
+            .unwrap_or_default()
     }
 
     const CRM_ID: &str = "72a26ab9-b99e-40aa-9f7e-2247b3709394";
@@ -502,9 +533,14 @@ mod tests {
             task_row("ORG1"),
             format!("{CRM_ID}|0|123456789|3|||2023-07-27| - |   |")
         );
-        assert!(text("SELECT time_update::text FROM infor_comm.infor_communication_task").is_some());
+        assert!(
+            text("SELECT time_update::text FROM infor_comm.infor_communication_task").is_some()
+        );
         // The request is answered: its outbox row is closed.
-        assert_eq!(text("SELECT close_reason FROM infor_comm.outbox"), Some("answered".into()));
+        assert_eq!(
+            text("SELECT close_reason FROM infor_comm.outbox"),
+            Some("answered".into())
+        );
         assert_eq!(int("SELECT count(*) FROM infor_comm.inbox"), 2);
         assert_eq!(
             int("SELECT count(*) FROM infor_comm.inbox WHERE applied_at IS NOT NULL AND task_row_id IS NOT NULL"),
@@ -527,7 +563,10 @@ mod tests {
         let request_id = enqueued_request("ORG1");
         assert_eq!(apply(&success_reply(&request_id)), "reply");
         assert_eq!(apply(AUTOMATIC_PUSH), "push");
-        assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789|5|||2023-07-27"));
+        assert_eq!(
+            task_row("ORG1"),
+            format!("{CRM_ID}|0|123456789|5|||2023-07-27")
+        );
         // No reaction at all is the technical "-" / "-" row of the reference table.
         assert_eq!(
             text("SELECT reaction_type FROM infor_comm.task_reactions"),
@@ -580,7 +619,11 @@ mod tests {
             r#"{{"requestID": "other", "replyUID": "{request_id}", "statusCode": "2", "statusMsg": "later error"}}"#
         );
         assert_eq!(apply(&conflicting), "rejected");
-        assert!(last_reason().starts_with("conflicts with the reply already applied"), "{}", last_reason());
+        assert!(
+            last_reason().starts_with("conflicts with the reply already applied"),
+            "{}",
+            last_reason()
+        );
         assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789"));
     }
 
@@ -593,16 +636,49 @@ mod tests {
                 r#"{{"requestID": "{CRM_ID}", "taskID": "123456789", "dt": "{dt}", "taskStatus": "3", "firstLevelClientReaction": "{first}"}}"#
             )
         };
-        assert_eq!(apply(&push("2026-11-22T10:00:00.000+03:00", "Недозвон")), "push");
+        assert_eq!(
+            apply(&push("2026-11-22T10:00:00.000+03:00", "Недозвон")),
+            "push"
+        );
         // Older, arriving later: kept, changes nothing.
-        assert_eq!(apply(&push("2026-11-22T09:00:00.000+03:00", "Дозвон - планирует миграцию")), "push");
+        assert_eq!(
+            apply(&push(
+                "2026-11-22T09:00:00.000+03:00",
+                "Дозвон - планирует миграцию"
+            )),
+            "push"
+        );
         assert!(last_reason().starts_with("superseded"), "{}", last_reason());
-        assert!(task_row("ORG1").ends_with("|Недозвон"), "{}", task_row("ORG1"));
+        assert!(
+            task_row("ORG1").ends_with("|Недозвон"),
+            "{}",
+            task_row("ORG1")
+        );
         // Later: wins (the same instant in another offset is not later).
-        assert_eq!(apply(&push("2026-11-22T07:00:00.000Z", "Дозвон - планирует миграцию")), "push");
-        assert!(task_row("ORG1").ends_with("|Недозвон"), "{}", task_row("ORG1"));
-        assert_eq!(apply(&push("2026-11-22T11:00:00.000+03:00", "Не требуется коммуникация")), "push");
-        assert!(task_row("ORG1").ends_with("|Не требуется коммуникация"), "{}", task_row("ORG1"));
+        assert_eq!(
+            apply(&push(
+                "2026-11-22T07:00:00.000Z",
+                "Дозвон - планирует миграцию"
+            )),
+            "push"
+        );
+        assert!(
+            task_row("ORG1").ends_with("|Недозвон"),
+            "{}",
+            task_row("ORG1")
+        );
+        assert_eq!(
+            apply(&push(
+                "2026-11-22T11:00:00.000+03:00",
+                "Не требуется коммуникация"
+            )),
+            "push"
+        );
+        assert!(
+            task_row("ORG1").ends_with("|Не требуется коммуникация"),
+            "{}",
+            task_row("ORG1")
+        );
     }
 
     #[pg_test]
@@ -629,14 +705,21 @@ mod tests {
         ];
         for (body, reason) in &cases {
             assert_eq!(apply(body), "rejected", "{body}");
-            assert!(last_reason().starts_with(reason), "{body}: {}", last_reason());
+            assert!(
+                last_reason().starts_with(reason),
+                "{body}: {}",
+                last_reason()
+            );
             assert_eq!(
                 text("SELECT body FROM infor_comm.inbox ORDER BY inbox_id DESC LIMIT 1").as_deref(),
                 Some(body.as_str()),
                 "kept whole"
             );
         }
-        assert_eq!(int("SELECT count(*) FROM infor_comm.inbox WHERE outcome = 'rejected'"), cases.len() as i64);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.inbox WHERE outcome = 'rejected'"),
+            cases.len() as i64
+        );
         assert_eq!(task_row("ORG1"), "", "the task row is untouched");
     }
 
@@ -646,7 +729,9 @@ mod tests {
         let at_limit = "9".repeat(200);
         let too_long = "я".repeat(201);
         let reply = |task_id: &str| {
-            format!(r#"{{"requestID": "{CRM_ID}", "replyUID": "{request_id}", "statusCode": "0", "taskID": "{task_id}"}}"#)
+            format!(
+                r#"{{"requestID": "{CRM_ID}", "replyUID": "{request_id}", "statusCode": "0", "taskID": "{task_id}"}}"#
+            )
         };
         assert_eq!(apply(&reply(&too_long)), "rejected");
         assert_eq!(
@@ -666,12 +751,18 @@ mod tests {
             r#"{{"requestID": "{CRM_ID}", "replyUID": "{request_id}", "statusCode": "2", "statusMsg": "{filler}"}}"#
         );
         assert_eq!(apply(&reply), "reply");
-        assert_eq!(int("SELECT octet_length(body)::bigint FROM infor_comm.inbox"), reply.len() as i64);
+        assert_eq!(
+            int("SELECT octet_length(body)::bigint FROM infor_comm.inbox"),
+            reply.len() as i64
+        );
         let push = format!(
             r#"{{"requestID": "{CRM_ID}", "dt": "2026-11-22T10:00:00.000+03:00", "taskStatus": "5", "taskExecDescr": "{filler}"}}"#
         );
         assert_eq!(apply(&push), "rejected");
-        assert_eq!(last_reason(), "taskExecDescr is 524288 characters long, longer than its column (200)");
+        assert_eq!(
+            last_reason(),
+            "taskExecDescr is 524288 characters long, longer than its column (200)"
+        );
         assert_eq!(
             int("SELECT octet_length(body)::bigint FROM infor_comm.inbox ORDER BY inbox_id DESC LIMIT 1"),
             push.len() as i64
@@ -695,7 +786,10 @@ mod tests {
             text(r#"SELECT infor_comm.apply_inbound(convert_to('{"a": 1}', 'UTF8'))"#),
             Some("rejected".into())
         );
-        assert_eq!(last_reason(), "unknown shape: neither replyUID (a reply) nor taskStatus (a push)");
+        assert_eq!(
+            last_reason(),
+            "unknown shape: neither replyUID (a reply) nor taskStatus (a push)"
+        );
     }
 
     #[pg_test]
@@ -721,9 +815,18 @@ mod tests {
         client("ORG1", "OK", "2026-11-01 09:00:00");
         client("ORG2", "OK", "2026-11-01 09:00:00");
         enqueue(AS_OF);
-        assert_eq!(int("SELECT count(*) FROM infor_comm.claim_outbox(1, '1 minute')"), 1);
-        assert_eq!(int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"), 1);
-        assert_eq!(int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"), 0);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(1, '1 minute')"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
+            0
+        );
         // A lease that ended makes the row claimable again.
         run("UPDATE infor_comm.outbox SET available_at = now() - interval '1 second' WHERE organization_id = 'ORG1'");
         assert_eq!(
@@ -733,7 +836,11 @@ mod tests {
         assert_eq!(int("SELECT infor_comm.mark_published(array_agg(outbox_id))::bigint FROM infor_comm.outbox"), 2);
         assert_eq!(int("SELECT infor_comm.mark_published(array_agg(outbox_id))::bigint FROM infor_comm.outbox"), 0);
         run("UPDATE infor_comm.outbox SET available_at = now() - interval '1 hour'");
-        assert_eq!(int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"), 0, "published rows are not claimed");
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
+            0,
+            "published rows are not claimed"
+        );
         assert_eq!(int("SELECT pending FROM infor_comm.outbox_backlog()"), 0);
     }
 
@@ -753,13 +860,19 @@ mod tests {
             .collect();
         assert_eq!(
             delays,
-            ["00:00:05", "00:00:10", "00:00:20", "00:00:40", "00:01:20", "00:02:40", "00:05:20", "00:10:00", "00:10:00"]
+            [
+                "00:00:05", "00:00:10", "00:00:20", "00:00:40", "00:01:20", "00:02:40", "00:05:20",
+                "00:10:00", "00:10:00"
+            ]
         );
         assert_eq!(
             text("SELECT attempts || ' ' || last_error FROM infor_comm.outbox"),
             Some("9 nack 9".into())
         );
-        assert_eq!(int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"), 0);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
+            0
+        );
         assert_eq!(int("SELECT pending FROM infor_comm.outbox_backlog()"), 1);
     }
 
@@ -772,7 +885,9 @@ mod tests {
     fn as_role(role: &str, sql: &str) -> String {
         run(&format!("SET LOCAL ROLE {role}"));
         let result = PgTryBuilder::new(|| {
-            Spi::run(sql).map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string())
+            Spi::run(sql)
+                .map(|_| "ok".to_string())
+                .unwrap_or_else(|e| e.to_string())
         })
         .catch_others(|e| match e {
             pg_sys::panic::CaughtError::PostgresError(report) => report.message().to_string(),
@@ -792,22 +907,52 @@ mod tests {
             "SELECT infor_comm.mark_published(ARRAY[1::bigint])".to_string(),
             "SELECT infor_comm.mark_failed(1, 'x')".to_string(),
             "SELECT * FROM infor_comm.outbox_backlog()".to_string(),
-            format!("SELECT infor_comm.apply_inbound('{}')", success_reply(&request_id)),
+            format!(
+                "SELECT infor_comm.apply_inbound('{}')",
+                success_reply(&request_id)
+            ),
             "SELECT infor_comm.apply_inbound('\\x00'::bytea, 'm')".to_string(),
         ];
         for sql in &calls {
             assert_eq!(as_role("test_relay", sql), "ok", "{sql}");
         }
         let denied = [
-            ("SELECT * FROM infor_comm.outbox", "permission denied for table outbox"),
-            ("SELECT * FROM infor_comm.inbox", "permission denied for table inbox"),
-            ("SELECT * FROM infor_comm.infor_communication_task", "permission denied for table infor_communication_task"),
-            ("SELECT * FROM product_migration_clients", "permission denied for table product_migration_clients"),
-            ("SELECT * FROM clientsnapshot", "permission denied for table clientsnapshot"),
-            ("SELECT infor_comm.enqueue_thinking_clients()", "permission denied for function enqueue_thinking_clients"),
-            ("SELECT infor_comm.build_request('ORG1', gen_random_uuid(), now())", "permission denied for function build_request"),
-            ("CALL infor_comm.run_daily()", "permission denied for procedure run_daily"),
-            ("UPDATE infor_comm.outbox SET attempts = 0", "permission denied for table outbox"),
+            (
+                "SELECT * FROM infor_comm.outbox",
+                "permission denied for table outbox",
+            ),
+            (
+                "SELECT * FROM infor_comm.inbox",
+                "permission denied for table inbox",
+            ),
+            (
+                "SELECT * FROM infor_comm.infor_communication_task",
+                "permission denied for table infor_communication_task",
+            ),
+            (
+                "SELECT * FROM product_migration_clients",
+                "permission denied for table product_migration_clients",
+            ),
+            (
+                "SELECT * FROM clientsnapshot",
+                "permission denied for table clientsnapshot",
+            ),
+            (
+                "SELECT infor_comm.enqueue_thinking_clients()",
+                "permission denied for function enqueue_thinking_clients",
+            ),
+            (
+                "SELECT infor_comm.build_request('ORG1', gen_random_uuid(), now())",
+                "permission denied for function build_request",
+            ),
+            (
+                "CALL infor_comm.run_daily()",
+                "permission denied for procedure run_daily",
+            ),
+            (
+                "UPDATE infor_comm.outbox SET attempts = 0",
+                "permission denied for table outbox",
+            ),
         ];
         for (sql, message) in denied {
             assert_eq!(as_role("test_relay", sql), message, "{sql}");
@@ -831,11 +976,26 @@ mod tests {
             assert_eq!(as_role("test_reader", sql), "ok", "{sql}");
         }
         for (sql, message) in [
-            ("SELECT * FROM infor_comm.inbox", "permission denied for table inbox"),
-            ("SELECT infor_comm.apply_inbound('{}')", "permission denied for function apply_inbound"),
-            ("UPDATE infor_comm.outbox SET attempts = 0", "permission denied for table outbox"),
-            ("SELECT * FROM infor_comm.claim_outbox(1, '1 minute')", "permission denied for function claim_outbox"),
-            ("DELETE FROM infor_comm.infor_communication_task", "permission denied for table infor_communication_task"),
+            (
+                "SELECT * FROM infor_comm.inbox",
+                "permission denied for table inbox",
+            ),
+            (
+                "SELECT infor_comm.apply_inbound('{}')",
+                "permission denied for function apply_inbound",
+            ),
+            (
+                "UPDATE infor_comm.outbox SET attempts = 0",
+                "permission denied for table outbox",
+            ),
+            (
+                "SELECT * FROM infor_comm.claim_outbox(1, '1 minute')",
+                "permission denied for function claim_outbox",
+            ),
+            (
+                "DELETE FROM infor_comm.infor_communication_task",
+                "permission denied for table infor_communication_task",
+            ),
         ] {
             assert_eq!(as_role("test_reader", sql), message, "{sql}");
         }
@@ -883,7 +1043,11 @@ mod tests {
         run("SELECT infor_comm.mark_failed(1, 'x'), infor_comm.mark_published(ARRAY[1::bigint])");
         run("SELECT * FROM infor_comm.outbox_backlog()");
         run("RESET ROLE; RESET search_path");
-        assert_eq!(int("SELECT count(*) FROM public.tripwire"), 0, "no look-alike ran");
+        assert_eq!(
+            int("SELECT count(*) FROM public.tripwire"),
+            0,
+            "no look-alike ran"
+        );
         assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789"));
     }
 }

@@ -101,7 +101,16 @@ impl PgCluster {
         let out = pg_command(&bin_dir, "initdb")
             .arg("-D")
             .arg(&data_dir)
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ])
             .output()
             .map_err(|e| e.to_string())?;
         if !out.status.success() {
@@ -118,7 +127,11 @@ impl PgCluster {
         let mut existing = std::fs::read_to_string(&conf_path).map_err(|e| e.to_string())?;
         existing.push_str(&conf);
         std::fs::write(&conf_path, existing).map_err(|e| e.to_string())?;
-        let cluster = PgCluster { data_dir, port, bin_dir };
+        let cluster = PgCluster {
+            data_dir,
+            port,
+            bin_dir,
+        };
         cluster.pg_ctl_start()?;
         {
             let mut started = STARTED.lock().map_err(|e| e.to_string())?;
@@ -132,7 +145,11 @@ impl PgCluster {
     }
 
     fn pg_ctl_start(&self) -> Result<(), String> {
-        let log = self.data_dir.parent().unwrap_or(&self.data_dir).join("server.log");
+        let log = self
+            .data_dir
+            .parent()
+            .unwrap_or(&self.data_dir)
+            .join("server.log");
         let out = pg_command(&self.bin_dir, "pg_ctl")
             .arg("-D")
             .arg(&self.data_dir)
@@ -217,7 +234,10 @@ impl TestDb {
             .batch_execute("CREATE EXTENSION infor_comm")
             .await
             .expect("CREATE EXTENSION infor_comm (is it installed? run the README's test command)");
-        client.batch_execute(HOST_TABLES_SQL).await.expect("host tables");
+        client
+            .batch_execute(HOST_TABLES_SQL)
+            .await
+            .expect("host tables");
         db
     }
 

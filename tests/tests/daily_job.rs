@@ -31,10 +31,21 @@ async fn two_sessions_enqueueing_at_once_ask_each_client_once() {
         row.get::<_, i32>(0)
     };
     let (first, second) = tokio::join!(run(a), run(b));
-    assert_eq!(first + second, 2000, "every client once: {first} + {second}");
-    assert_eq!(count(&setup, "SELECT count(*) FROM infor_comm.outbox").await, 2000);
     assert_eq!(
-        count(&setup, "SELECT count(*) FROM infor_comm.infor_communication_task").await,
+        first + second,
+        2000,
+        "every client once: {first} + {second}"
+    );
+    assert_eq!(
+        count(&setup, "SELECT count(*) FROM infor_comm.outbox").await,
+        2000
+    );
+    assert_eq!(
+        count(
+            &setup,
+            "SELECT count(*) FROM infor_comm.infor_communication_task"
+        )
+        .await,
         2000
     );
     assert_eq!(count(&setup, DOUBLE_OPEN).await, 0);
@@ -49,7 +60,10 @@ async fn an_overlapping_run_waits_for_the_first_and_then_finds_nobody() {
     let first = db.connect().await;
     first.batch_execute("BEGIN").await.expect("begin");
     let n: i32 = first
-        .query_one("SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)", &[&AS_OF])
+        .query_one(
+            "SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)",
+            &[&AS_OF],
+        )
         .await
         .expect("first run")
         .get(0);
@@ -59,7 +73,10 @@ async fn an_overlapping_run_waits_for_the_first_and_then_finds_nobody() {
     let second = db.connect().await;
     let second_run = tokio::spawn(async move {
         second
-            .query_one("SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)", &[&AS_OF])
+            .query_one(
+                "SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)",
+                &[&AS_OF],
+            )
             .await
             .map(|row| row.get::<_, i32>(0))
     });
@@ -82,8 +99,14 @@ async fn an_overlapping_run_waits_for_the_first_and_then_finds_nobody() {
     assert!(!second_run.is_finished());
     first.batch_execute("COMMIT").await.expect("commit");
     let second_count = second_run.await.expect("join").expect("second run");
-    assert_eq!(second_count, 0, "the second run finds every client already asked");
-    assert_eq!(count(&setup, "SELECT count(*) FROM infor_comm.outbox").await, 300);
+    assert_eq!(
+        second_count, 0,
+        "the second run finds every client already asked"
+    );
+    assert_eq!(
+        count(&setup, "SELECT count(*) FROM infor_comm.outbox").await,
+        300
+    );
     assert_eq!(count(&setup, DOUBLE_OPEN).await, 0);
 }
 
@@ -102,12 +125,18 @@ async fn a_repeatable_read_run_that_overlaps_fails_rather_than_asking_twice() {
         .await
         .expect("begin rr");
     first
-        .query_one("SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)", &[&AS_OF])
+        .query_one(
+            "SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)",
+            &[&AS_OF],
+        )
         .await
         .expect("first run");
     let second_run = tokio::spawn(async move {
         let result = second
-            .query_one("SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)", &[&AS_OF])
+            .query_one(
+                "SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)",
+                &[&AS_OF],
+            )
             .await;
         let _ = second.batch_execute("ROLLBACK").await;
         result.map(|row| row.get::<_, i32>(0))
@@ -116,12 +145,18 @@ async fn a_repeatable_read_run_that_overlaps_fails_rather_than_asking_twice() {
     first.batch_execute("COMMIT").await.expect("commit");
     let result = second_run.await.expect("join");
     let error = result.expect_err("the stale snapshot must not enqueue again");
-    let code = error.code().map(|c| c.code().to_string()).unwrap_or_default();
+    let code = error
+        .code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_default();
     assert!(
         code == "40001" || code == "23505",
         "serialization failure or unique violation, got {error:?}"
     );
-    assert_eq!(count(&setup, "SELECT count(*) FROM infor_comm.outbox").await, 50);
+    assert_eq!(
+        count(&setup, "SELECT count(*) FROM infor_comm.outbox").await,
+        50
+    );
     assert_eq!(count(&setup, DOUBLE_OPEN).await, 0);
 }
 
@@ -133,7 +168,10 @@ async fn thinking_days_can_be_set_per_database() {
     let selected = "SELECT count(*) FROM infor_comm.thinking_clients_at('2026-11-20 12:00:00+03')";
     assert_eq!(count(&setup, selected).await, 3);
     setup
-        .batch_execute(&format!("ALTER DATABASE {} SET infor_comm.thinking_days = 11", db.name))
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET infor_comm.thinking_days = 11",
+            db.name
+        ))
         .await
         .expect("alter database");
     // A new session of this database has 11 days: nobody qualifies yet.
@@ -178,7 +216,10 @@ async fn a_bad_value_stored_for_the_database_fails_the_job_instead_of_using_the_
     );
     // A session that has loaded the library refuses such a value at once.
     session
-        .batch_execute(&format!("ALTER DATABASE {} RESET infor_comm.thinking_days", db.name))
+        .batch_execute(&format!(
+            "ALTER DATABASE {} RESET infor_comm.thinking_days",
+            db.name
+        ))
         .await
         .expect("reset");
     let error = session

@@ -17,11 +17,17 @@ async fn enqueued(db: &TestDb, n: i32) -> Vec<String> {
     let client = db.connect().await;
     insert_thinking_clients(&client, n, AS_OF).await;
     client
-        .query_one("SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)", &[&AS_OF])
+        .query_one(
+            "SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)",
+            &[&AS_OF],
+        )
         .await
         .expect("enqueue");
     client
-        .query("SELECT request_id::text FROM infor_comm.outbox ORDER BY outbox_id", &[])
+        .query(
+            "SELECT request_id::text FROM infor_comm.outbox ORDER BY outbox_id",
+            &[],
+        )
         .await
         .expect("ids")
         .iter()
@@ -66,23 +72,39 @@ async fn one_message_applied_by_two_sessions_at_once_is_applied_once() {
     for (n, (x, y)) in outcomes.iter().enumerate() {
         let mut pair = [x.as_str(), y.as_str()];
         pair.sort();
-        let expected = if n % 2 == 0 { ["duplicate", "reply"] } else { ["duplicate", "push"] };
+        let expected = if n % 2 == 0 {
+            ["duplicate", "reply"]
+        } else {
+            ["duplicate", "push"]
+        };
         assert_eq!(pair, expected, "message {n}");
     }
     let check = db.connect().await;
     assert_eq!(
-        count(&check, "SELECT count(*) FROM infor_comm.infor_communication_task
-                        WHERE status_code = '0' AND task_status = '3'").await,
+        count(
+            &check,
+            "SELECT count(*) FROM infor_comm.infor_communication_task
+                        WHERE status_code = '0' AND task_status = '3'"
+        )
+        .await,
         200
     );
-    assert_eq!(count(&check, "SELECT count(*) FROM infor_comm.inbox").await, 800);
+    assert_eq!(
+        count(&check, "SELECT count(*) FROM infor_comm.inbox").await,
+        800
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_push_racing_its_reply_is_never_stranded() {
     let db = TestDb::new().await;
     let ids = enqueued(&db, 300).await;
-    let sessions = [db.connect().await, db.connect().await, db.connect().await, db.connect().await];
+    let sessions = [
+        db.connect().await,
+        db.connect().await,
+        db.connect().await,
+        db.connect().await,
+    ];
     // Each reply and its push go to different sessions at the same moment.
     for (c, pair) in ids.chunks(2).enumerate() {
         let mut calls = Vec::new();
@@ -97,14 +119,22 @@ async fn a_push_racing_its_reply_is_never_stranded() {
     }
     let check = db.connect().await;
     assert_eq!(
-        count(&check, "SELECT count(*) FROM infor_comm.infor_communication_task
+        count(
+            &check,
+            "SELECT count(*) FROM infor_comm.infor_communication_task
                         WHERE status_code = '0' AND task_status = '3'
-                          AND second_level_client_reaction = 'Недоступен'").await,
+                          AND second_level_client_reaction = 'Недоступен'"
+        )
+        .await,
         300,
         "every push applied"
     );
     assert_eq!(
-        count(&check, "SELECT count(*) FROM infor_comm.inbox WHERE kind = 'push' AND applied_at IS NULL").await,
+        count(
+            &check,
+            "SELECT count(*) FROM infor_comm.inbox WHERE kind = 'push' AND applied_at IS NULL"
+        )
+        .await,
         0,
         "no orphan left behind"
     );
@@ -115,7 +145,10 @@ async fn claim_all(client: &Client) -> Vec<i64> {
     let mut ids = Vec::new();
     loop {
         let rows = client
-            .query("SELECT outbox_id FROM infor_comm.claim_outbox(37, '5 minutes')", &[])
+            .query(
+                "SELECT outbox_id FROM infor_comm.claim_outbox(37, '5 minutes')",
+                &[],
+            )
             .await
             .expect("claim");
         if rows.is_empty() {
@@ -131,7 +164,12 @@ async fn two_relays_claiming_at_once_get_disjoint_rows() {
     enqueued(&db, 1000).await;
     let (a, b) = (db.connect().await, db.connect().await);
     let (mut x, y) = tokio::join!(claim_all(&a), claim_all(&b));
-    assert!(!x.is_empty() && !y.is_empty(), "both relays got work: {} {}", x.len(), y.len());
+    assert!(
+        !x.is_empty() && !y.is_empty(),
+        "both relays got work: {} {}",
+        x.len(),
+        y.len()
+    );
     x.extend(y);
     let total = x.len();
     x.sort_unstable();
@@ -149,7 +187,11 @@ async fn a_lease_that_ends_makes_the_row_claimable_again() {
     assert_eq!(count(&relay, claim).await, 1);
     assert_eq!(count(&relay, claim).await, 0);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(count(&relay, claim).await, 1, "claimable again once the lease ended");
+    assert_eq!(
+        count(&relay, claim).await,
+        1,
+        "claimable again once the lease ended"
+    );
 }
 
 #[tokio::test]
@@ -168,11 +210,17 @@ async fn enqueue_notifies_a_listening_relay() {
             }
         }
     });
-    listener.batch_execute("LISTEN infor_comm_outbox").await.expect("listen");
+    listener
+        .batch_execute("LISTEN infor_comm_outbox")
+        .await
+        .expect("listen");
     enqueued(&db, 3).await;
     let (channel, payload) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("a notification within 5 s")
         .expect("a notification");
-    assert_eq!((channel.as_str(), payload.as_str()), ("infor_comm_outbox", "3"));
+    assert_eq!(
+        (channel.as_str(), payload.as_str()),
+        ("infor_comm_outbox", "3")
+    );
 }
