@@ -27,15 +27,21 @@ COMMENT ON FUNCTION infor_comm.setting_thinking_days() IS 'The infor_comm.thinki
 COMMENT ON FUNCTION infor_comm.setting_timezone() IS 'The infor_comm.timezone in force, validated.';
 COMMENT ON FUNCTION infor_comm.setting_response_timeout() IS 'The infor_comm.response_timeout in force, validated.';
 
--- The two roles (cluster-wide; kept when the extension is dropped).
+-- The two roles (cluster-wide; kept when the extension is dropped). Another database may be
+-- creating them at the same moment: that is fine.
 DO $roles$
+DECLARE
+    role_name text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'infor_comm_relay') THEN
-        CREATE ROLE infor_comm_relay NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'infor_comm_reader') THEN
-        CREATE ROLE infor_comm_reader NOLOGIN;
-    END IF;
+    FOREACH role_name IN ARRAY ARRAY['infor_comm_relay', 'infor_comm_reader'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = role_name) THEN
+            BEGIN
+                EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END;
+        END IF;
+    END LOOP;
 END
 $roles$;
 
