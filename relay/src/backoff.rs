@@ -1,0 +1,67 @@
+//! Capped exponential back-off with jitter, for reconnecting.
+
+use rand::Rng;
+use std::time::Duration;
+
+/// The pause before the next reconnection attempt.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// Starts at `first` and doubles up to `max`.
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        let first = first.min(max);
+        Backoff {
+            first,
+            max,
+            next: first,
+        }
+    }
+
+    /// The next pause: the current step with ±20% jitter; the step then doubles, up to the cap.
+    pub fn next_delay(&mut self) -> Duration {
+        let step = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let jitter = rand::rng().random_range(0.8..=1.2);
+        step.mul_f64(jitter).min(self.max)
+    }
+
+    /// Back to the first step, after a success.
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_up_to_the_cap_and_resets() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let delays: Vec<Duration> = (0..6).map(|_| backoff.next_delay()).collect();
+        for (delay, step) in delays.iter().zip([100u64, 200, 400, 800, 1000, 1000]) {
+            let step = Duration::from_millis(step);
+            assert!(
+                *delay >= step.mul_f64(0.8)
+                    && *delay <= step.mul_f64(1.2).min(Duration::from_secs(1)),
+                "{delay:?} for step {step:?}"
+            );
+        }
+        backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_millis(120));
+    }
+
+    #[test]
+    fn never_zero_never_above_the_cap() {
+        let mut backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(5));
+        for _ in 0..50 {
+            let delay = backoff.next_delay();
+            assert!(delay > Duration::ZERO && delay <= Duration::from_millis(5));
+        }
+    }
+}

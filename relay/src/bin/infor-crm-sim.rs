@@ -1,0 +1,268 @@
+//! `infor-crm-sim`: a simulator of InforCRM for the demo and the tests. It consumes the
+//! outbound queue, checks each request against the contract, replies on the inbound queue
+//! (statusCode 0 mostly, 1 and 2 at the given rates), and after `--push-delay` pushes the
+//! outcome of each created task with a reaction drawn from `infor_comm.client_reaction`.
+
+use clap::Parser;
+use infor_relay::broker::{Broker, Incoming, Outgoing, PublishOutcome, Publisher};
+use infor_relay::config::{parse_duration, redact, Queues};
+use infor_relay::crm::{check_request, push, reply, request_id_of, Reaction, ReplyOutcome};
+use rand::Rng;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+/// The simulator's flags.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "infor-crm-sim",
+    version,
+    about = "A simulator of InforCRM for demos and tests"
+)]
+struct Args {
+    /// AMQP URL of the broker.
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
+    amqp_url: String,
+    /// Database with infor_comm, to read the client reactions from.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// The environment name that prefixes both queue names.
+    #[arg(long, env = "INFOR_ZONE")]
+    zone: Option<String>,
+    /// Where the requests come from (default from --zone).
+    #[arg(long, env = "INFOR_OUTBOUND_QUEUE")]
+    outbound_queue: Option<String>,
+    /// Where replies and pushes go (default from --zone).
+    #[arg(long, env = "INFOR_INBOUND_QUEUE")]
+    inbound_queue: Option<String>,
+    /// Share of requests answered with statusCode 1 (client not found).
+    #[arg(long, default_value_t = 0.05)]
+    rate_not_found: f64,
+    /// Share of requests answered with statusCode 2 (other error).
+    #[arg(long, default_value_t = 0.03)]
+    rate_error: f64,
+    /// Delay between a created task's reply and its push.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    push_delay: Duration,
+    /// Declare both queues (durable) at start.
+    #[arg(long)]
+    declare_queues: bool,
+    /// Requests handled at once.
+    #[arg(long, default_value_t = 64)]
+    prefetch: u16,
+}
+
+/// Now, as InforCRM writes it: Moscow time with milliseconds.
+fn now_dt() -> String {
+    (chrono::Utc::now() + chrono::TimeDelta::hours(3))
+        .format("%Y-%m-%dT%H:%M:%S%.3f+03:00")
+        .to_string()
+}
+
+async fn load_reactions(url: &str) -> Result<Vec<Reaction>, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT task_status::text, first_level::text, second_level::text, second_level_free_text
+               FROM infor_comm.client_reaction ORDER BY reaction_id",
+            &[],
+        )
+        .await
+        .map_err(|e| format!("cannot read infor_comm.client_reaction: {e}"))?;
+    Ok(rows
+        .iter()
+        .map(|row| Reaction {
+            task_status: row.get(0),
+            first_level: row.get(1),
+            second_level: row.get(2),
+            second_level_free_text: row.get(3),
+        })
+        .collect())
+}
+
+async fn send(
+    publisher: &Publisher,
+    queue: &str,
+    id: &str,
+    body: &serde_json::Value,
+) -> Result<(), String> {
+    let payload = body.to_string();
+    match publisher
+        .publish_one(
+            queue,
+            Outgoing {
+                message_id: id,
+                payload: payload.as_bytes(),
+            },
+            Duration::from_secs(30),
+        )
+        .await
+    {
+        Ok(PublishOutcome::Confirmed) => Ok(()),
+        Ok(PublishOutcome::Refused(reason)) => Err(reason),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Answers one request; returns the push to send later, if a task was created.
+async fn answer(
+    args: &Args,
+    publisher: &Publisher,
+    queue: &str,
+    message: &Incoming,
+) -> Result<Option<(String, String)>, String> {
+    let crm_request_id = uuid::Uuid::new_v4().to_string();
+    let (reply_uid, outcome) = match check_request(&message.body) {
+        Err(reason) => {
+            tracing::warn!(%reason, "request breaks the contract");
+            match request_id_of(&message.body) {
+                Some(id) => (
+                    id,
+                    ReplyOutcome::Failed {
+                        status_code: "2",
+                        message: format!("invalid request: {reason}"),
+                    },
+                ),
+                None => return Ok(None),
+            }
+        }
+        Ok(request) => {
+            let roll: f64 = rand::rng().random();
+            let outcome = if roll < args.rate_not_found {
+                ReplyOutcome::Failed {
+                    status_code: "1",
+                    message: "Клиент не найден.".into(),
+                }
+            } else if roll < args.rate_not_found + args.rate_error {
+                ReplyOutcome::Failed {
+                    status_code: "2",
+                    message: "Задача не создана. Иная ошибка.".into(),
+                }
+            } else {
+                ReplyOutcome::Created {
+                    task_id: rand::rng()
+                        .random_range(100_000_000u64..1_000_000_000)
+                        .to_string(),
+                }
+            };
+            (request.request_id, outcome)
+        }
+    };
+    let body = reply(&crm_request_id, &reply_uid, &now_dt(), &outcome);
+    send(publisher, queue, &crm_request_id, &body).await?;
+    Ok(match outcome {
+        ReplyOutcome::Created { task_id } => Some((crm_request_id, task_id)),
+        ReplyOutcome::Failed { .. } => None,
+    })
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let queues = Queues::resolve(
+        args.zone.as_deref(),
+        args.outbound_queue.as_deref(),
+        args.inbound_queue.as_deref(),
+    )?;
+    let reactions = Arc::new(load_reactions(&args.database_url).await?);
+    if reactions.is_empty() {
+        return Err("infor_comm.client_reaction is empty".into());
+    }
+    let broker = Broker::connect(&args.amqp_url, "infor-crm-sim")
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", redact(&args.amqp_url)))?;
+    if args.declare_queues {
+        broker
+            .declare_queues(&[&queues.outbound, &queues.inbound])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let publisher = Arc::new(broker.publisher().await.map_err(|e| e.to_string())?);
+    let mut consumer = broker
+        .consumer(&queues.outbound, args.prefetch, "infor-crm-sim")
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(requests = %queues.outbound, answers = %queues.inbound, "infor-crm-sim ready");
+    let mut pushes = JoinSet::new();
+    let shutdown = infor_relay::shutdown::signal();
+    tokio::pin!(shutdown);
+    loop {
+        let message = tokio::select! {
+            message = consumer.next() => message,
+            _ = &mut shutdown => break,
+        };
+        let message = match message {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return Err(format!("broker: {error}")),
+            None => return Err("the broker closed the consumer".into()),
+        };
+        match answer(&args, &publisher, &queues.inbound, &message).await {
+            Ok(Some((crm_request_id, task_id))) => {
+                let (publisher, queue, reactions, delay) = (
+                    publisher.clone(),
+                    queues.inbound.clone(),
+                    reactions.clone(),
+                    args.push_delay,
+                );
+                pushes.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let reaction = &reactions[rand::rng().random_range(0..reactions.len())];
+                    let now = now_dt();
+                    let body = push(
+                        &crm_request_id,
+                        &task_id,
+                        &now,
+                        &now[..10],
+                        reaction,
+                        &uuid::Uuid::new_v4().to_string(),
+                    );
+                    if let Err(error) =
+                        send(&publisher, &queue, &uuid::Uuid::new_v4().to_string(), &body).await
+                    {
+                        tracing::error!(%error, %task_id, "push not sent");
+                    }
+                });
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(%error, "reply not sent; the request goes back to the queue");
+                let _ = message.requeue().await;
+                continue;
+            }
+        }
+        message.ack().await.map_err(|e| e.to_string())?;
+        while pushes.try_join_next().is_some() {}
+    }
+    tracing::info!(
+        pending = pushes.len(),
+        "stopping: sending the pushes still due"
+    );
+    while pushes.join_next().await.is_some() {}
+    broker.close().await;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "infor-crm-sim stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

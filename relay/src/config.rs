@@ -1,0 +1,258 @@
+//! Command-line flags (each with an environment variable), and what follows from them.
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The relay's configuration.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "infor-relay",
+    version,
+    about = "Publishes infor_comm's outbox to InforCRM's queue and applies InforCRM's replies and pushes"
+)]
+pub struct Config {
+    /// PostgreSQL connection string of the bank's database (a role in infor_comm_relay).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// AMQP 0-9-1 URL of the broker (amqp:// or amqps://).
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
+    pub amqp_url: String,
+
+    /// The environment name (%%Vars/Zone%%) that prefixes both queue names.
+    #[arg(long, env = "INFOR_ZONE")]
+    pub zone: Option<String>,
+
+    /// The outbound queue (default: <zone>.Application.Send.Communication.Migration.Async.VTB_Client.TIBCO.Rq).
+    #[arg(long, env = "INFOR_OUTBOUND_QUEUE")]
+    pub outbound_queue: Option<String>,
+
+    /// The inbound queue (default: <zone>.Application.Send.Communication.Migration.Async.TIBCO.VTB_Client.Rq).
+    #[arg(long, env = "INFOR_INBOUND_QUEUE")]
+    pub inbound_queue: Option<String>,
+
+    /// Outbox rows claimed and published per batch.
+    #[arg(long, env = "INFOR_BATCH_SIZE", default_value_t = 100,
+          value_parser = clap::value_parser!(i32).range(1..=10000))]
+    pub batch_size: i32,
+
+    /// How often the outbox is polled when no notification comes (e.g. 5s, 500ms).
+    #[arg(long, env = "INFOR_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    /// How long a claimed batch is reserved for this relay before another may take it.
+    #[arg(long, env = "INFOR_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub lease: Duration,
+
+    /// How long to wait for the broker's confirms of a batch.
+    #[arg(long, env = "INFOR_CONFIRM_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub confirm_timeout: Duration,
+
+    /// Unacknowledged inbound messages the broker may hand this relay at once.
+    #[arg(long, env = "INFOR_PREFETCH", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub prefetch: u16,
+
+    /// Address of the HTTP endpoint with /metrics, /health and /ready.
+    #[arg(long, env = "INFOR_METRICS_ADDR", default_value = "127.0.0.1:9187")]
+    pub metrics_addr: SocketAddr,
+
+    /// Declare both queues (durable) at start, for RabbitMQ; by default they must exist.
+    #[arg(long, env = "INFOR_DECLARE_QUEUES")]
+    pub declare_queues: bool,
+
+    /// Longest pause between reconnection attempts.
+    #[arg(long, env = "INFOR_MAX_BACKOFF", default_value = "30s", value_parser = parse_duration)]
+    pub max_backoff: Duration,
+
+    /// Log format.
+    #[arg(long, env = "INFOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The two queue names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queues {
+    /// Where requests go (VTB_Client → TIBCO).
+    pub outbound: String,
+    /// Where replies and pushes come from (TIBCO → VTB_Client).
+    pub inbound: String,
+}
+
+impl Queues {
+    /// The queue names of the contract for a zone.
+    pub fn for_zone(zone: &str) -> Queues {
+        Queues {
+            outbound: format!(
+                "{zone}.Application.Send.Communication.Migration.Async.VTB_Client.TIBCO.Rq"
+            ),
+            inbound: format!(
+                "{zone}.Application.Send.Communication.Migration.Async.TIBCO.VTB_Client.Rq"
+            ),
+        }
+    }
+
+    /// The queue names from a zone and/or explicit overrides.
+    pub fn resolve(
+        zone: Option<&str>,
+        outbound: Option<&str>,
+        inbound: Option<&str>,
+    ) -> Result<Queues, String> {
+        let zone = zone.map(str::trim).filter(|z| !z.is_empty());
+        let from_zone = zone.map(Queues::for_zone);
+        let pick = |explicit: Option<&str>, derived: Option<String>, which: &str| {
+            explicit
+                .map(str::to_string)
+                .or(derived)
+                .ok_or_else(|| format!("no {which} queue: pass --zone or --{which}-queue"))
+        };
+        Ok(Queues {
+            outbound: pick(
+                outbound,
+                from_zone.as_ref().map(|q| q.outbound.clone()),
+                "outbound",
+            )?,
+            inbound: pick(inbound, from_zone.map(|q| q.inbound), "inbound")?,
+        })
+    }
+}
+
+impl Config {
+    /// The queue names this configuration names.
+    pub fn queues(&self) -> Result<Queues, String> {
+        Queues::resolve(
+            self.zone.as_deref(),
+            self.outbound_queue.as_deref(),
+            self.inbound_queue.as_deref(),
+        )
+    }
+}
+
+/// Parses durations such as `250ms`, `5s`, `2m`, `1h`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a duration such as 500ms, 5s, 2m or 1h"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("\"{other}\" is not a unit: use ms, s, m or h")),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(format!("\"{text}\" is not a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A connection string with its password replaced by `***`, for logs and errors.
+///
+/// Handles URLs (`postgresql://user:secret@host/db`, `amqps://user:secret@host/vhost`) and
+/// PostgreSQL's key=value form (`host=… password=secret`).
+pub fn redact(connection: &str) -> String {
+    if let Ok(mut url) = url::Url::parse(connection) {
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let secret = pairs
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("password"));
+        if secret {
+            for (key, value) in &mut pairs {
+                if key.eq_ignore_ascii_case("password") {
+                    *value = "***".into();
+                }
+            }
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        return url.to_string();
+    }
+    connection
+        .split_whitespace()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_follow_the_zone() {
+        let queues = Queues::resolve(Some("PROD"), None, None).expect("queues");
+        assert_eq!(
+            queues.outbound,
+            "PROD.Application.Send.Communication.Migration.Async.VTB_Client.TIBCO.Rq"
+        );
+        assert_eq!(
+            queues.inbound,
+            "PROD.Application.Send.Communication.Migration.Async.TIBCO.VTB_Client.Rq"
+        );
+    }
+
+    #[test]
+    fn queue_overrides_win_and_something_is_required() {
+        let queues = Queues::resolve(Some("T"), Some("out"), None).expect("queues");
+        assert_eq!(queues.outbound, "out");
+        assert!(queues.inbound.starts_with("T."));
+        assert_eq!(
+            Queues::resolve(None, Some("out"), None).unwrap_err(),
+            "no inbound queue: pass --zone or --inbound-queue"
+        );
+        assert!(Queues::resolve(None, Some("a"), Some("b")).is_ok());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 fortnights").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgresql://relay:s3cret@db.bank:5432/bank?sslmode=require"),
+            "postgresql://relay:***@db.bank:5432/bank?sslmode=require"
+        );
+        assert_eq!(
+            redact("amqps://user:pa%40ss@mq:5671/%2f"),
+            "amqps://user:***@mq:5671/%2f"
+        );
+        assert_eq!(redact("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
+        assert_eq!(
+            redact("host=db user=relay password=s3cret dbname=bank"),
+            "host=db user=relay password=*** dbname=bank"
+        );
+        assert_eq!(
+            redact("postgresql://db/bank?user=relay&password=s3cret"),
+            "postgresql://db/bank?user=relay&password=***"
+        );
+    }
+}

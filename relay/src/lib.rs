@@ -1,0 +1,113 @@
+//! `infor-relay`: the sidecar between infor_comm's outbox and InforCRM's queues.
+//!
+//! - [`outbound`]: outbox → broker, with publisher confirms;
+//! - [`inbound`]: broker → `infor_comm.apply_inbound`, acked after the commit;
+//! - [`broker`]: all AMQP code; [`database`]: all SQL;
+//! - [`config`], [`metrics`], [`shutdown`], [`backoff`].
+
+pub mod backoff;
+pub mod broker;
+pub mod config;
+pub mod crm;
+pub mod database;
+pub mod inbound;
+pub mod metrics;
+pub mod outbound;
+pub mod shutdown;
+
+use config::{redact, Config};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Errors that stop the relay from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The flags do not make sense.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The metrics endpoint cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address of `--metrics-addr`.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--declare-queues` failed.
+    #[error("cannot declare the queues: {0}")]
+    Declare(String),
+}
+
+/// Runs the relay until `shutdown` resolves, then lets in-flight work finish and returns.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let queues = config.queues().map_err(StartError::Config)?;
+    let handle = metrics::install().map_err(StartError::Config)?;
+    let listener =
+        metrics::bind(config.metrics_addr)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.metrics_addr,
+                source,
+            })?;
+    tracing::info!(
+        database = %redact(&config.database_url),
+        broker = %redact(&config.amqp_url),
+        outbound = %queues.outbound,
+        inbound = %queues.inbound,
+        metrics = %config.metrics_addr,
+        "infor-relay starting"
+    );
+    if config.declare_queues {
+        declare_queues(&config, &[&queues.outbound, &queues.inbound]).await?;
+    }
+    let config = Arc::new(config);
+    let health = Arc::new(metrics::Health::default());
+    let (trigger, stop) = shutdown::channel();
+    let tasks = [
+        tokio::spawn(outbound::run(
+            config.clone(),
+            queues.outbound.clone(),
+            health.clone(),
+            stop.clone(),
+        )),
+        tokio::spawn(inbound::run(
+            config.clone(),
+            queues.inbound.clone(),
+            health.clone(),
+            stop.clone(),
+        )),
+        tokio::spawn(metrics::serve(listener, handle, health, stop)),
+    ];
+    shutdown.await;
+    tracing::info!("shutting down: finishing the work in flight");
+    trigger.trigger();
+    for task in tasks {
+        if let Err(error) = task.await {
+            tracing::error!(%error, "a relay task failed");
+        }
+    }
+    tracing::info!("infor-relay stopped");
+    Ok(())
+}
+
+/// Declares the queues, retrying while the broker is not reachable yet (up to about a minute).
+async fn declare_queues(config: &Config, queues: &[&str]) -> Result<(), StartError> {
+    let mut backoff =
+        backoff::Backoff::new(std::time::Duration::from_millis(200), config.max_backoff);
+    let mut last_error = String::new();
+    for _ in 0..12 {
+        match broker::Broker::connect(&config.amqp_url, "infor-relay declare").await {
+            Ok(broker) => {
+                let declared = broker.declare_queues(queues).await;
+                broker.close().await;
+                return declared.map_err(|e| StartError::Declare(e.to_string()));
+            }
+            Err(error) => {
+                last_error = error.to_string();
+                tracing::warn!(%error, "cannot reach the broker to declare the queues; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+    Err(StartError::Declare(last_error))
+}
