@@ -140,8 +140,11 @@ fn apply_reply(client: &mut SpiClient<'_>, reply: &Reply) -> SpiResult<Verdict> 
         ],
     )?;
     client.update(
+        // A reply proves the request was published, even if the relay that published it
+        // stopped before it could say so.
         "UPDATE infor_comm.outbox
-            SET closed_at = pg_catalog.now(), close_reason = 'answered'
+            SET closed_at = pg_catalog.now(), close_reason = 'answered',
+                published_at = coalesce(published_at, pg_catalog.now())
           WHERE task_row_id = $1 AND closed_at IS NULL",
         None,
         &[row.id.into()],

@@ -1,11 +1,41 @@
-//! Test harness for the integration tests: starts a PostgreSQL 15 cluster of its own (on a free
-//! port, in a temporary directory, with pg_cron preloaded) and hands each test a fresh database
-//! with the `infor_comm` extension and the bank's host tables.
+//! Test harness for the integration tests. Each test binary starts what it needs on its own
+//! ports and in its own directories, and removes it at exit:
+//! - a PostgreSQL 15 cluster with pg_cron preloaded, and a fresh database per test with the
+//!   `infor_comm` extension and the bank's host tables ([`postgres`]);
+//! - a RabbitMQ node, and a fresh virtual host per test ([`rabbitmq`]);
+//! - the real `infor-relay` and `infor-crm-sim` binaries as child processes ([`processes`]).
 //!
-//! The extension must be installed into the PostgreSQL found by `pg_config` (the README's test
-//! command does that with `cargo pgrx install`). PostgreSQL refuses to run as root: when the
-//! tests run as root, the server runs as the `postgres` user.
+//! The extension must be installed into the PostgreSQL that `PG_CONFIG` (or `pg_config`) names,
+//! and the binaries built: the README's test command does both. PostgreSQL refuses to run as
+//! root: when the tests run as root, the server runs as the `postgres` user.
 
 pub mod postgres;
+pub mod processes;
+pub mod rabbitmq;
+pub mod scenario;
 
 pub use postgres::{insert_thinking_clients, PgCluster, TestDb};
+pub use processes::Process;
+pub use rabbitmq::RabbitNode;
+pub use scenario::{Progress, Scenario};
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Polls `check` every 100 ms until it returns true or `timeout` passes; returns the last answer.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -4,6 +4,7 @@
 //! outcome of each created task with a reaction drawn from `infor_comm.client_reaction`.
 
 use clap::Parser;
+use infor_relay::backoff::Backoff;
 use infor_relay::broker::{Broker, Incoming, Outgoing, PublishOutcome, Publisher};
 use infor_relay::config::{parse_duration, redact, Queues};
 use infor_relay::crm::{check_request, push, reply, request_id_of, Reaction, ReplyOutcome};
@@ -160,6 +161,9 @@ async fn answer(
     })
 }
 
+/// A push that is due, with its message id.
+type DuePush = (String, serde_json::Value);
+
 async fn run(args: Args) -> Result<(), String> {
     let queues = Queues::resolve(
         args.zone.as_deref(),
@@ -170,78 +174,108 @@ async fn run(args: Args) -> Result<(), String> {
     if reactions.is_empty() {
         return Err("infor_comm.client_reaction is empty".into());
     }
-    let broker = Broker::connect(&args.amqp_url, "infor-crm-sim")
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", redact(&args.amqp_url)))?;
-    if args.declare_queues {
-        broker
-            .declare_queues(&[&queues.outbound, &queues.inbound])
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let publisher = Arc::new(broker.publisher().await.map_err(|e| e.to_string())?);
-    let mut consumer = broker
-        .consumer(&queues.outbound, args.prefetch, "infor-crm-sim")
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(requests = %queues.outbound, answers = %queues.inbound, "infor-crm-sim ready");
-    let mut pushes = JoinSet::new();
+    // Pushes wait in their own tasks and come back here when due, so that they are sent with
+    // whatever connection is current, and kept while the broker is away.
+    let (due_sender, mut due) = tokio::sync::mpsc::unbounded_channel::<DuePush>();
+    let mut unsent: Vec<DuePush> = Vec::new();
+    let mut scheduled = JoinSet::new();
     let shutdown = infor_relay::shutdown::signal();
     tokio::pin!(shutdown);
+    let mut stopping = false;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
-        let message = tokio::select! {
-            message = consumer.next() => message,
-            _ = &mut shutdown => break,
-        };
-        let message = match message {
-            Some(Ok(message)) => message,
-            Some(Err(error)) => return Err(format!("broker: {error}")),
-            None => return Err("the broker closed the consumer".into()),
-        };
-        match answer(&args, &publisher, &queues.inbound, &message).await {
-            Ok(Some((crm_request_id, task_id))) => {
-                let (publisher, queue, reactions, delay) = (
-                    publisher.clone(),
-                    queues.inbound.clone(),
-                    reactions.clone(),
-                    args.push_delay,
-                );
-                pushes.spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let reaction = &reactions[rand::rng().random_range(0..reactions.len())];
-                    let now = now_dt();
-                    let body = push(
-                        &crm_request_id,
-                        &task_id,
-                        &now,
-                        &now[..10],
-                        reaction,
-                        &uuid::Uuid::new_v4().to_string(),
-                    );
-                    if let Err(error) =
-                        send(&publisher, &queue, &uuid::Uuid::new_v4().to_string(), &body).await
-                    {
-                        tracing::error!(%error, %task_id, "push not sent");
-                    }
-                });
-            }
-            Ok(None) => {}
+        let broker = match Broker::connect(&args.amqp_url, "infor-crm-sim").await {
+            Ok(broker) => broker,
             Err(error) => {
-                tracing::error!(%error, "reply not sent; the request goes back to the queue");
-                let _ = message.requeue().await;
+                tracing::warn!(%error, url = %redact(&args.amqp_url), "cannot connect to the broker; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                    _ = &mut shutdown => return Ok(()),
+                }
+            }
+        };
+        let session = async {
+            if args.declare_queues {
+                broker
+                    .declare_queues(&[&queues.outbound, &queues.inbound])
+                    .await?;
+            }
+            let publisher = broker.publisher().await?;
+            let consumer = broker
+                .consumer(&queues.outbound, args.prefetch, "infor-crm-sim")
+                .await?;
+            Ok::<_, lapin::Error>((publisher, consumer))
+        };
+        let (publisher, mut consumer) = match session.await {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::warn!(%error, "broker session failed; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
+        };
+        backoff.reset();
+        tracing::info!(requests = %queues.outbound, answers = %queues.inbound, "infor-crm-sim ready");
+        // Pushes that could not be sent before.
+        while let Some((id, body)) = unsent.pop() {
+            if let Err(error) = send(&publisher, &queues.inbound, &id, &body).await {
+                tracing::warn!(%error, "push not sent; kept for the next connection");
+                unsent.push((id, body));
+                break;
+            }
         }
-        message.ack().await.map_err(|e| e.to_string())?;
-        while pushes.try_join_next().is_some() {}
+        loop {
+            if stopping && scheduled.is_empty() && unsent.is_empty() && due.is_empty() {
+                broker.close().await;
+                return Ok(());
+            }
+            tokio::select! {
+                message = consumer.next(), if !stopping => {
+                    let message = match message {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => { tracing::warn!(%error, "broker: consumer failed"); break; }
+                        None => { tracing::warn!("broker closed the consumer"); break; }
+                    };
+                    match answer(&args, &publisher, &queues.inbound, &message).await {
+                        Ok(Some((crm_request_id, task_id))) => {
+                            let (reactions, sender, delay) = (reactions.clone(), due_sender.clone(), args.push_delay);
+                            scheduled.spawn(async move {
+                                tokio::time::sleep(delay).await;
+                                let reaction = &reactions[rand::rng().random_range(0..reactions.len())];
+                                let now = now_dt();
+                                let body = push(&crm_request_id, &task_id, &now, &now[..10], reaction,
+                                                &uuid::Uuid::new_v4().to_string());
+                                let _ = sender.send((uuid::Uuid::new_v4().to_string(), body));
+                            });
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, "reply not sent; the request goes back to the queue");
+                            let _ = message.requeue().await;
+                            break;
+                        }
+                    }
+                    if message.ack().await.is_err() {
+                        break;
+                    }
+                }
+                Some((id, body)) = due.recv() => {
+                    if let Err(error) = send(&publisher, &queues.inbound, &id, &body).await {
+                        tracing::warn!(%error, "push not sent; kept for the next connection");
+                        unsent.push((id, body));
+                        break;
+                    }
+                }
+                Some(_) = scheduled.join_next(), if !scheduled.is_empty() => {}
+                _ = &mut shutdown, if !stopping => {
+                    tracing::info!(pending = scheduled.len(), "stopping: sending the pushes still due");
+                    stopping = true;
+                }
+            }
+        }
+        broker.close().await;
+        tokio::time::sleep(backoff.next_delay()).await;
     }
-    tracing::info!(
-        pending = pushes.len(),
-        "stopping: sending the pushes still due"
-    );
-    while pushes.join_next().await.is_some() {}
-    broker.close().await;
-    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,120 @@
+//! The real binaries `infor-relay` and `infor-crm-sim`, run as child processes.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The path of a binary of the workspace (built by `cargo build -p infor-relay`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p infor-relay --bins` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed when dropped.
+#[derive(Debug)]
+pub struct Process {
+    child: Option<Child>,
+    /// Its name, for messages.
+    pub name: String,
+    /// Where its output goes.
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Starts `binary` with `args` and `env`, output to a log file in the temp directory.
+    pub fn start(
+        name: &str,
+        binary_name: &str,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> Process {
+        let log = std::env::temp_dir().join(format!(
+            "infor-comm-{}-{name}-{}.log",
+            std::process::id(),
+            crate::postgres::free_port()
+        ));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(binary(binary_name));
+        command
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("AMQP_URL")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("spawn");
+        Process {
+            child: Some(child),
+            name: name.to_string(),
+            log,
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: sends a signal to our own child's pid.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
+    /// SIGKILL: dies at once, mid-work.
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.signal(libc::SIGTERM);
+        self.wait(timeout)
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(child) = &mut self.child {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Some(status);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// True while it runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Its output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,158 @@
+//! A throwaway RabbitMQ node for one test binary (own ports, own directory), with a fresh
+//! virtual host per test.
+
+use crate::postgres::free_port;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const RABBITMQ_BIN: &str = "/usr/lib/rabbitmq/bin";
+
+/// A running RabbitMQ node owned by this test process; stopped when the process exits.
+#[derive(Debug)]
+pub struct RabbitNode {
+    /// The node name, e.g. `t1234_56789@localhost`.
+    pub node: String,
+    /// The AMQP port on 127.0.0.1.
+    pub port: u16,
+    dir: PathBuf,
+}
+
+static NODE: OnceLock<RabbitNode> = OnceLock::new();
+static STARTED: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+static VHOST_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn stop_nodes() {
+    let started = STARTED.lock().map(|s| s.clone()).unwrap_or_default();
+    for (node, dir) in started {
+        let _ = ctl_command(&dir, &node).arg("stop").output();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn ctl_command(dir: &std::path::Path, node: &str) -> Command {
+    let mut command = Command::new(format!("{RABBITMQ_BIN}/rabbitmqctl"));
+    command.env("HOME", dir).args(["-n", node]);
+    command
+}
+
+impl RabbitNode {
+    /// The node of this test process, started on first use.
+    pub fn shared() -> &'static RabbitNode {
+        NODE.get_or_init(|| RabbitNode::start().expect("start a RabbitMQ node"))
+    }
+
+    /// Starts a new node and waits until it accepts connections.
+    pub fn start() -> Result<RabbitNode, String> {
+        let port = free_port();
+        let dist_port = free_port();
+        let node = format!("t{}_{port}@localhost", std::process::id());
+        let dir =
+            std::env::temp_dir().join(format!("infor-comm-rabbit-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("server.out")).map_err(|e| e.to_string())?;
+        Command::new(format!("{RABBITMQ_BIN}/rabbitmq-server"))
+            .env("HOME", &dir)
+            .env("RABBITMQ_NODENAME", &node)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
+            .env("RABBITMQ_PID_FILE", dir.join("pid"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("rabbitmq-server: {e} (install rabbitmq-server)"))?;
+        let rabbit = RabbitNode { node, port, dir };
+        {
+            let mut started = STARTED.lock().map_err(|e| e.to_string())?;
+            if started.is_empty() {
+                // SAFETY: registers a plain extern "C" function, run once at process exit.
+                unsafe { libc::atexit(stop_nodes) };
+            }
+            started.push((rabbit.node.clone(), rabbit.dir.clone()));
+        }
+        rabbit.await_startup()?;
+        Ok(rabbit)
+    }
+
+    fn await_startup(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            let ok = ctl_command(&self.dir, &self.node)
+                .args(["await_startup", "--timeout", "5"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let out = std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default();
+        Err(format!("RabbitMQ node {} did not start: {out}", self.node))
+    }
+
+    fn ctl(&self, args: &[&str]) -> Result<String, String> {
+        let out = ctl_command(&self.dir, &self.node)
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "rabbitmqctl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// A new virtual host; returns its AMQP URL.
+    pub fn new_vhost(&self) -> String {
+        let name = format!("v{}", VHOST_COUNTER.fetch_add(1, Ordering::SeqCst));
+        self.ctl(&["add_vhost", &name]).expect("add_vhost");
+        self.ctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])
+            .expect("set_permissions");
+        format!("amqp://guest:guest@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Restarts the broker application: every connection drops; durable queues and persistent
+    /// messages survive.
+    pub fn restart(&self, down_for: Duration) {
+        self.ctl(&["stop_app"]).expect("stop_app");
+        std::thread::sleep(down_for);
+        self.ctl(&["start_app"]).expect("start_app");
+        self.await_startup().expect("back up");
+    }
+
+    /// Messages ready in a queue of a virtual host.
+    pub fn queue_depth(&self, vhost_url: &str, queue: &str) -> u64 {
+        let vhost = vhost_url.rsplit('/').next().unwrap_or("/");
+        let out = self
+            .ctl(&[
+                "list_queues",
+                "-p",
+                vhost,
+                "--quiet",
+                "--no-table-headers",
+                "name",
+                "messages",
+            ])
+            .unwrap_or_default();
+        out.lines()
+            .filter_map(|line| line.split_once('\t'))
+            .find(|(name, _)| *name == queue)
+            .and_then(|(_, n)| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,214 @@
+//! The whole loop in one test: a database with enqueued requests, a virtual host, and the real
+//! relay and simulator as processes.
+
+use crate::postgres::{free_port, insert_thinking_clients, TestDb};
+use crate::processes::Process;
+use crate::rabbitmq::RabbitNode;
+use std::time::Duration;
+
+/// When the requests were enqueued.
+pub const AS_OF: &str = "2026-11-20 12:00:00+03";
+
+/// One database, one virtual host, one zone.
+#[derive(Debug)]
+pub struct Scenario {
+    /// The database.
+    pub db: TestDb,
+    /// The AMQP URL of the virtual host.
+    pub amqp_url: String,
+    /// The zone that names the queues.
+    pub zone: String,
+    /// The broker node.
+    pub rabbit: &'static RabbitNode,
+}
+
+/// Where the loop stands.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Requests enqueued.
+    pub requests: i64,
+    /// Requests the relay saw confirmed.
+    pub published: i64,
+    /// Task rows with a reply.
+    pub answered: i64,
+    /// Task rows with statusCode 0.
+    pub created: i64,
+    /// Task rows with a push applied.
+    pub pushed: i64,
+}
+
+impl Scenario {
+    /// A database with `clients` enqueued requests, and an empty virtual host.
+    pub async fn new(clients: i32) -> Scenario {
+        let db = TestDb::new().await;
+        let client = db.connect().await;
+        insert_thinking_clients(&client, clients, AS_OF).await;
+        client
+            .batch_execute(
+                "DO $$ BEGIN
+                     CREATE ROLE relay_login LOGIN IN ROLE infor_comm_relay;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END $$;",
+            )
+            .await
+            .expect("relay role");
+        let enqueued: i32 = client
+            .query_one(
+                "SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)",
+                &[&AS_OF],
+            )
+            .await
+            .expect("enqueue")
+            .get(0);
+        assert_eq!(enqueued, clients);
+        let rabbit = RabbitNode::shared();
+        let amqp_url = rabbit.new_vhost();
+        let zone = format!("T{}", free_port());
+        Scenario {
+            db,
+            amqp_url,
+            zone,
+            rabbit,
+        }
+    }
+
+    /// The relay's database URL: a login role that is only a member of infor_comm_relay.
+    pub fn relay_database_url(&self) -> String {
+        format!(
+            "postgresql://relay_login@127.0.0.1:{}/{}",
+            self.db.cluster.port, self.db.name
+        )
+    }
+
+    /// The inbound queue's name.
+    pub fn inbound_queue(&self) -> String {
+        format!(
+            "{}.Application.Send.Communication.Migration.Async.TIBCO.VTB_Client.Rq",
+            self.zone
+        )
+    }
+
+    /// The outbound queue's name.
+    pub fn outbound_queue(&self) -> String {
+        format!(
+            "{}.Application.Send.Communication.Migration.Async.VTB_Client.TIBCO.Rq",
+            self.zone
+        )
+    }
+
+    /// Starts a relay; `extra` flags override the test defaults.
+    pub fn relay(&self, name: &str, extra: &[&str]) -> Process {
+        let metrics_addr = format!("127.0.0.1:{}", free_port());
+        let defaults = [
+            ("--poll-interval", "500ms"),
+            ("--lease", "3s"),
+            ("--batch-size", "50"),
+            ("--max-backoff", "1s"),
+            ("--metrics-addr", metrics_addr.as_str()),
+        ];
+        let mut args = vec!["--declare-queues".to_string()];
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_string(), value.to_string()]);
+            }
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Process::start(
+            name,
+            "infor-relay",
+            &args,
+            &[
+                ("DATABASE_URL", self.relay_database_url()),
+                ("AMQP_URL", self.amqp_url.clone()),
+                ("INFOR_ZONE", self.zone.clone()),
+            ],
+        )
+    }
+
+    /// Starts the CRM simulator; `extra` flags are appended.
+    pub fn simulator(&self, extra: &[&str]) -> Process {
+        let mut args: Vec<String> = ["--declare-queues", "--push-delay", "200ms"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Process::start(
+            "crm-sim",
+            "infor-crm-sim",
+            &args,
+            &[
+                ("DATABASE_URL", self.db.url()),
+                ("AMQP_URL", self.amqp_url.clone()),
+                ("INFOR_ZONE", self.zone.clone()),
+            ],
+        )
+    }
+
+    /// Where the loop stands now.
+    pub async fn progress(&self) -> Progress {
+        let client = self.db.connect().await;
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM infor_comm.outbox),
+                        (SELECT count(*) FROM infor_comm.outbox WHERE published_at IS NOT NULL),
+                        count(*) FILTER (WHERE status_code IS NOT NULL),
+                        count(*) FILTER (WHERE status_code = '0'),
+                        count(*) FILTER (WHERE task_status IS NOT NULL)
+                   FROM infor_comm.infor_communication_task",
+                &[],
+            )
+            .await
+            .expect("progress");
+        Progress {
+            requests: row.get(0),
+            published: row.get(1),
+            answered: row.get(2),
+            created: row.get(3),
+            pushed: row.get(4),
+        }
+    }
+
+    /// Waits until every request is published and answered and every created task has its push.
+    pub async fn wait_until_done(&self, timeout: Duration) -> Progress {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let progress = self.progress().await;
+            let done = progress.requests > 0
+                && progress.published == progress.requests
+                && progress.answered == progress.requests
+                && progress.pushed == progress.created;
+            if done || std::time::Instant::now() >= deadline {
+                return progress;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Inbox rows by outcome, as `outcome:count` sorted.
+    pub async fn inbox_outcomes(&self) -> Vec<String> {
+        let client = self.db.connect().await;
+        client
+            .query(
+                "SELECT outcome || ':' || count(*) FROM infor_comm.inbox GROUP BY outcome ORDER BY outcome",
+                &[],
+            )
+            .await
+            .expect("inbox")
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    /// How many inbox rows have this outcome.
+    pub async fn inbox_count(&self, outcome: &str) -> i64 {
+        let client = self.db.connect().await;
+        client
+            .query_one(
+                "SELECT count(*) FROM infor_comm.inbox WHERE outcome = $1",
+                &[&outcome],
+            )
+            .await
+            .expect("inbox count")
+            .get(0)
+    }
+}

@@ -1,0 +1,193 @@
+//! The whole loop over a real RabbitMQ, with the real relay and simulator as processes:
+//! every request published once and answered, malformed messages kept, two relays at once,
+//! and a clean exit on SIGTERM.
+
+use infor_comm_tests::{wait_until, Scenario};
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_loop_answers_every_request_once() {
+    let scenario = Scenario::new(300).await;
+    let _relay = scenario.relay("relay", &[]);
+    let _sim = scenario.simulator(&["--rate-not-found", "0.1", "--rate-error", "0.1"]);
+    let progress = scenario.wait_until_done(Duration::from_secs(60)).await;
+    assert_eq!(progress.requests, 300);
+    assert_eq!(progress.published, 300);
+    assert_eq!(progress.answered, 300);
+    assert_eq!(progress.pushed, progress.created);
+    assert!(
+        progress.created > 150 && progress.created < 300,
+        "{progress:?}"
+    );
+    // One reply per request and one push per created task: nothing twice.
+    assert_eq!(scenario.inbox_count("reply").await, 300);
+    assert_eq!(
+        scenario.inbox_count("push").await + scenario.inbox_count("orphan").await,
+        progress.created
+    );
+    assert_eq!(
+        scenario.inbox_count("rejected").await,
+        0,
+        "{:?}",
+        scenario.inbox_outcomes().await
+    );
+    assert_eq!(scenario.inbox_count("duplicate").await, 0);
+    // Every request was valid for the simulator (an invalid one gets statusCode 2 with this text).
+    let client = scenario.db.connect().await;
+    let invalid: i64 = client
+        .query_one(
+            "SELECT count(*) FROM infor_comm.inbox WHERE body LIKE '%invalid request%'",
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(invalid, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_inbound_messages_are_kept_and_the_relay_goes_on() {
+    let scenario = Scenario::new(50).await;
+    let mut relay = scenario.relay("relay", &[]);
+    // Wait for the relay to declare the queues, then put garbage on the inbound queue.
+    let client = scenario.db.connect().await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            let published: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM infor_comm.outbox WHERE published_at IS NOT NULL",
+                    &[],
+                )
+                .await
+                .expect("query")
+                .get(0);
+            published == 50
+        })
+        .await,
+        "relay output: {}",
+        relay.output()
+    );
+    let connection = Connection::connect(&scenario.amqp_url, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let garbage: [&[u8]; 4] = [
+        b"not json at all",
+        b"{\"replyUID\": \"nobody\", \"requestID\": \"x\", \"statusCode\": \"0\", \"taskID\": \"1\"}",
+        b"\xff\xfe\x00 binary",
+        b"{\"taskStatus\": 3}",
+    ];
+    for body in garbage {
+        channel
+            .basic_publish(
+                "".into(),
+                scenario.inbound_queue().as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_message_id("garbage".into()),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            scenario.inbox_count("rejected").await == 4
+        })
+        .await,
+        "{:?}",
+        scenario.inbox_outcomes().await
+    );
+    assert!(relay.is_running(), "the relay survived");
+    let kept: i64 = client
+        .query_one(
+            "SELECT count(*) FROM infor_comm.inbox
+              WHERE message_id = 'garbage' AND outcome = 'rejected' AND reason IS NOT NULL
+                AND (body IS NOT NULL OR body_bytes = '\\xfffe002062696e617279'::bytea)",
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(kept, 4, "kept whole, with the reason");
+    // And it still applies real answers.
+    let _sim = scenario.simulator(&[]);
+    let progress = scenario.wait_until_done(Duration::from_secs(60)).await;
+    assert_eq!(progress.answered, 50, "{progress:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_share_the_outbox_without_publishing_a_row_twice() {
+    let scenario = Scenario::new(1000).await;
+    let _first = scenario.relay("relay-1", &["--batch-size", "20"]);
+    let _second = scenario.relay("relay-2", &["--batch-size", "20"]);
+    let _sim = scenario.simulator(&[]);
+    let progress = scenario.wait_until_done(Duration::from_secs(90)).await;
+    assert_eq!(progress.answered, 1000, "{progress:?}");
+    // A request published twice would be answered twice: the second reply would be rejected as
+    // a conflict, or counted as a duplicate.
+    assert_eq!(scenario.inbox_count("reply").await, 1000);
+    assert_eq!(
+        scenario.inbox_count("rejected").await,
+        0,
+        "{:?}",
+        scenario.inbox_outcomes().await
+    );
+    assert_eq!(scenario.inbox_count("duplicate").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_and_exits_zero() {
+    let scenario = Scenario::new(200).await;
+    let mut relay = scenario.relay("relay", &[]);
+    let client = scenario.db.connect().await;
+    wait_until(Duration::from_secs(30), || async {
+        let published: i64 = client
+            .query_one(
+                "SELECT count(*) FROM infor_comm.outbox WHERE published_at IS NOT NULL",
+                &[],
+            )
+            .await
+            .expect("query")
+            .get(0);
+        published > 0
+    })
+    .await;
+    let status = relay
+        .terminate(Duration::from_secs(20))
+        .expect("exits within 20 s");
+    assert!(
+        status.success(),
+        "exit status {status:?}: {}",
+        relay.output()
+    );
+    assert!(relay.output().contains("infor-relay stopped"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_refuses_to_start_without_queue_names() {
+    let scenario = Scenario::new(1).await;
+    let mut relay = infor_comm_tests::Process::start(
+        "relay-no-zone",
+        "infor-relay",
+        &["--metrics-addr".into(), "127.0.0.1:0".into()],
+        &[
+            ("DATABASE_URL", scenario.relay_database_url()),
+            ("AMQP_URL", "amqp://guest:s3cret@127.0.0.1:1/%2f".into()),
+        ],
+    );
+    let status = relay.wait(Duration::from_secs(10));
+    let output = relay.output();
+    assert!(
+        output.contains("no outbound queue: pass --zone or --outbound-queue"),
+        "{output}"
+    );
+    assert!(!output.contains("s3cret"), "the password leaked: {output}");
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "exits with an error: {status:?}"
+    );
+}
