@@ -536,10 +536,11 @@ mod tests {
         assert!(
             text("SELECT time_update::text FROM infor_comm.infor_communication_task").is_some()
         );
-        // The request is answered: its outbox row is closed.
+        // The request is answered: its outbox row is closed, and known to be published even
+        // though no relay marked it.
         assert_eq!(
-            text("SELECT close_reason FROM infor_comm.outbox"),
-            Some("answered".into())
+            text("SELECT close_reason || ' ' || (published_at IS NOT NULL) FROM infor_comm.outbox"),
+            Some("answered true".into())
         );
         assert_eq!(int("SELECT count(*) FROM infor_comm.inbox"), 2);
         assert_eq!(

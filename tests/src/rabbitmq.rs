@@ -55,6 +55,7 @@ impl RabbitNode {
         std::fs::write(dir.join("enabled_plugins"), "[].\n").map_err(|e| e.to_string())?;
         let log = std::fs::File::create(dir.join("server.out")).map_err(|e| e.to_string())?;
         Command::new(format!("{RABBITMQ_BIN}/rabbitmq-server"))
+            .current_dir(&dir)
             .env("HOME", &dir)
             .env("RABBITMQ_NODENAME", &node)
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
