@@ -94,3 +94,38 @@ stop_cluster() {
         as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
     fi
 }
+
+# start_rabbitmq DIR PORT: a RabbitMQ node of its own in DIR, listening on 127.0.0.1:PORT.
+start_rabbitmq() {
+    local dir=$1 port=$2
+    stop_rabbitmq "$dir"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    echo "[]." > "$dir/enabled_plugins"
+    RABBIT_NODE="infor_demo_$port@localhost"
+    (
+        cd "$dir"
+        export HOME=$dir RABBITMQ_NODENAME=$RABBIT_NODE RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        export RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$((port + 1))
+        export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log
+        export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins RABBITMQ_CONFIG_FILE=$dir/rabbitmq
+        export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config RABBITMQ_PID_FILE=$dir/pid
+        export ERL_EPMD_ADDRESS=127.0.0.1
+        nohup /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/server.out" 2>&1 &
+    )
+    echo "$RABBIT_NODE" > "$dir/node"
+    for _ in $(seq 1 90); do
+        HOME=$dir /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" await_startup --timeout 5 >/dev/null 2>&1 && return 0
+        sleep 1
+    done
+    echo "error: RabbitMQ did not start; see $dir/server.out" >&2
+    return 1
+}
+
+# stop_rabbitmq DIR: stops the node started by start_rabbitmq, if it runs.
+stop_rabbitmq() {
+    local dir=$1
+    [[ -f $dir/node ]] || return 0
+    HOME=$dir /usr/lib/rabbitmq/bin/rabbitmqctl -n "$(cat "$dir/node")" stop >/dev/null 2>&1 || true
+    rm -f "$dir/node"
+}
