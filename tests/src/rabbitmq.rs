@@ -130,8 +130,18 @@ impl RabbitNode {
     /// Restarts the broker application: every connection drops; durable queues and persistent
     /// messages survive.
     pub fn restart(&self, down_for: Duration) {
-        self.ctl(&["stop_app"]).expect("stop_app");
+        self.stop_app();
         std::thread::sleep(down_for);
+        self.start_app();
+    }
+
+    /// Stops the broker application (the node stays up): every connection drops.
+    pub fn stop_app(&self) {
+        self.ctl(&["stop_app"]).expect("stop_app");
+    }
+
+    /// Starts the broker application again and waits until it accepts connections.
+    pub fn start_app(&self) {
         self.ctl(&["start_app"]).expect("start_app");
         self.await_startup().expect("back up");
     }

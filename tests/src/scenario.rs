@@ -98,7 +98,12 @@ impl Scenario {
 
     /// Starts a relay; `extra` flags override the test defaults.
     pub fn relay(&self, name: &str, extra: &[&str]) -> Process {
-        let metrics_addr = format!("127.0.0.1:{}", free_port());
+        self.relay_with_metrics(name, extra, free_port())
+    }
+
+    /// Starts a relay whose /metrics, /health and /ready listen on `metrics_port`.
+    pub fn relay_with_metrics(&self, name: &str, extra: &[&str], metrics_port: u16) -> Process {
+        let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let defaults = [
             ("--poll-interval", "500ms"),
             ("--lease", "3s"),
@@ -184,6 +189,41 @@ impl Scenario {
         }
     }
 
+    /// Waits until the relay has published at least `count` requests; false on timeout.
+    pub async fn wait_until_published(&self, count: i64, timeout: Duration) -> bool {
+        crate::wait_until(timeout, || async {
+            self.progress().await.published >= count
+        })
+        .await
+    }
+
+    /// Waits until the loop is done, and checks that every request was published and answered
+    /// once and every created task got its push; returns the final progress.
+    pub async fn assert_finishes(&self, timeout: Duration, relay: &Process) -> Progress {
+        let progress = self.wait_until_done(timeout).await;
+        let requests = progress.requests;
+        assert_eq!(
+            progress.published,
+            requests,
+            "{progress:?}\n{}",
+            relay.output()
+        );
+        assert_eq!(
+            progress.answered, requests,
+            "every request answered: {progress:?}"
+        );
+        assert_eq!(
+            progress.pushed, progress.created,
+            "every created task pushed: {progress:?}"
+        );
+        assert_eq!(
+            self.inbox_count("reply").await,
+            requests,
+            "one reply applied per request"
+        );
+        progress
+    }
+
     /// Inbox rows by outcome, as `outcome:count` sorted.
     pub async fn inbox_outcomes(&self) -> Vec<String> {
         let client = self.db.connect().await;
@@ -211,4 +251,22 @@ impl Scenario {
             .expect("inbox count")
             .get(0)
     }
+}
+
+/// A plain HTTP GET on 127.0.0.1; returns the status code and the body.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
 }

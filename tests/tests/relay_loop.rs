@@ -2,6 +2,8 @@
 //! every request published once and answered, malformed messages kept, two relays at once,
 //! and a clean exit on SIGTERM.
 
+use infor_comm_tests::postgres::free_port;
+use infor_comm_tests::scenario::http_get;
 use infor_comm_tests::{wait_until, Scenario};
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -10,7 +12,8 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_loop_answers_every_request_once() {
     let scenario = Scenario::new(300).await;
-    let _relay = scenario.relay("relay", &[]);
+    let metrics_port = free_port();
+    let _relay = scenario.relay_with_metrics("relay", &[], metrics_port);
     let _sim = scenario.simulator(&["--rate-not-found", "0.1", "--rate-error", "0.1"]);
     let progress = scenario.wait_until_done(Duration::from_secs(60)).await;
     assert_eq!(progress.requests, 300);
@@ -45,6 +48,25 @@ async fn the_whole_loop_answers_every_request_once() {
         .expect("query")
         .get(0);
     assert_eq!(invalid, 0);
+    // The relay says it is ready, and counts what it did.
+    assert_eq!(
+        http_get(metrics_port, "/health").await.map(|r| r.0),
+        Some(200)
+    );
+    assert_eq!(
+        http_get(metrics_port, "/ready").await.map(|r| r.0),
+        Some(200)
+    );
+    let (_, metrics) = http_get(metrics_port, "/metrics").await.expect("metrics");
+    assert!(
+        metrics.contains("infor_relay_published_total 300"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("infor_relay_inbound_total{outcome=\"reply\"} 300"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("infor_relay_connection_up{"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,18 +76,9 @@ async fn malformed_inbound_messages_are_kept_and_the_relay_goes_on() {
     // Wait for the relay to declare the queues, then put garbage on the inbound queue.
     let client = scenario.db.connect().await;
     assert!(
-        wait_until(Duration::from_secs(30), || async {
-            let published: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM infor_comm.outbox WHERE published_at IS NOT NULL",
-                    &[],
-                )
-                .await
-                .expect("query")
-                .get(0);
-            published == 50
-        })
-        .await,
+        scenario
+            .wait_until_published(50, Duration::from_secs(30))
+            .await,
         "relay output: {}",
         relay.output()
     );
@@ -143,19 +156,9 @@ async fn two_relays_share_the_outbox_without_publishing_a_row_twice() {
 async fn sigterm_finishes_and_exits_zero() {
     let scenario = Scenario::new(200).await;
     let mut relay = scenario.relay("relay", &[]);
-    let client = scenario.db.connect().await;
-    wait_until(Duration::from_secs(30), || async {
-        let published: i64 = client
-            .query_one(
-                "SELECT count(*) FROM infor_comm.outbox WHERE published_at IS NOT NULL",
-                &[],
-            )
-            .await
-            .expect("query")
-            .get(0);
-        published > 0
-    })
-    .await;
+    scenario
+        .wait_until_published(1, Duration::from_secs(30))
+        .await;
     let status = relay
         .terminate(Duration::from_secs(20))
         .expect("exits within 20 s");

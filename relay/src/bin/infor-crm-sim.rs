@@ -110,13 +110,19 @@ async fn send(
 }
 
 /// Answers one request; returns the push to send later, if a task was created.
+/// What the simulated CRM answered, by our requestID: a request that comes again (published
+/// twice, or requeued after a reply whose confirm was lost) gets the same answer, as a real
+/// CRM keyed on requestID would give.
+/// The value also says whether the push of a created task was scheduled already.
+type Answers = std::collections::HashMap<String, (String, ReplyOutcome, bool)>;
+
 async fn answer(
     args: &Args,
+    answers: &mut Answers,
     publisher: &Publisher,
     queue: &str,
     message: &Incoming,
 ) -> Result<Option<(String, String)>, String> {
-    let crm_request_id = uuid::Uuid::new_v4().to_string();
     let (reply_uid, outcome) = match check_request(&message.body) {
         Err(reason) => {
             tracing::warn!(%reason, "request breaks the contract");
@@ -153,11 +159,20 @@ async fn answer(
             (request.request_id, outcome)
         }
     };
+    let (crm_request_id, outcome, _) = answers
+        .entry(reply_uid.clone())
+        .or_insert_with(|| (uuid::Uuid::new_v4().to_string(), outcome, false))
+        .clone();
     let body = reply(&crm_request_id, &reply_uid, &now_dt(), &outcome);
     send(publisher, queue, &crm_request_id, &body).await?;
+    // The push of a task is scheduled once, after its reply was confirmed.
+    let push_scheduled = answers
+        .get_mut(&reply_uid)
+        .map(|entry| std::mem::replace(&mut entry.2, true))
+        .unwrap_or(true);
     Ok(match outcome {
-        ReplyOutcome::Created { task_id } => Some((crm_request_id, task_id)),
-        ReplyOutcome::Failed { .. } => None,
+        ReplyOutcome::Created { task_id } if !push_scheduled => Some((crm_request_id, task_id)),
+        _ => None,
     })
 }
 
@@ -178,6 +193,7 @@ async fn run(args: Args) -> Result<(), String> {
     // whatever connection is current, and kept while the broker is away.
     let (due_sender, mut due) = tokio::sync::mpsc::unbounded_channel::<DuePush>();
     let mut unsent: Vec<DuePush> = Vec::new();
+    let mut answers = Answers::new();
     let mut scheduled = JoinSet::new();
     let shutdown = infor_relay::shutdown::signal();
     tokio::pin!(shutdown);
@@ -236,7 +252,7 @@ async fn run(args: Args) -> Result<(), String> {
                         Some(Err(error)) => { tracing::warn!(%error, "broker: consumer failed"); break; }
                         None => { tracing::warn!("broker closed the consumer"); break; }
                     };
-                    match answer(&args, &publisher, &queues.inbound, &message).await {
+                    match answer(&args, &mut answers, &publisher, &queues.inbound, &message).await {
                         Ok(Some((crm_request_id, task_id))) => {
                             let (reactions, sender, delay) = (reactions.clone(), due_sender.clone(), args.push_delay);
                             scheduled.spawn(async move {

@@ -1,0 +1,101 @@
+-- Benchmarks of the extension against plain SQL doing the same visible work, in one session,
+-- on the data of sql/generate_data.sql. Each measurement runs in a subtransaction that is rolled
+-- back, so the rounds start from the same state; rounds alternate baseline and extension, and
+-- the median of :rounds is reported. Run by scripts/bench.
+
+\set ON_ERROR_STOP on
+\if :{?rounds}
+\else
+    \set rounds 5
+\endif
+
+CREATE TEMP TABLE bench_result (benchmark text, side text, round int, seconds double precision);
+
+-- 1. The daily job: enqueue_thinking_clients() against a plain INSERT ... SELECT of the same
+--    clients with a JSON built by json_build_object (no task rows, no lock, no checks).
+CREATE TEMP TABLE plain_request (organization_id varchar, request_id uuid, payload json);
+DO $bench$
+DECLARE
+    t0 timestamptz;
+    n  integer;
+BEGIN
+    FOR round IN 1..:rounds LOOP
+        BEGIN
+            t0 := clock_timestamp();
+            INSERT INTO plain_request
+            SELECT c.organization_id, gen_random_uuid(),
+                   json_build_object('requestID', gen_random_uuid(), 'dt', infor_comm.format_request_dt(now()),
+                                     'clientIdList', json_build_array(json_build_object('systemCode', 'ehd_id', 'id', c.organization_id)),
+                                     'inn', s.tin, 'ogrn', s.registry_number, 'kpp', s.kpp, 'okpo', s.okpo)
+              FROM infor_comm.thinking_clients_at(now()) c
+              JOIN clientsnapshot s ON s.id = c.organization_id
+             WHERE c.skip_reason IS NULL;
+            INSERT INTO bench_result VALUES ('daily enqueue', 'baseline', round, extract(epoch FROM clock_timestamp() - t0));
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'roll back';
+        EXCEPTION WHEN raise_exception THEN NULL;
+        END;
+        BEGIN
+            t0 := clock_timestamp();
+            n := infor_comm.enqueue_thinking_clients();
+            INSERT INTO bench_result VALUES ('daily enqueue', 'extension', round, extract(epoch FROM clock_timestamp() - t0));
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'roll back';
+        EXCEPTION WHEN raise_exception THEN NULL;
+        END;
+    END LOOP;
+END
+$bench$;
+
+-- 2. Inbound: apply_inbound() of one reply per request (parse, validate, lock, journal, apply,
+--    close the outbox row) against a plain UPDATE of the task row by vtbc_request_id, message
+--    by message as the relay sends them.
+SET client_min_messages = warning;
+SELECT infor_comm.enqueue_thinking_clients() AS "requests for the inbound benchmark";
+RESET client_min_messages;
+CREATE TEMP TABLE reply AS
+SELECT vtbc_request_id, 'crm-' || row_number() OVER () AS crm_id, (100000000 + row_number() OVER ())::text AS task_id
+  FROM infor_comm.infor_communication_task;
+DO $bench$
+DECLARE
+    t0 timestamptz;
+    r  record;
+BEGIN
+    FOR round IN 1..:rounds LOOP
+        BEGIN
+            t0 := clock_timestamp();
+            FOR r IN SELECT * FROM reply LOOP
+                UPDATE infor_comm.infor_communication_task
+                   SET infor_response_id = r.crm_id, status_code = '0', task_id = r.task_id
+                 WHERE vtbc_request_id = r.vtbc_request_id;
+            END LOOP;
+            INSERT INTO bench_result VALUES ('inbound reply', 'baseline', round, extract(epoch FROM clock_timestamp() - t0));
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'roll back';
+        EXCEPTION WHEN raise_exception THEN NULL;
+        END;
+        BEGIN
+            t0 := clock_timestamp();
+            FOR r IN SELECT * FROM reply LOOP
+                PERFORM infor_comm.apply_inbound(format(
+                    '{"requestID": "%s", "replyUID": "%s", "dt": "2026-11-24T10:00:00.000+03:00", "statusCode": "0", "taskID": "%s"}',
+                    r.crm_id, r.vtbc_request_id, r.task_id));
+            END LOOP;
+            INSERT INTO bench_result VALUES ('inbound reply', 'extension', round, extract(epoch FROM clock_timestamp() - t0));
+            RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'roll back';
+        EXCEPTION WHEN raise_exception THEN NULL;
+        END;
+    END LOOP;
+END
+$bench$;
+
+\echo
+\echo '| benchmark | requests | baseline (median s) | extension (median s) | extension / baseline |'
+\echo '|---|---|---|---|---|'
+\pset format unaligned
+\pset tuples_only on
+SELECT format('| %s | %s | %s | %s | %s |', benchmark,
+              (SELECT count(*) FROM reply),
+              round(baseline::numeric, 3), round(extension::numeric, 3), round((extension / baseline)::numeric, 2))
+  FROM (SELECT benchmark,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) FILTER (WHERE side = 'baseline') AS baseline,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) FILTER (WHERE side = 'extension') AS extension
+          FROM bench_result GROUP BY benchmark) m
+ ORDER BY benchmark DESC;
