@@ -16,6 +16,7 @@ use std::time::Duration;
 enum SessionEnd {
     Shutdown,
     Database(tokio_postgres::Error),
+    DatabaseClosed,
     Broker(Option<lapin::Error>),
 }
 
@@ -51,13 +52,17 @@ pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut sh
         health.set(Link::Broker, Direction::Inbound, true);
         tracing::info!(queue = %queue, "inbound: consuming");
         backoff.reset();
-        let end = session(database, consumer, &mut shutdown).await;
+        let end = session(database, &broker, consumer, &mut shutdown).await;
         // Closing the channel hands every unacked message back to the queue.
         broker.close().await;
         match end {
             SessionEnd::Shutdown => break,
             SessionEnd::Database(error) => {
                 tracing::warn!(%error, "inbound: database error; the message goes back to the queue");
+                health.reconnecting(Link::Database, Direction::Inbound);
+            }
+            SessionEnd::DatabaseClosed => {
+                tracing::warn!("inbound: database connection lost; reconnecting");
                 health.reconnecting(Link::Database, Direction::Inbound);
             }
             SessionEnd::Broker(error) => {
@@ -90,12 +95,24 @@ async fn connect_consumer(
 
 async fn session(
     database: Database,
+    broker: &Broker,
     mut consumer: Consumer,
     shutdown: &mut Shutdown,
 ) -> SessionEnd {
+    // A consumer whose connection died without a word would wait forever: look every second.
+    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
     loop {
         let message = tokio::select! {
             message = consumer.next() => message,
+            _ = watchdog.tick() => {
+                if !broker.is_connected() {
+                    return SessionEnd::Broker(None);
+                }
+                if database.is_closed() {
+                    return SessionEnd::DatabaseClosed;
+                }
+                continue;
+            }
             _ = shutdown.recv() => return SessionEnd::Shutdown,
         };
         let message = match message {

@@ -240,6 +240,7 @@ async fn run(args: Args) -> Result<(), String> {
                 break;
             }
         }
+        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         loop {
             if stopping && scheduled.is_empty() && unsent.is_empty() && due.is_empty() {
                 broker.close().await;
@@ -283,6 +284,12 @@ async fn run(args: Args) -> Result<(), String> {
                     }
                 }
                 Some(_) = scheduled.join_next(), if !scheduled.is_empty() => {}
+                _ = watchdog.tick() => {
+                    if !broker.is_connected() {
+                        tracing::warn!("broker connection lost");
+                        break;
+                    }
+                }
                 _ = &mut shutdown, if !stopping => {
                     tracing::info!(pending = scheduled.len(), "stopping: sending the pushes still due");
                     stopping = true;
