@@ -1,6 +1,11 @@
-//! Capped exponential back-off with jitter, for reconnecting.
+//! Capped exponential back-off with jitter, and connecting with it.
 
+use crate::config::redact;
+use crate::metrics::{Direction, Health, Link};
+use crate::shutdown::Shutdown;
 use rand::Rng;
+use std::fmt::Display;
+use std::future::Future;
 use std::time::Duration;
 
 /// The pause before the next reconnection attempt.
@@ -33,6 +38,49 @@ impl Backoff {
     /// Back to the first step, after a success.
     pub fn reset(&mut self) {
         self.next = self.first;
+    }
+}
+
+/// Calls `connect` until it succeeds, pausing with `backoff` between attempts; `None` when
+/// shutdown came first. Each failure is logged (with the password of `url` hidden) and counted
+/// as a reconnect of `link`; success marks the link up.
+pub async fn connect_until_up<T, E, F, Fut>(
+    connect: F,
+    link: Link,
+    direction: Direction,
+    url: &str,
+    health: &Health,
+    backoff: &mut Backoff,
+    shutdown: &mut Shutdown,
+) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Display,
+{
+    loop {
+        if shutdown.is_shutdown() {
+            return None;
+        }
+        match connect().await {
+            Ok(connected) => {
+                health.set(link, direction, true);
+                return Some(connected);
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    url = %redact(url),
+                    "{}: cannot connect to the {}; retrying",
+                    direction.label(),
+                    link.label()
+                );
+                health.reconnecting(link, direction);
+                if !shutdown.sleep(backoff.next_delay()).await {
+                    return None;
+                }
+            }
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 //! never loses a message. Messages the extension rejects are still acked: they are kept in the
 //! inbox with the reason.
 
-use crate::backoff::Backoff;
+use crate::backoff::{connect_until_up, Backoff};
 use crate::broker::{Broker, Consumer, Incoming};
-use crate::config::{redact, Config};
+use crate::config::Config;
 use crate::database::Database;
 use crate::metrics::{self, Direction, Health, Link};
 use crate::shutdown::Shutdown;
@@ -24,32 +24,34 @@ enum SessionEnd {
 pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut shutdown: Shutdown) {
     let mut backoff = Backoff::new(Duration::from_millis(200), config.max_backoff);
     while !shutdown.is_shutdown() {
-        let database = match Database::connect(&config.database_url, "infor-relay inbound", false)
-            .await
-        {
-            Ok(database) => database,
-            Err(error) => {
-                tracing::warn!(%error, url = %redact(&config.database_url), "inbound: cannot connect to the database");
-                health.reconnecting(Link::Database, Direction::Inbound);
-                if !shutdown.sleep(backoff.next_delay()).await {
-                    break;
-                }
-                continue;
-            }
+        let connect_database =
+            || Database::connect(&config.database_url, "infor-relay inbound", false);
+        let Some(database) = connect_until_up(
+            connect_database,
+            Link::Database,
+            Direction::Inbound,
+            &config.database_url,
+            &health,
+            &mut backoff,
+            &mut shutdown,
+        )
+        .await
+        else {
+            break;
         };
-        health.set(Link::Database, Direction::Inbound, true);
-        let (broker, consumer) = match connect_consumer(&config, &queue).await {
-            Ok(pair) => pair,
-            Err(error) => {
-                tracing::warn!(%error, url = %redact(&config.amqp_url), "inbound: cannot connect to the broker");
-                health.reconnecting(Link::Broker, Direction::Inbound);
-                if !shutdown.sleep(backoff.next_delay()).await {
-                    break;
-                }
-                continue;
-            }
+        let Some((broker, consumer)) = connect_until_up(
+            || connect_consumer(&config, &queue),
+            Link::Broker,
+            Direction::Inbound,
+            &config.amqp_url,
+            &health,
+            &mut backoff,
+            &mut shutdown,
+        )
+        .await
+        else {
+            break;
         };
-        health.set(Link::Broker, Direction::Inbound, true);
         tracing::info!(queue = %queue, "inbound: consuming");
         backoff.reset();
         let end = session(database, &broker, consumer, &mut shutdown).await;

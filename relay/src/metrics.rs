@@ -49,7 +49,8 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn label(self) -> &'static str {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
         match self {
             Direction::Outbound => "outbound",
             Direction::Inbound => "inbound",
@@ -67,7 +68,8 @@ pub enum Link {
 }
 
 impl Link {
-    fn label(self) -> &'static str {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
         match self {
             Link::Database => "database",
             Link::Broker => "broker",

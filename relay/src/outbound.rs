@@ -5,9 +5,9 @@
 //! When a connection fails mid-batch, rows are left as they are: their lease ends and they are
 //! claimed again, so every request reaches the broker at least once.
 
-use crate::backoff::Backoff;
+use crate::backoff::{connect_until_up, Backoff};
 use crate::broker::{Broker, Outgoing, PublishOutcome, Publisher};
-use crate::config::{redact, Config};
+use crate::config::Config;
 use crate::database::{Database, OutboxRow};
 use crate::metrics::{self, Direction, Health, Link};
 use crate::shutdown::Shutdown;
@@ -27,32 +27,34 @@ enum SessionEnd {
 pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut shutdown: Shutdown) {
     let mut backoff = Backoff::new(Duration::from_millis(200), config.max_backoff);
     while !shutdown.is_shutdown() {
-        let database = match Database::connect(&config.database_url, "infor-relay outbound", true)
-            .await
-        {
-            Ok(database) => database,
-            Err(error) => {
-                tracing::warn!(%error, url = %redact(&config.database_url), "outbound: cannot connect to the database");
-                health.reconnecting(Link::Database, Direction::Outbound);
-                if !shutdown.sleep(backoff.next_delay()).await {
-                    break;
-                }
-                continue;
-            }
+        let connect_database =
+            || Database::connect(&config.database_url, "infor-relay outbound", true);
+        let Some(database) = connect_until_up(
+            connect_database,
+            Link::Database,
+            Direction::Outbound,
+            &config.database_url,
+            &health,
+            &mut backoff,
+            &mut shutdown,
+        )
+        .await
+        else {
+            break;
         };
-        health.set(Link::Database, Direction::Outbound, true);
-        let broker = match connect_publisher(&config).await {
-            Ok(pair) => pair,
-            Err(error) => {
-                tracing::warn!(%error, url = %redact(&config.amqp_url), "outbound: cannot connect to the broker");
-                health.reconnecting(Link::Broker, Direction::Outbound);
-                if !shutdown.sleep(backoff.next_delay()).await {
-                    break;
-                }
-                continue;
-            }
+        let Some(broker) = connect_until_up(
+            || connect_publisher(&config),
+            Link::Broker,
+            Direction::Outbound,
+            &config.amqp_url,
+            &health,
+            &mut backoff,
+            &mut shutdown,
+        )
+        .await
+        else {
+            break;
         };
-        health.set(Link::Broker, Direction::Outbound, true);
         tracing::info!(queue = %queue, "outbound: connected");
         backoff.reset();
         let (broker, publisher) = broker;
