@@ -4,6 +4,10 @@
 //! Runs are serialised by a transaction-level advisory lock, and the unique index
 //! `outbox_one_open_request_per_client` keeps at most one open request per client whatever
 //! happens: a second run, or two runs at once, enqueue nobody twice.
+//!
+//! The relay's side of the outbox is here too: `claim_outbox` (leases, `FOR UPDATE SKIP
+//! LOCKED`), `mark_published`, `mark_failed` (attempts, last error, back-off) and
+//! `outbox_backlog`, all `SECURITY DEFINER` with a pinned `search_path`.
 
 use crate::errors::spi_fault;
 use pgrx::prelude::*;
