@@ -125,28 +125,27 @@ impl Publisher {
         messages: &[Outgoing<'_>],
         timeout: Duration,
     ) -> Result<Vec<PublishOutcome>, BrokerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut pending = Vec::with_capacity(messages.len());
         for message in messages {
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
                 .with_message_id(message.message_id.into());
-            let confirm = self
-                .channel
-                .basic_publish(
-                    "".into(),
-                    queue.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    message.payload,
-                    properties,
-                )
-                .await?;
+            let send = self.channel.basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                message.payload,
+                properties,
+            );
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let confirm = bounded(remaining, "a publish", send).await?;
             pending.push(confirm);
         }
-        let deadline = tokio::time::Instant::now() + timeout;
         let mut outcomes = Vec::with_capacity(pending.len());
         for confirm in pending {
             let outcome = match tokio::time::timeout_at(deadline, confirm).await {
@@ -201,21 +200,44 @@ pub struct Incoming {
     acker: lapin::Acker,
 }
 
+/// How long an ack or a nack may take before the connection is taken for dead: on a
+/// connection that died without a word, lapin would wait for it forever.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits for `operation` at most `limit`; a timeout is an IO error, as a dead connection is.
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    operation: impl std::future::Future<Output = Result<T, BrokerError>>,
+) -> Result<T, BrokerError> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(result) => result,
+        Err(_) => Err(BrokerError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer from the broker to {what} within {limit:?}"),
+        ))),
+    }
+}
+
 impl Incoming {
     /// Acknowledges: the broker forgets the message.
     pub async fn ack(&self) -> Result<(), BrokerError> {
-        self.acker.ack(BasicAckOptions::default()).await.map(|_| ())
+        bounded(
+            ACK_TIMEOUT,
+            "an ack",
+            self.acker.ack(BasicAckOptions::default()),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Hands the message back to the queue, for this or another consumer.
     pub async fn requeue(&self) -> Result<(), BrokerError> {
-        self.acker
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await
-            .map(|_| ())
+        let nack = self.acker.nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        });
+        bounded(ACK_TIMEOUT, "a nack", nack).await.map(|_| ())
     }
 }
 
