@@ -39,7 +39,20 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.next = self.first;
     }
+
+    /// Called when a connected session ended: a session that lasted at least [`STABLE_SESSION`]
+    /// was a success and starts the back-off over; a shorter one (a message or a query that
+    /// fails every time it is tried, say) lets it keep growing, so a fault that repeats is
+    /// retried at the capped pace instead of several times a second.
+    pub fn session_ended(&mut self, lasted: Duration) {
+        if lasted >= STABLE_SESSION {
+            self.reset();
+        }
+    }
 }
+
+/// How long a connected session must last to count as a success for [`Backoff`].
+pub const STABLE_SESSION: Duration = Duration::from_secs(10);
 
 /// Calls `connect` until it succeeds, pausing with `backoff` between attempts; `None` when
 /// shutdown came first. Each failure is logged (with the password of `url` hidden) and counted
@@ -101,6 +114,18 @@ mod tests {
             );
         }
         backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_millis(120));
+    }
+
+    #[test]
+    fn a_short_session_keeps_growing_a_long_one_starts_over() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        for _ in 0..4 {
+            backoff.session_ended(Duration::from_millis(5));
+            backoff.next_delay();
+        }
+        assert!(backoff.next_delay() >= Duration::from_millis(1280));
+        backoff.session_ended(STABLE_SESSION);
         assert!(backoff.next_delay() <= Duration::from_millis(120));
     }
 

@@ -11,7 +11,7 @@ use crate::database::Database;
 use crate::metrics::{self, Direction, Health, Link};
 use crate::shutdown::Shutdown;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 enum SessionEnd {
     Shutdown,
@@ -53,10 +53,11 @@ pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut sh
             break;
         };
         tracing::info!(queue = %queue, "inbound: consuming");
-        backoff.reset();
+        let started = Instant::now();
         let end = session(database, &broker, consumer, &mut shutdown).await;
         // Closing the channel hands every unacked message back to the queue.
         broker.close().await;
+        backoff.session_ended(started.elapsed());
         match end {
             SessionEnd::Shutdown => break,
             SessionEnd::Database(error) => {

@@ -12,7 +12,7 @@ use crate::database::{Database, OutboxRow};
 use crate::metrics::{self, Direction, Health, Link};
 use crate::shutdown::Shutdown;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why the session with the database and the broker ended.
 enum SessionEnd {
@@ -56,7 +56,7 @@ pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut sh
             break;
         };
         tracing::info!(queue = %queue, "outbound: connected");
-        backoff.reset();
+        let started = Instant::now();
         let (broker, publisher) = broker;
         let end = session(
             &config,
@@ -69,6 +69,7 @@ pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut sh
         )
         .await;
         broker.close().await;
+        backoff.session_ended(started.elapsed());
         match end {
             SessionEnd::Shutdown => break,
             SessionEnd::Database(error) => {

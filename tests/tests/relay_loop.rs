@@ -194,3 +194,81 @@ async fn the_relay_refuses_to_start_without_queue_names() {
         "exits with an error: {status:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_database_cannot_apply_waits_in_the_queue_without_spinning() {
+    let scenario = Scenario::new(1).await;
+    let client = scenario.db.connect().await;
+    // A fault that repeats: every attempt to journal this message raises.
+    client
+        .batch_execute(
+            "CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF NEW.body LIKE '%poison%' THEN RAISE EXCEPTION 'injected fault'; END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON infor_comm.inbox
+               FOR EACH ROW EXECUTE FUNCTION public.refuse_poison();",
+        )
+        .await
+        .expect("fault injection");
+    let mut relay = scenario.relay("relay", &["--max-backoff", "3s"]);
+    assert!(
+        scenario
+            .wait_until_published(1, Duration::from_secs(30))
+            .await,
+        "relay output: {}",
+        relay.output()
+    );
+    let connection = Connection::connect(&scenario.amqp_url, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .basic_publish(
+            "".into(),
+            scenario.inbound_queue().as_str().into(),
+            BasicPublishOptions::default(),
+            b"{\"poison\": true}",
+            BasicProperties::default().with_message_id("poison".into()),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let attempts = relay
+        .output()
+        .matches("inbound: database error; the message goes back to the queue")
+        .count();
+    // Back-off of 0.2, 0.4, 0.8, 1.6, then 3 s: about six attempts in 8 s. Retrying at the
+    // first step every time would be about thirty.
+    assert!(
+        (2..=12).contains(&attempts),
+        "{attempts} attempts in 8 s: {}",
+        relay.output()
+    );
+    assert!(relay.is_running(), "the relay survived");
+    // Once the fault is fixed, the message is applied: it was never lost.
+    client
+        .batch_execute("DROP TRIGGER refuse_poison ON infor_comm.inbox")
+        .await
+        .expect("fix the fault");
+    assert!(
+        wait_until(Duration::from_secs(15), || async {
+            let kept: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM infor_comm.inbox
+                      WHERE message_id = 'poison' AND outcome = 'rejected'",
+                    &[],
+                )
+                .await
+                .expect("query")
+                .get(0);
+            kept == 1
+        })
+        .await,
+        "relay output: {}",
+        relay.output()
+    );
+}
