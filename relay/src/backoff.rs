@@ -1,10 +1,10 @@
 //! Capped exponential back-off with jitter, and connecting with it.
 
 use crate::config::redact;
+use crate::errors::Chain;
 use crate::metrics::{Direction, Health, Link};
 use crate::shutdown::Shutdown;
 use rand::Rng;
-use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
@@ -69,7 +69,7 @@ pub async fn connect_until_up<T, E, F, Fut>(
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, E>>,
-    E: Display,
+    E: std::error::Error + 'static,
 {
     loop {
         if shutdown.is_shutdown() {
@@ -82,7 +82,7 @@ where
             }
             Err(error) => {
                 tracing::warn!(
-                    %error,
+                    error = %Chain(&error),
                     url = %redact(url),
                     "{}: cannot connect to the {}; retrying",
                     direction.label(),

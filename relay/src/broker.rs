@@ -152,7 +152,10 @@ impl Publisher {
                 Err(_) => PublishOutcome::Refused(format!(
                     "no confirm from the broker within {timeout:?}"
                 )),
-                Ok(Err(error)) => PublishOutcome::Refused(format!("confirm failed: {error}")),
+                Ok(Err(error)) => PublishOutcome::Refused(format!(
+                    "confirm failed: {}",
+                    crate::errors::Chain(&error)
+                )),
                 Ok(Ok(confirmation)) if confirmation.is_nack() => {
                     PublishOutcome::Refused("nacked by the broker".into())
                 }

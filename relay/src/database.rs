@@ -51,7 +51,7 @@ impl Database {
                     }
                     Ok(_) => {}
                     Err(error) => {
-                        tracing::debug!(%error, "database connection ended");
+                        tracing::debug!(error = %crate::errors::Chain(&error), "database connection ended");
                         break;
                     }
                 }

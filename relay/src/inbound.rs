@@ -8,6 +8,7 @@ use crate::backoff::{connect_until_up, Backoff};
 use crate::broker::{Broker, Consumer, Incoming};
 use crate::config::Config;
 use crate::database::Database;
+use crate::errors::Chain;
 use crate::metrics::{self, Direction, Health, Link};
 use crate::shutdown::Shutdown;
 use std::sync::Arc;
@@ -61,7 +62,7 @@ pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut sh
         match end {
             SessionEnd::Shutdown => break,
             SessionEnd::Database(error) => {
-                tracing::warn!(%error, "inbound: database error; the message goes back to the queue");
+                tracing::warn!(error = %Chain(&error), "inbound: database error; the message goes back to the queue");
                 health.reconnecting(Link::Database, Direction::Inbound);
             }
             SessionEnd::DatabaseClosed => {
@@ -70,7 +71,7 @@ pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut sh
             }
             SessionEnd::Broker(error) => {
                 let error = error
-                    .map(|e| e.to_string())
+                    .map(|e| Chain(&e).to_string())
                     .unwrap_or_else(|| "consumer ended".into());
                 tracing::warn!(%error, "inbound: broker connection lost; reconnecting");
                 health.reconnecting(Link::Broker, Direction::Inbound);

@@ -3,19 +3,21 @@
 //! - [`outbound`]: outbox → broker, with publisher confirms;
 //! - [`inbound`]: broker → `infor_comm.apply_inbound`, acked after the commit;
 //! - [`broker`]: all AMQP code; [`database`]: all SQL;
-//! - [`config`], [`metrics`], [`shutdown`], [`backoff`].
+//! - [`config`], [`metrics`], [`shutdown`], [`backoff`], [`errors`].
 
 pub mod backoff;
 pub mod broker;
 pub mod config;
 pub mod crm;
 pub mod database;
+pub mod errors;
 pub mod inbound;
 pub mod metrics;
 pub mod outbound;
 pub mod shutdown;
 
 use config::{redact, Config};
+use errors::Chain;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -100,11 +102,11 @@ async fn declare_queues(config: &Config, queues: &[&str]) -> Result<(), StartErr
             Ok(broker) => {
                 let declared = broker.declare_queues(queues).await;
                 broker.close().await;
-                return declared.map_err(|e| StartError::Declare(e.to_string()));
+                return declared.map_err(|e| StartError::Declare(Chain(&e).to_string()));
             }
             Err(error) => {
-                last_error = error.to_string();
-                tracing::warn!(%error, "cannot reach the broker to declare the queues; retrying");
+                last_error = Chain(&error).to_string();
+                tracing::warn!(error = %last_error, "cannot reach the broker to declare the queues; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }

@@ -9,6 +9,7 @@ use crate::backoff::{connect_until_up, Backoff};
 use crate::broker::{Broker, Outgoing, PublishOutcome, Publisher};
 use crate::config::Config;
 use crate::database::{Database, OutboxRow};
+use crate::errors::Chain;
 use crate::metrics::{self, Direction, Health, Link};
 use crate::shutdown::Shutdown;
 use std::sync::Arc;
@@ -73,7 +74,7 @@ pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut sh
         match end {
             SessionEnd::Shutdown => break,
             SessionEnd::Database(error) => {
-                tracing::warn!(%error, "outbound: database error; reconnecting");
+                tracing::warn!(error = %Chain(&error), "outbound: database error; reconnecting");
                 health.reconnecting(Link::Database, Direction::Outbound);
             }
             SessionEnd::DatabaseClosed => {
@@ -81,7 +82,7 @@ pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut sh
                 health.reconnecting(Link::Database, Direction::Outbound);
             }
             SessionEnd::Broker(error) => {
-                tracing::warn!(%error, "outbound: broker error; reconnecting");
+                tracing::warn!(error = %Chain(&error), "outbound: broker error; reconnecting");
                 health.reconnecting(Link::Broker, Direction::Outbound);
             }
             SessionEnd::BrokerClosed => {
@@ -198,6 +199,6 @@ async fn report_backlog(database: &Database) {
             ::metrics::gauge!(metrics::OUTBOX_BACKLOG).set(pending as f64);
             ::metrics::gauge!(metrics::OUTBOX_OLDEST_AGE).set(oldest);
         }
-        Err(error) => tracing::debug!(%error, "outbound: cannot read the backlog"),
+        Err(error) => tracing::debug!(error = %Chain(&error), "outbound: cannot read the backlog"),
     }
 }

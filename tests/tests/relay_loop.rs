@@ -249,6 +249,11 @@ async fn a_message_the_database_cannot_apply_waits_in_the_queue_without_spinning
         relay.output()
     );
     assert!(relay.is_running(), "the relay survived");
+    assert!(
+        relay.output().contains("injected fault"),
+        "the log names the database's own message: {}",
+        relay.output()
+    );
     // Once the fault is fixed, the message is applied: it was never lost.
     client
         .batch_execute("DROP TRIGGER refuse_poison ON infor_comm.inbox")

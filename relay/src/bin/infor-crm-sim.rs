@@ -8,6 +8,7 @@ use infor_relay::backoff::Backoff;
 use infor_relay::broker::{Broker, Incoming, Outgoing, PublishOutcome, Publisher};
 use infor_relay::config::{parse_duration, redact, Queues};
 use infor_relay::crm::{check_request, push, reply, request_id_of, Reaction, ReplyOutcome};
+use infor_relay::errors::Chain;
 use rand::Rng;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -64,7 +65,7 @@ fn now_dt() -> String {
 async fn load_reactions(url: &str) -> Result<Vec<Reaction>, String> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+        .map_err(|e| format!("cannot connect to {}: {}", redact(url), Chain(&e)))?;
     tokio::spawn(connection);
     let rows = client
         .query(
@@ -73,7 +74,7 @@ async fn load_reactions(url: &str) -> Result<Vec<Reaction>, String> {
             &[],
         )
         .await
-        .map_err(|e| format!("cannot read infor_comm.client_reaction: {e}"))?;
+        .map_err(|e| format!("cannot read infor_comm.client_reaction: {}", Chain(&e)))?;
     Ok(rows
         .iter()
         .map(|row| Reaction {
@@ -105,7 +106,7 @@ async fn send(
     {
         Ok(PublishOutcome::Confirmed) => Ok(()),
         Ok(PublishOutcome::Refused(reason)) => Err(reason),
-        Err(error) => Err(error.to_string()),
+        Err(error) => Err(Chain(&error).to_string()),
     }
 }
 
@@ -203,7 +204,7 @@ async fn run(args: Args) -> Result<(), String> {
         let broker = match Broker::connect(&args.amqp_url, "infor-crm-sim").await {
             Ok(broker) => broker,
             Err(error) => {
-                tracing::warn!(%error, url = %redact(&args.amqp_url), "cannot connect to the broker; retrying");
+                tracing::warn!(error = %Chain(&error), url = %redact(&args.amqp_url), "cannot connect to the broker; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff.next_delay()) => continue,
                     _ = &mut shutdown => return Ok(()),
@@ -225,7 +226,7 @@ async fn run(args: Args) -> Result<(), String> {
         let (publisher, mut consumer) = match session.await {
             Ok(pair) => pair,
             Err(error) => {
-                tracing::warn!(%error, "broker session failed; retrying");
+                tracing::warn!(error = %Chain(&error), "broker session failed; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
@@ -250,7 +251,7 @@ async fn run(args: Args) -> Result<(), String> {
                 message = consumer.next(), if !stopping => {
                     let message = match message {
                         Some(Ok(message)) => message,
-                        Some(Err(error)) => { tracing::warn!(%error, "broker: consumer failed"); break; }
+                        Some(Err(error)) => { tracing::warn!(error = %Chain(&error), "broker: consumer failed"); break; }
                         None => { tracing::warn!("broker closed the consumer"); break; }
                     };
                     match answer(&args, &mut answers, &publisher, &queues.inbound, &message).await {
@@ -304,6 +305,7 @@ async fn run(args: Args) -> Result<(), String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
