@@ -49,6 +49,19 @@ impl Broker {
         Ok(Broker { connection })
     }
 
+    /// Checks `--amqp-url` before the relay starts: a URL that cannot be parsed is a
+    /// configuration error, not a reason to retry for ever. The message never shows the password.
+    pub fn check_url(url: &str) -> Result<(), String> {
+        match url.parse::<lapin::uri::AMQPUri>() {
+            Ok(_) => Ok(()),
+            Err(reason) => Err(format!(
+                "invalid --amqp-url {}: {}",
+                crate::config::redact(url),
+                reason.replace(url, "<the URL>")
+            )),
+        }
+    }
+
     /// True while the connection is open.
     pub fn is_connected(&self) -> bool {
         self.connection.status().connected()
@@ -260,5 +273,31 @@ impl Consumer {
                 acker: delivery.acker,
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Broker;
+
+    #[test]
+    fn amqp_and_amqps_urls_are_accepted() {
+        assert_eq!(
+            Broker::check_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            Ok(())
+        );
+        assert_eq!(Broker::check_url("amqps://relay:pw@mq.bank/prod"), Ok(()));
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_the_password() {
+        for url in [
+            "http://relay:s3cret@mq.bank/prod",
+            "amqp://relay:s3cret@mq.bank:notaport/prod",
+        ] {
+            let error = Broker::check_url(url).expect_err(url);
+            assert!(error.starts_with("invalid --amqp-url"), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
+        }
     }
 }

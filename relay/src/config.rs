@@ -184,14 +184,61 @@ pub fn redact(connection: &str) -> String {
         }
         return url.to_string();
     }
-    connection
-        .split_whitespace()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-            _ => pair.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    if let Some((scheme, rest)) = connection.split_once("://") {
+        // A URL the parser refused (a bad port, say): hide everything between the user name
+        // and the last '@', which may be more than the password but never less.
+        if let Some(at) = rest.rfind('@') {
+            let (userinfo, host) = rest.split_at(at);
+            if let Some((user, _)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:***{host}");
+            }
+        }
+        return connection.to_string();
+    }
+    redact_key_values(connection).unwrap_or_else(|| "<connection string hidden>".into())
+}
+
+/// PostgreSQL's `key=value` form, values bare or in single quotes (with `\'` and `\\`), with
+/// the password's value replaced; `None` when the string is not in that form.
+fn redact_key_values(connection: &str) -> Option<String> {
+    let mut pairs = Vec::new();
+    let mut chars = connection.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Some(pairs.join(" "));
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| !c.is_whitespace() && *c != '=') {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        chars.next_if_eq(&'=')?;
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            value.push('\'');
+            loop {
+                match chars.next()? {
+                    '\\' => {
+                        value.push('\\');
+                        value.push(chars.next()?);
+                    }
+                    '\'' => break,
+                    c => value.push(c),
+                }
+            }
+            value.push('\'');
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                value.push(c);
+            }
+        }
+        if key.eq_ignore_ascii_case("password") {
+            value = "***".into();
+        }
+        pairs.push(format!("{key}={value}"));
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +300,22 @@ mod tests {
         assert_eq!(
             redact("postgresql://db/bank?user=relay&password=s3cret"),
             "postgresql://db/bank?user=relay&password=***"
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_strings_that_do_not_parse() {
+        assert_eq!(
+            redact("amqp://relay:s3cret@mq.bank:notaport/prod"),
+            "amqp://relay:***@mq.bank:notaport/prod"
+        );
+        assert_eq!(
+            redact("host=db password = 'my s3cret \\' word' user=relay"),
+            "host=db password=*** user=relay"
+        );
+        assert_eq!(
+            redact("host=db password='never closed s3cret"),
+            "<connection string hidden>"
         );
     }
 }

@@ -13,6 +13,28 @@ pub type DatabaseError = tokio_postgres::Error;
 /// The channel the extension notifies when it enqueues requests.
 pub const OUTBOX_CHANNEL: &str = "infor_comm_outbox";
 
+/// Checks `--database-url` before the relay starts, so that a URL that can never work stops
+/// the relay with a clear error instead of being retried for ever. The relay connects without
+/// TLS, so a URL that requires TLS (`sslmode=require`) is refused here.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let config: tokio_postgres::Config = url.parse().map_err(|error| {
+        format!(
+            "invalid --database-url {}: {}",
+            crate::config::redact(url),
+            crate::errors::Chain(&error)
+        )
+    })?;
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(format!(
+            "--database-url {} asks for sslmode=require, but the relay connects to PostgreSQL \
+             without TLS: run it beside the database (loopback or the Unix socket) and drop \
+             sslmode=require",
+            crate::config::redact(url)
+        ));
+    }
+    Ok(())
+}
+
 /// One claimed outbox row.
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
@@ -155,5 +177,40 @@ impl Database {
             )
             .await?;
         Ok(row.get(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn a_plain_url_or_key_value_string_is_accepted() {
+        assert_eq!(check_url("postgresql://relay:pw@db.bank:5432/bank"), Ok(()));
+        assert_eq!(
+            check_url("host=/var/run/postgresql dbname=bank user=relay"),
+            Ok(())
+        );
+        assert_eq!(
+            check_url("postgresql://relay@db/bank?sslmode=disable"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn sslmode_require_is_refused_without_the_password() {
+        let error =
+            check_url("postgresql://relay:s3cret@db/bank?sslmode=require").expect_err("refused");
+        assert!(error.contains("sslmode=require"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn an_unparseable_url_names_the_problem_without_the_password() {
+        let error =
+            check_url("postgresql://relay:s3cret@db/bank?sslmode=sometimes").expect_err("refused");
+        assert!(error.starts_with("invalid --database-url"), "{error}");
+        assert!(error.contains("sslmode"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
     }
 }

@@ -43,6 +43,8 @@ pub enum StartError {
 /// Runs the relay until `shutdown` resolves, then lets in-flight work finish and returns.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let queues = config.queues().map_err(StartError::Config)?;
+    database::check_url(&config.database_url).map_err(StartError::Config)?;
+    broker::Broker::check_url(&config.amqp_url).map_err(StartError::Config)?;
     let handle = metrics::install().map_err(StartError::Config)?;
     let listener =
         metrics::bind(config.metrics_addr)

@@ -22,7 +22,7 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A child process killed when dropped.
+/// A child process killed when dropped, with its output in a log file.
 #[derive(Debug)]
 pub struct Process {
     child: Option<Child>,
@@ -114,7 +114,14 @@ impl Process {
 }
 
 impl Drop for Process {
+    /// Kills the process; removes its log, unless the test is failing, when the log is kept
+    /// and its path printed.
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            eprintln!("{}: output kept in {}", self.name, self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }

@@ -277,3 +277,43 @@ async fn a_message_the_database_cannot_apply_waits_in_the_queue_without_spinning
         relay.output()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_refuses_urls_it_can_never_use() {
+    let cases = [
+        (
+            "postgresql://relay:s3cret@127.0.0.1:1/bank?sslmode=require",
+            "amqp://guest:guest@127.0.0.1:1/%2f",
+            "asks for sslmode=require",
+        ),
+        (
+            "postgresql://relay:s3cret@127.0.0.1:1/bank",
+            "amqp://guest:s3cret@127.0.0.1:notaport/%2f",
+            "invalid --amqp-url amqp://guest:***@127.0.0.1:notaport/%2f",
+        ),
+    ];
+    for (database_url, amqp_url, expected) in cases {
+        let mut relay = infor_comm_tests::Process::start(
+            "relay-bad-url",
+            "infor-relay",
+            &[
+                "--zone".into(),
+                "T1".into(),
+                "--metrics-addr".into(),
+                "127.0.0.1:0".into(),
+            ],
+            &[
+                ("DATABASE_URL", database_url.into()),
+                ("AMQP_URL", amqp_url.into()),
+            ],
+        );
+        let status = relay.wait(Duration::from_secs(10));
+        let output = relay.output();
+        assert!(output.contains(expected), "{output}");
+        assert!(!output.contains("s3cret"), "the password leaked: {output}");
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "exits with an error at once, not retrying: {status:?}"
+        );
+    }
+}
