@@ -10,7 +10,7 @@ export PG_CONFIG=/usr/lib/postgresql/$PG_VERSION/bin/pg_config
 PG_BIN=/usr/lib/postgresql/$PG_VERSION/bin
 SYSTEM_PACKAGES=(
     "postgresql-$PG_VERSION" "postgresql-server-dev-$PG_VERSION" "postgresql-$PG_VERSION-cron"
-    libclang-dev clang pkg-config rabbitmq-server sudo
+    libclang-dev clang pkg-config rabbitmq-server openssl sudo
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -16,6 +16,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
 
+    /// PEM file of the certificate authorities that may sign the database server's certificate,
+    /// for a --database-url with sslmode=require (the system's trusted roots are used too).
+    #[arg(long, env = "DATABASE_CA_FILE")]
+    pub database_ca_file: Option<std::path::PathBuf>,
+
     /// AMQP 0-9-1 URL of the broker (amqp:// or amqps://).
     #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     pub amqp_url: String,

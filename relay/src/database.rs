@@ -2,10 +2,19 @@
 //! (`claim_outbox`, `mark_published`, `mark_failed`, `outbox_backlog`, `apply_inbound`), as a
 //! member of `infor_comm_relay`, and listens on `infor_comm_outbox`.
 
+use crate::config::redact;
+use crate::errors::Chain;
 use futures_util::StreamExt;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// A database error.
 pub type DatabaseError = tokio_postgres::Error;
@@ -13,26 +22,91 @@ pub type DatabaseError = tokio_postgres::Error;
 /// The channel the extension notifies when it enqueues requests.
 pub const OUTBOX_CHANNEL: &str = "infor_comm_outbox";
 
-/// Checks `--database-url` before the relay starts, so that a URL that can never work stops
-/// the relay with a clear error instead of being retried for ever. The relay connects without
-/// TLS, so a URL that requires TLS (`sslmode=require`) is refused here.
-pub fn check_url(url: &str) -> Result<(), String> {
-    let config: tokio_postgres::Config = url.parse().map_err(|error| {
-        format!(
-            "invalid --database-url {}: {}",
-            crate::config::redact(url),
-            crate::errors::Chain(&error)
-        )
-    })?;
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(format!(
-            "--database-url {} asks for sslmode=require, but the relay connects to PostgreSQL \
-             without TLS: run it beside the database (loopback or the Unix socket) and drop \
-             sslmode=require",
-            crate::config::redact(url)
-        ));
+/// Where and how the relay connects to the database: the parsed `--database-url`, and the TLS
+/// connector when the URL says `sslmode=require`.
+///
+/// With `sslmode=require` the connection is encrypted and the server's certificate is verified
+/// against the system's trusted roots and `--database-ca-file`, including the host name (as
+/// libpq's `verify-full`). Otherwise (`disable`, `prefer` or no `sslmode`) the relay connects
+/// without TLS, as a sidecar beside the database does.
+#[derive(Clone)]
+pub struct DatabaseTarget {
+    config: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+    url: String,
+}
+
+impl DatabaseTarget {
+    /// Parses the URL and loads the trusted certificates, so that a configuration that can
+    /// never work stops the relay at start with a clear error instead of being retried for ever.
+    /// Errors never show the password.
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<DatabaseTarget, String> {
+        let shown = redact(url);
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|error| format!("invalid --database-url {shown}: {}", Chain(&error)))?;
+        let tls = match config.get_ssl_mode() {
+            SslMode::Require => Some(MakeRustlsConnect::new(tls_config(ca_file)?)),
+            _ if ca_file.is_some() => {
+                return Err(format!(
+                    "--database-ca-file is set but --database-url {shown} does not say \
+                     sslmode=require, so the connection would not use TLS"
+                ))
+            }
+            _ => None,
+        };
+        Ok(DatabaseTarget {
+            config,
+            tls,
+            url: url.to_string(),
+        })
     }
-    Ok(())
+
+    /// The URL as given (pass it through [`redact`] before showing it).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// True when connections use TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+/// A TLS client configuration trusting the system's roots and the certificates of `ca_file`.
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are not fatal: the CA file may be all that is needed.
+    let system = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(system.certs);
+    if let Some(path) = ca_file {
+        let shown = path.display();
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|error| format!("cannot read --database-ca-file {shown}: {error}"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| format!("cannot read --database-ca-file {shown}: {error}"))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--database-ca-file {shown} holds no PEM certificate"
+            ));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|error| format!("--database-ca-file {shown}: {error}"))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(
+            "sslmode=require, but no trusted certificate was found: give --database-ca-file".into(),
+        );
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| format!("TLS: {error}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// One claimed outbox row.
@@ -46,6 +120,28 @@ pub struct OutboxRow {
     pub payload: String,
 }
 
+/// Runs a connection: forwards its notifications to `sender` until it ends; dropping the
+/// sender then tells the owner the connection is gone.
+async fn drive<S, T>(mut connection: Connection<S, T>, sender: mpsc::UnboundedSender<()>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(AsyncMessage::Notification(_)) => {
+                let _ = sender.send(());
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(error = %Chain(&error), "database connection ended");
+                break;
+            }
+        }
+    }
+}
+
 /// A session with the bank's database.
 pub struct Database {
     client: Client,
@@ -55,31 +151,26 @@ pub struct Database {
 impl Database {
     /// Connects; with `listen`, also subscribes to [`OUTBOX_CHANNEL`].
     pub async fn connect(
-        url: &str,
+        target: &DatabaseTarget,
         application_name: &str,
         listen: bool,
     ) -> Result<Database, DatabaseError> {
-        let mut config: tokio_postgres::Config = url.parse()?;
+        let mut config = target.config.clone();
         config.application_name(application_name);
         config.connect_timeout(Duration::from_secs(10));
-        let (client, mut connection) = config.connect(NoTls).await?;
         let (sender, notifications) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(AsyncMessage::Notification(_)) => {
-                        let _ = sender.send(());
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::debug!(error = %crate::errors::Chain(&error), "database connection ended");
-                        break;
-                    }
-                }
+        let client = match &target.tls {
+            Some(tls) => {
+                let (client, connection) = config.connect(tls.clone()).await?;
+                tokio::spawn(drive(connection, sender));
+                client
             }
-            // Dropping the sender tells the owner the connection is gone.
-        });
+            None => {
+                let (client, connection) = config.connect(NoTls).await?;
+                tokio::spawn(drive(connection, sender));
+                client
+            }
+        };
         if listen {
             client
                 .batch_execute(&format!("LISTEN {OUTBOX_CHANNEL}"))
@@ -182,35 +273,62 @@ impl Database {
 
 #[cfg(test)]
 mod tests {
-    use super::check_url;
+    use super::DatabaseTarget;
+    use std::path::Path;
 
-    #[test]
-    fn a_plain_url_or_key_value_string_is_accepted() {
-        assert_eq!(check_url("postgresql://relay:pw@db.bank:5432/bank"), Ok(()));
-        assert_eq!(
-            check_url("host=/var/run/postgresql dbname=bank user=relay"),
-            Ok(())
-        );
-        assert_eq!(
-            check_url("postgresql://relay@db/bank?sslmode=disable"),
-            Ok(())
-        );
+    fn check(url: &str) -> Result<(), String> {
+        DatabaseTarget::new(url, None).map(|_| ())
     }
 
     #[test]
-    fn sslmode_require_is_refused_without_the_password() {
-        let error =
-            check_url("postgresql://relay:s3cret@db/bank?sslmode=require").expect_err("refused");
-        assert!(error.contains("sslmode=require"), "{error}");
-        assert!(!error.contains("s3cret"), "{error}");
+    fn a_plain_url_or_key_value_string_is_accepted() {
+        assert_eq!(check("postgresql://relay:pw@db.bank:5432/bank"), Ok(()));
+        assert_eq!(
+            check("host=/var/run/postgresql dbname=bank user=relay"),
+            Ok(())
+        );
+        assert_eq!(check("postgresql://relay@db/bank?sslmode=disable"), Ok(()));
+        let target =
+            DatabaseTarget::new("postgresql://relay@db/bank?sslmode=prefer", None).expect("prefer");
+        assert!(!target.uses_tls(), "prefer connects without TLS");
     }
 
     #[test]
     fn an_unparseable_url_names_the_problem_without_the_password() {
         let error =
-            check_url("postgresql://relay:s3cret@db/bank?sslmode=sometimes").expect_err("refused");
+            check("postgresql://relay:s3cret@db/bank?sslmode=sometimes").expect_err("refused");
         assert!(error.starts_with("invalid --database-url"), "{error}");
         assert!(error.contains("sslmode"), "{error}");
         assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn a_ca_file_without_sslmode_require_is_refused() {
+        let error = DatabaseTarget::new(
+            "postgresql://relay:s3cret@db/bank",
+            Some(Path::new("/etc/ssl/certs/ca-certificates.crt")),
+        )
+        .err()
+        .expect("refused");
+        assert!(error.contains("does not say sslmode=require"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_named() {
+        let url = "postgresql://relay@db/bank?sslmode=require";
+        let missing = Path::new("/nonexistent/infor-comm-ca.pem");
+        let error = DatabaseTarget::new(url, Some(missing))
+            .err()
+            .expect("refused");
+        assert!(error.contains("/nonexistent/infor-comm-ca.pem"), "{error}");
+        let empty =
+            std::env::temp_dir().join(format!("infor-comm-empty-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        let error = DatabaseTarget::new(url, Some(&empty))
+            .err()
+            .expect("refused");
+        let _ = std::fs::remove_file(&empty);
+        assert!(error.contains("holds no PEM certificate"), "{error}");
     }
 }

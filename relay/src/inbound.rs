@@ -7,7 +7,7 @@
 use crate::backoff::{connect_until_up, Backoff};
 use crate::broker::{Broker, Consumer, Incoming};
 use crate::config::Config;
-use crate::database::Database;
+use crate::database::{Database, DatabaseTarget};
 use crate::errors::Chain;
 use crate::metrics::{self, Direction, Health, Link};
 use crate::shutdown::Shutdown;
@@ -22,16 +22,21 @@ enum SessionEnd {
 }
 
 /// Runs the inbound loop until shutdown, reconnecting as needed.
-pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut shutdown: Shutdown) {
+pub async fn run(
+    config: Arc<Config>,
+    target: DatabaseTarget,
+    queue: String,
+    health: Arc<Health>,
+    mut shutdown: Shutdown,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(200), config.max_backoff);
     while !shutdown.is_shutdown() {
-        let connect_database =
-            || Database::connect(&config.database_url, "infor-relay inbound", false);
+        let connect_database = || Database::connect(&target, "infor-relay inbound", false);
         let Some(database) = connect_until_up(
             connect_database,
             Link::Database,
             Direction::Inbound,
-            &config.database_url,
+            target.url(),
             &health,
             &mut backoff,
             &mut shutdown,

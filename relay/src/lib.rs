@@ -43,7 +43,9 @@ pub enum StartError {
 /// Runs the relay until `shutdown` resolves, then lets in-flight work finish and returns.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let queues = config.queues().map_err(StartError::Config)?;
-    database::check_url(&config.database_url).map_err(StartError::Config)?;
+    let database =
+        database::DatabaseTarget::new(&config.database_url, config.database_ca_file.as_deref())
+            .map_err(StartError::Config)?;
     broker::Broker::check_url(&config.amqp_url).map_err(StartError::Config)?;
     let handle = metrics::install().map_err(StartError::Config)?;
     let listener =
@@ -55,6 +57,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             })?;
     tracing::info!(
         database = %redact(&config.database_url),
+        database_tls = database.uses_tls(),
         broker = %redact(&config.amqp_url),
         outbound = %queues.outbound,
         inbound = %queues.inbound,
@@ -70,12 +73,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let tasks = [
         tokio::spawn(outbound::run(
             config.clone(),
+            database.clone(),
             queues.outbound.clone(),
             health.clone(),
             stop.clone(),
         )),
         tokio::spawn(inbound::run(
             config.clone(),
+            database,
             queues.inbound.clone(),
             health.clone(),
             stop.clone(),

@@ -8,7 +8,7 @@
 use crate::backoff::{connect_until_up, Backoff};
 use crate::broker::{Broker, Outgoing, PublishOutcome, Publisher};
 use crate::config::Config;
-use crate::database::{Database, OutboxRow};
+use crate::database::{Database, DatabaseTarget, OutboxRow};
 use crate::errors::Chain;
 use crate::metrics::{self, Direction, Health, Link};
 use crate::shutdown::Shutdown;
@@ -25,16 +25,21 @@ enum SessionEnd {
 }
 
 /// Runs the outbound loop until shutdown, reconnecting as needed.
-pub async fn run(config: Arc<Config>, queue: String, health: Arc<Health>, mut shutdown: Shutdown) {
+pub async fn run(
+    config: Arc<Config>,
+    target: DatabaseTarget,
+    queue: String,
+    health: Arc<Health>,
+    mut shutdown: Shutdown,
+) {
     let mut backoff = Backoff::new(Duration::from_millis(200), config.max_backoff);
     while !shutdown.is_shutdown() {
-        let connect_database =
-            || Database::connect(&config.database_url, "infor-relay outbound", true);
+        let connect_database = || Database::connect(&target, "infor-relay outbound", true);
         let Some(database) = connect_until_up(
             connect_database,
             Link::Database,
             Direction::Outbound,
-            &config.database_url,
+            target.url(),
             &health,
             &mut backoff,
             &mut shutdown,

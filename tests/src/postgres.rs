@@ -17,6 +17,9 @@ pub struct PgCluster {
     pub data_dir: PathBuf,
     /// The TCP port on 127.0.0.1.
     pub port: u16,
+    /// The certificate authority that signed the server's certificate (the cluster accepts TLS
+    /// and plain connections alike).
+    pub ca_file: PathBuf,
     bin_dir: PathBuf,
 }
 
@@ -72,6 +75,90 @@ extern "C" fn stop_clusters() {
     }
 }
 
+/// Writes a test certificate authority (`ca.crt`) and a server certificate for 127.0.0.1 and
+/// localhost signed by it (`server.crt`, `server.key`) into `dir`, with openssl.
+fn make_test_certificates(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.crt", "-days", "7"],
+            &[
+                "-subj",
+                "/CN=infor_comm test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+        [
+            &["req", "-new"][..],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr"],
+            &["-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "7",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("openssl (install the openssl package): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    if running_as_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err("chown postgres failed".into());
+        }
+    }
+    Ok(())
+}
+
 impl PgCluster {
     /// The cluster of this test process, started on first use.
     pub fn shared() -> &'static PgCluster {
@@ -97,6 +184,8 @@ impl PgCluster {
                 return Err("chown postgres failed".into());
             }
         }
+        let tls_dir = base.join("tls");
+        make_test_certificates(&tls_dir)?;
         let data_dir = base.join("data");
         let out = pg_command(&bin_dir, "initdb")
             .arg("-D")
@@ -120,8 +209,10 @@ impl PgCluster {
         let conf = format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              shared_preload_libraries = 'pg_cron'\ncron.database_name = 'postgres'\n\
-             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n",
-            base.display()
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n\
+             ssl = on\nssl_cert_file = '{tls}/server.crt'\nssl_key_file = '{tls}/server.key'\n",
+            base.display(),
+            tls = tls_dir.display()
         );
         let conf_path = data_dir.join("postgresql.conf");
         let mut existing = std::fs::read_to_string(&conf_path).map_err(|e| e.to_string())?;
@@ -130,6 +221,7 @@ impl PgCluster {
         let cluster = PgCluster {
             data_dir,
             port,
+            ca_file: tls_dir.join("ca.crt"),
             bin_dir,
         };
         cluster.pg_ctl_start()?;

@@ -51,6 +51,7 @@ impl Process {
             .args(args)
             .env_remove("DATABASE_URL")
             .env_remove("AMQP_URL")
+            .env_remove("DATABASE_CA_FILE")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))

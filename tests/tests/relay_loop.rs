@@ -282,17 +282,38 @@ async fn a_message_the_database_cannot_apply_waits_in_the_queue_without_spinning
 async fn the_relay_refuses_urls_it_can_never_use() {
     let cases = [
         (
+            "postgresql://relay:s3cret@127.0.0.1:1/bank?sslmode=sometimes",
+            "amqp://guest:guest@127.0.0.1:1/%2f",
+            None,
+            "invalid --database-url postgresql://relay:***@127.0.0.1:1/bank",
+        ),
+        (
             "postgresql://relay:s3cret@127.0.0.1:1/bank?sslmode=require",
             "amqp://guest:guest@127.0.0.1:1/%2f",
-            "asks for sslmode=require",
+            Some("/nonexistent/infor-comm-ca.pem"),
+            "cannot read --database-ca-file /nonexistent/infor-comm-ca.pem",
+        ),
+        (
+            "postgresql://relay:s3cret@127.0.0.1:1/bank",
+            "amqp://guest:guest@127.0.0.1:1/%2f",
+            Some("/nonexistent/infor-comm-ca.pem"),
+            "does not say sslmode=require",
         ),
         (
             "postgresql://relay:s3cret@127.0.0.1:1/bank",
             "amqp://guest:s3cret@127.0.0.1:notaport/%2f",
+            None,
             "invalid --amqp-url amqp://guest:***@127.0.0.1:notaport/%2f",
         ),
     ];
-    for (database_url, amqp_url, expected) in cases {
+    for (database_url, amqp_url, ca_file, expected) in cases {
+        let mut env = vec![
+            ("DATABASE_URL", database_url.to_string()),
+            ("AMQP_URL", amqp_url.to_string()),
+        ];
+        if let Some(ca_file) = ca_file {
+            env.push(("DATABASE_CA_FILE", ca_file.to_string()));
+        }
         let mut relay = infor_comm_tests::Process::start(
             "relay-bad-url",
             "infor-relay",
@@ -302,10 +323,7 @@ async fn the_relay_refuses_urls_it_can_never_use() {
                 "--metrics-addr".into(),
                 "127.0.0.1:0".into(),
             ],
-            &[
-                ("DATABASE_URL", database_url.into()),
-                ("AMQP_URL", amqp_url.into()),
-            ],
+            &env,
         );
         let status = relay.wait(Duration::from_secs(10));
         let output = relay.output();
