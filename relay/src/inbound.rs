@@ -154,6 +154,7 @@ async fn handle(database: &Database, message: &Incoming) -> Result<(), SessionEn
             message.ack().await.map_err(|e| SessionEnd::Broker(Some(e)))
         }
         Err(error) => {
+            ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(1);
             let _ = message.requeue().await;
             Err(SessionEnd::Database(error))
         }

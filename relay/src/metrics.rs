@@ -17,6 +17,9 @@ pub const PUBLISHED: &str = "infor_relay_published_total";
 pub const PUBLISH_FAILED: &str = "infor_relay_publish_failed_total";
 /// Inbound messages applied, by outcome (reply, push, duplicate, orphan, rejected).
 pub const INBOUND: &str = "infor_relay_inbound_total";
+/// Inbound messages handed back to the queue because `apply_inbound` failed (a database fault).
+/// Rising steadily, it means a message cannot be applied and holds up the queue behind it.
+pub const INBOUND_APPLY_FAILED: &str = "infor_relay_inbound_apply_failed_total";
 /// Unpublished requests in the outbox.
 pub const OUTBOX_BACKLOG: &str = "infor_relay_outbox_backlog";
 /// Age of the oldest unpublished request, in seconds.

@@ -212,7 +212,8 @@ async fn a_message_the_database_cannot_apply_waits_in_the_queue_without_spinning
         )
         .await
         .expect("fault injection");
-    let mut relay = scenario.relay("relay", &["--max-backoff", "3s"]);
+    let metrics_port = free_port();
+    let mut relay = scenario.relay_with_metrics("relay", &["--max-backoff", "3s"], metrics_port);
     assert!(
         scenario
             .wait_until_published(1, Duration::from_secs(30))
@@ -253,6 +254,15 @@ async fn a_message_the_database_cannot_apply_waits_in_the_queue_without_spinning
         relay.output().contains("injected fault"),
         "the log names the database's own message: {}",
         relay.output()
+    );
+    let (_, metrics) = http_get(metrics_port, "/metrics").await.expect("metrics");
+    let counted = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("infor_relay_inbound_apply_failed_total "))
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    assert!(
+        counted.is_some_and(|n| n >= 2),
+        "the failures are counted: {metrics}"
     );
     // Once the fault is fixed, the message is applied: it was never lost.
     client
