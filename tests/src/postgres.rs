@@ -85,54 +85,19 @@ fn make_test_certificates(dir: &Path) -> Result<(), String> {
          keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
     )
     .map_err(|e| e.to_string())?;
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    let steps = [
+        format!(
+            "req -x509 {ec} -keyout ca.key -out ca.crt -days 7 -subj /CN=infor_comm-test-CA \
+             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+        ),
+        format!("req -new {ec} -keyout server.key -out server.csr -subj /CN=127.0.0.1"),
+        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+         -days 7 -extfile server.ext"
+            .to_string(),
     ];
-    let steps: [Vec<&str>; 3] = [
-        [
-            &["req", "-x509"][..],
-            &ec,
-            &["-keyout", "ca.key", "-out", "ca.crt", "-days", "7"],
-            &[
-                "-subj",
-                "/CN=infor_comm test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        ]
-        .concat(),
-        [
-            &["req", "-new"][..],
-            &ec,
-            &["-keyout", "server.key", "-out", "server.csr"],
-            &["-subj", "/CN=127.0.0.1"],
-        ]
-        .concat(),
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "7",
-            "-extfile",
-            "server.ext",
-        ],
-    ];
-    for args in steps {
+    for step in steps {
+        let args: Vec<&str> = step.split_whitespace().collect();
         let out = Command::new("openssl")
             .args(&args)
             .current_dir(dir)
