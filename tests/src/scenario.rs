@@ -80,6 +80,35 @@ impl Scenario {
         )
     }
 
+    /// Puts raw messages on the inbound queue, as InforCRM would (with publisher confirms), each
+    /// with `message_id`.
+    pub async fn publish_inbound(&self, bodies: &[&[u8]], message_id: &str) {
+        let connection =
+            lapin::Connection::connect(&self.amqp_url, lapin::ConnectionProperties::default())
+                .await
+                .expect("connect to the broker");
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await
+            .expect("confirm mode");
+        for body in bodies {
+            channel
+                .basic_publish(
+                    "".into(),
+                    self.inbound_queue().as_str().into(),
+                    lapin::options::BasicPublishOptions::default(),
+                    body,
+                    lapin::BasicProperties::default().with_message_id(message_id.into()),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+        }
+        let _ = connection.close(200, "done".into()).await;
+    }
+
     /// The inbound queue's name.
     pub fn inbound_queue(&self) -> String {
         format!(

@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 use infor_comm_tests::{insert_thinking_clients, TestDb};
 use std::time::Duration;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 const AS_OF: &str = "2026-11-20 12:00:00+03";
 
@@ -140,21 +140,30 @@ async fn a_push_racing_its_reply_is_never_stranded() {
     );
 }
 
-/// Claims batches of 37 until nothing is left; returns the outbox ids.
+/// Claims one batch of up to 37 rows (in `client`'s transaction, if it has one); returns
+/// their outbox ids.
+async fn claim_batch(client: &impl GenericClient) -> Vec<i64> {
+    client
+        .query(
+            "SELECT outbox_id FROM infor_comm.claim_outbox(37, '5 minutes')",
+            &[],
+        )
+        .await
+        .expect("claim")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Claims batches until nothing is left; returns the outbox ids.
 async fn claim_all(client: &Client) -> Vec<i64> {
     let mut ids = Vec::new();
     loop {
-        let rows = client
-            .query(
-                "SELECT outbox_id FROM infor_comm.claim_outbox(37, '5 minutes')",
-                &[],
-            )
-            .await
-            .expect("claim");
-        if rows.is_empty() {
+        let batch = claim_batch(client).await;
+        if batch.is_empty() {
             return ids;
         }
-        ids.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+        ids.extend(batch);
     }
 }
 
@@ -180,16 +189,7 @@ async fn a_claim_not_yet_committed_is_skipped_not_waited_for() {
     enqueued(&db, 100).await;
     let (mut a, b) = (db.connect().await, db.connect().await);
     let held = a.transaction().await.expect("begin");
-    let first: Vec<i64> = held
-        .query(
-            "SELECT outbox_id FROM infor_comm.claim_outbox(37, '5 minutes')",
-            &[],
-        )
-        .await
-        .expect("claim")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let first = claim_batch(&held).await;
     // While the first claim is still open, the second relay must neither wait for its
     // locks nor be handed its rows.
     let second = tokio::time::timeout(Duration::from_secs(30), claim_all(&b))

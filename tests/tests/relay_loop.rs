@@ -5,8 +5,6 @@
 use infor_comm_tests::postgres::free_port;
 use infor_comm_tests::scenario::http_get;
 use infor_comm_tests::{wait_until, Scenario};
-use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,30 +80,17 @@ async fn malformed_inbound_messages_are_kept_and_the_relay_goes_on() {
         "relay output: {}",
         relay.output()
     );
-    let connection = Connection::connect(&scenario.amqp_url, ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    let garbage: [&[u8]; 4] = [
-        b"not json at all",
-        b"{\"replyUID\": \"nobody\", \"requestID\": \"x\", \"statusCode\": \"0\", \"taskID\": \"1\"}",
-        b"\xff\xfe\x00 binary",
-        b"{\"taskStatus\": 3}",
-    ];
-    for body in garbage {
-        channel
-            .basic_publish(
-                "".into(),
-                scenario.inbound_queue().as_str().into(),
-                BasicPublishOptions::default(),
-                body,
-                BasicProperties::default().with_message_id("garbage".into()),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-    }
+    scenario
+        .publish_inbound(
+            &[
+                b"not json at all",
+                b"{\"replyUID\": \"nobody\", \"requestID\": \"x\", \"statusCode\": \"0\", \"taskID\": \"1\"}",
+                b"\xff\xfe\x00 binary",
+                b"{\"taskStatus\": 3}",
+            ],
+            "garbage",
+        )
+        .await;
     assert!(
         wait_until(Duration::from_secs(20), || async {
             scenario.inbox_count("rejected").await == 4
@@ -221,22 +206,9 @@ async fn a_message_the_database_cannot_apply_waits_in_the_queue_without_spinning
         "relay output: {}",
         relay.output()
     );
-    let connection = Connection::connect(&scenario.amqp_url, ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    channel
-        .basic_publish(
-            "".into(),
-            scenario.inbound_queue().as_str().into(),
-            BasicPublishOptions::default(),
-            b"{\"poison\": true}",
-            BasicProperties::default().with_message_id("poison".into()),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("confirm");
+    scenario
+        .publish_inbound(&[b"{\"poison\": true}"], "poison")
+        .await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     let attempts = relay
         .output()

@@ -10,6 +10,7 @@ use infor_relay::config::{parse_duration, redact, Queues};
 use infor_relay::crm::{check_request, push, reply, request_id_of, Reaction, ReplyOutcome};
 use infor_relay::errors::Chain;
 use rand::Rng;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -305,7 +306,7 @@ async fn run(args: Args) -> Result<(), String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
