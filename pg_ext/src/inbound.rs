@@ -1,5 +1,5 @@
 //! Inbound apply: every reply and push of InforCRM is journaled whole in `infor_comm.inbox` and
-//! applied to `infor_communication_task` exactly once (CONTRACT.md, "Inbound messages").
+//! applied to `infor_communication_task` exactly once (docs/contract.md, "Inbound messages").
 //!
 //! - Replies match by `replyUID = vtbc_request_id`; pushes by `taskID = task_id`, else by
 //!   `requestID = infor_response_id`.

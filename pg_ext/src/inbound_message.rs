@@ -1,4 +1,4 @@
-//! Parsing and validating the inbound messages of InforCRM (CONTRACT.md, "Inbound messages").
+//! Parsing and validating the inbound messages of InforCRM (docs/contract.md, "Inbound messages").
 //!
 //! Pure Rust, no database: a body either becomes a [`Reply`] or a [`Push`], or is refused with
 //! the reason that goes into the inbox. Every value that lands in a `varchar(200)` column is

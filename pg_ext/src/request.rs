@@ -1,4 +1,4 @@
-//! The request JSON: one client, one message (CONTRACT.md, "The request").
+//! The request JSON: one client, one message (docs/contract.md, "The request").
 //!
 //! `render_request` turns the client's data into the JSON text; it is pure, so the daily job
 //! calls it inside its one set-based statement. `build_request` looks one client up and renders

@@ -1,7 +1,7 @@
 //! Who is a thinking client: the set-based selection behind the view `thinking_clients`
 //! and the daily enqueue.
 //!
-//! The rules (CONTRACT.md, "Who is a thinking client"), all at `as_of`:
+//! The rules (docs/contract.md, "Who is a thinking client"), all at `as_of`:
 //! 1. `status = 'in_wizard'` and `wizard_status` in ('OK', 'IN_PROGRESS', 'TO_SIGN');
 //! 2. no task row of the client has `status_code = '0'`, and none failed ('1', '2') on the
 //!    calendar day of `as_of` (in `infor_comm.timezone`);
