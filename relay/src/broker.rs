@@ -15,8 +15,11 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use std::time::Duration;
 
-/// A broker error.
-pub type BrokerError = lapin::Error;
+/// A broker error: a failed connection, channel, publish, ack or nack. It shows the AMQP
+/// library's message and keeps its causes, so that the rest of the relay needs no AMQP type.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BrokerError(#[from] lapin::Error);
 
 /// A connection to the broker.
 pub struct Broker {
@@ -224,14 +227,14 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 async fn bounded<T>(
     limit: Duration,
     what: &str,
-    operation: impl std::future::Future<Output = Result<T, BrokerError>>,
+    operation: impl std::future::Future<Output = Result<T, lapin::Error>>,
 ) -> Result<T, BrokerError> {
     match tokio::time::timeout(limit, operation).await {
-        Ok(result) => result,
-        Err(_) => Err(BrokerError::from(std::io::Error::new(
+        Ok(result) => Ok(result?),
+        Err(_) => Err(BrokerError(lapin::Error::from(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!("no answer from the broker to {what} within {limit:?}"),
-        ))),
+        )))),
     }
 }
 
@@ -261,7 +264,7 @@ impl Consumer {
     /// The next message; `None` when the consumer or its connection ended.
     pub async fn next(&mut self) -> Option<Result<Incoming, BrokerError>> {
         let delivery = self.consumer.next().await?;
-        Some(delivery.map(|delivery| {
+        Some(delivery.map_err(BrokerError).map(|delivery| {
             Incoming {
                 message_id: delivery
                     .properties

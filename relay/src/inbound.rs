@@ -5,9 +5,9 @@
 //! inbox with the reason.
 
 use crate::backoff::{connect_until_up, Backoff};
-use crate::broker::{Broker, Consumer, Incoming};
+use crate::broker::{Broker, BrokerError, Consumer, Incoming};
 use crate::config::Config;
-use crate::database::{Database, DatabaseTarget};
+use crate::database::{Database, DatabaseError, DatabaseTarget};
 use crate::errors::Chain;
 use crate::metrics::{self, Direction, Health, Link};
 use crate::shutdown::Shutdown;
@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 enum SessionEnd {
     Shutdown,
-    Database(tokio_postgres::Error),
+    Database(DatabaseError),
     DatabaseClosed,
-    Broker(Option<lapin::Error>),
+    Broker(Option<BrokerError>),
 }
 
 /// Runs the inbound loop until shutdown, reconnecting as needed.
@@ -91,10 +91,7 @@ pub async fn run(
     tracing::info!("inbound: stopped");
 }
 
-async fn connect_consumer(
-    config: &Config,
-    queue: &str,
-) -> Result<(Broker, Consumer), lapin::Error> {
+async fn connect_consumer(config: &Config, queue: &str) -> Result<(Broker, Consumer), BrokerError> {
     let broker = Broker::connect(&config.amqp_url, "infor-relay inbound").await?;
     let consumer = broker
         .consumer(queue, config.prefetch, "infor-relay")

@@ -6,9 +6,9 @@
 //! claimed again, so every request reaches the broker at least once.
 
 use crate::backoff::{connect_until_up, Backoff};
-use crate::broker::{Broker, Outgoing, PublishOutcome, Publisher};
+use crate::broker::{Broker, BrokerError, Outgoing, PublishOutcome, Publisher};
 use crate::config::Config;
-use crate::database::{Database, DatabaseTarget, OutboxRow};
+use crate::database::{Database, DatabaseError, DatabaseTarget, OutboxRow};
 use crate::errors::Chain;
 use crate::metrics::{self, Direction, Health, Link};
 use crate::shutdown::Shutdown;
@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 /// Why the session with the database and the broker ended.
 enum SessionEnd {
     Shutdown,
-    Database(tokio_postgres::Error),
-    Broker(lapin::Error),
+    Database(DatabaseError),
+    Broker(BrokerError),
     DatabaseClosed,
     BrokerClosed,
 }
@@ -104,7 +104,7 @@ pub async fn run(
     tracing::info!("outbound: stopped");
 }
 
-async fn connect_publisher(config: &Config) -> Result<(Broker, Publisher), lapin::Error> {
+async fn connect_publisher(config: &Config) -> Result<(Broker, Publisher), BrokerError> {
     let broker = Broker::connect(&config.amqp_url, "infor-relay outbound").await?;
     let publisher = broker.publisher().await?;
     Ok((broker, publisher))

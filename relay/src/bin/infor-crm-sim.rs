@@ -5,7 +5,7 @@
 
 use clap::Parser;
 use infor_relay::backoff::Backoff;
-use infor_relay::broker::{Broker, Incoming, Outgoing, PublishOutcome, Publisher};
+use infor_relay::broker::{Broker, BrokerError, Incoming, Outgoing, PublishOutcome, Publisher};
 use infor_relay::config::{parse_duration, redact, Queues};
 use infor_relay::crm::{check_request, push, reply, request_id_of, Reaction, ReplyOutcome};
 use infor_relay::errors::Chain;
@@ -222,7 +222,7 @@ async fn run(args: Args) -> Result<(), String> {
             let consumer = broker
                 .consumer(&queues.outbound, args.prefetch, "infor-crm-sim")
                 .await?;
-            Ok::<_, lapin::Error>((publisher, consumer))
+            Ok::<_, BrokerError>((publisher, consumer))
         };
         let (publisher, mut consumer) = match session.await {
             Ok(pair) => pair,
