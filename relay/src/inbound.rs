@@ -4,133 +4,82 @@
 //! never loses a message. Messages the extension rejects are still acked: they are kept in the
 //! inbox with the reason.
 
-use crate::backoff::{connect_until_up, Backoff};
 use crate::broker::{Broker, BrokerError, Consumer, Incoming};
-use crate::config::Config;
-use crate::database::{Database, DatabaseError, DatabaseTarget};
+use crate::database::{Database, DatabaseError};
 use crate::errors::Chain;
-use crate::metrics::{self, Direction, Health, Link};
+use crate::metrics::{self, Direction, Link};
+use crate::session::{Context, SessionEnd, Side};
 use crate::shutdown::Shutdown;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-enum SessionEnd {
-    Shutdown,
-    Database(DatabaseError),
-    DatabaseClosed,
-    Broker(Option<BrokerError>),
-}
+/// The inbound side, for [`crate::session::supervise`].
+pub struct Inbound;
 
-/// Runs the inbound loop until shutdown, reconnecting as needed.
-pub async fn run(
-    config: Arc<Config>,
-    target: DatabaseTarget,
-    queue: String,
-    health: Arc<Health>,
-    mut shutdown: Shutdown,
-) {
-    let mut backoff = Backoff::new(Duration::from_millis(200), config.max_backoff);
-    while !shutdown.is_shutdown() {
-        let connect_database = || Database::connect(&target, "infor-relay inbound", false);
-        let Some(database) = connect_until_up(
-            connect_database,
-            Link::Database,
-            Direction::Inbound,
-            target.url(),
-            &health,
-            &mut backoff,
-            &mut shutdown,
-        )
-        .await
-        else {
-            break;
-        };
-        let Some((broker, consumer)) = connect_until_up(
-            || connect_consumer(&config, &queue),
-            Link::Broker,
-            Direction::Inbound,
-            &config.amqp_url,
-            &health,
-            &mut backoff,
-            &mut shutdown,
-        )
-        .await
-        else {
-            break;
-        };
-        tracing::info!(queue = %queue, "inbound: consuming");
-        let started = Instant::now();
-        let end = session(database, &broker, consumer, &mut shutdown).await;
-        // Closing the channel hands every unacked message back to the queue.
-        broker.close().await;
-        backoff.session_ended(started.elapsed());
-        match end {
-            SessionEnd::Shutdown => break,
-            SessionEnd::Database(error) => {
-                tracing::warn!(error = %Chain(&error), "inbound: database error; the message goes back to the queue");
-                health.reconnecting(Link::Database, Direction::Inbound);
+impl Side for Inbound {
+    const DIRECTION: Direction = Direction::Inbound;
+    const CONNECTED: &'static str = "consuming";
+    const LISTEN: bool = false;
+    type Channel = Consumer;
+
+    async fn open(broker: &Broker, context: &Context) -> Result<Consumer, BrokerError> {
+        broker
+            .consumer(&context.queue, context.config.prefetch, "infor-relay")
+            .await
+    }
+
+    /// Applies messages until a connection fails or shutdown is asked for.
+    async fn session(
+        _context: &Context,
+        database: Database,
+        broker: &Broker,
+        mut consumer: Consumer,
+        shutdown: &mut Shutdown,
+    ) -> SessionEnd {
+        // A consumer whose connection died without a word would wait forever: look every second.
+        let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let message = tokio::select! {
+                message = consumer.next() => message,
+                _ = watchdog.tick() => {
+                    if !broker.is_connected() {
+                        return consumer_ended();
+                    }
+                    if database.is_closed() {
+                        return SessionEnd::closed(Link::Database);
+                    }
+                    continue;
+                }
+                _ = shutdown.recv() => return SessionEnd::Shutdown,
+            };
+            let message = match message {
+                None => return consumer_ended(),
+                Some(Err(error)) => return broker_lost(error),
+                Some(Ok(message)) => message,
+            };
+            // Once taken, a message is finished even when shutdown is asked for meanwhile.
+            if let Err(end) = handle(&database, &message).await {
+                return end;
             }
-            SessionEnd::DatabaseClosed => {
-                tracing::warn!("inbound: database connection lost; reconnecting");
-                health.reconnecting(Link::Database, Direction::Inbound);
-            }
-            SessionEnd::Broker(error) => {
-                let error = error
-                    .map(|e| Chain(&e).to_string())
-                    .unwrap_or_else(|| "consumer ended".into());
-                tracing::warn!(%error, "inbound: broker connection lost; reconnecting");
-                health.reconnecting(Link::Broker, Direction::Inbound);
-            }
-        }
-        if !shutdown.sleep(backoff.next_delay()).await {
-            break;
         }
     }
-    health.set(Link::Database, Direction::Inbound, false);
-    health.set(Link::Broker, Direction::Inbound, false);
-    tracing::info!("inbound: stopped");
 }
 
-async fn connect_consumer(config: &Config, queue: &str) -> Result<(Broker, Consumer), BrokerError> {
-    let broker = Broker::connect(&config.amqp_url, "infor-relay inbound").await?;
-    let consumer = broker
-        .consumer(queue, config.prefetch, "infor-relay")
-        .await?;
-    Ok((broker, consumer))
+const BROKER_LOST: &str = "broker connection lost; reconnecting";
+
+fn broker_lost(error: BrokerError) -> SessionEnd {
+    SessionEnd::failed(Link::Broker, BROKER_LOST, Chain(&error))
 }
 
-async fn session(
-    database: Database,
-    broker: &Broker,
-    mut consumer: Consumer,
-    shutdown: &mut Shutdown,
-) -> SessionEnd {
-    // A consumer whose connection died without a word would wait forever: look every second.
-    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let message = tokio::select! {
-            message = consumer.next() => message,
-            _ = watchdog.tick() => {
-                if !broker.is_connected() {
-                    return SessionEnd::Broker(None);
-                }
-                if database.is_closed() {
-                    return SessionEnd::DatabaseClosed;
-                }
-                continue;
-            }
-            _ = shutdown.recv() => return SessionEnd::Shutdown,
-        };
-        let message = match message {
-            None => return SessionEnd::Broker(None),
-            Some(Err(error)) => return SessionEnd::Broker(Some(error)),
-            Some(Ok(message)) => message,
-        };
-        // Once taken, a message is finished even when shutdown is asked for meanwhile.
-        if let Err(end) = handle(&database, &message).await {
-            return end;
-        }
-    }
+fn consumer_ended() -> SessionEnd {
+    SessionEnd::failed(Link::Broker, BROKER_LOST, "consumer ended")
+}
+
+fn database_error(error: DatabaseError) -> SessionEnd {
+    SessionEnd::failed(
+        Link::Database,
+        "database error; the message goes back to the queue",
+        Chain(&error),
+    )
 }
 
 /// Applies one message, then acks it; on a database fault hands it back.
@@ -148,12 +97,12 @@ async fn handle(database: &Database, message: &Incoming) -> Result<(), SessionEn
                 "inbound: applied"
             );
             // If this ack is lost, the message comes again and is applied as a duplicate.
-            message.ack().await.map_err(|e| SessionEnd::Broker(Some(e)))
+            message.ack().await.map_err(broker_lost)
         }
         Err(error) => {
             ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(1);
             let _ = message.requeue().await;
-            Err(SessionEnd::Database(error))
+            Err(database_error(error))
         }
     }
 }

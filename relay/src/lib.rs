@@ -2,8 +2,15 @@
 //!
 //! - [`outbound`]: outbox → broker, with publisher confirms;
 //! - [`inbound`]: broker → `infor_comm.apply_inbound`, acked after the commit;
-//! - [`broker`]: all AMQP code; [`database`]: all SQL;
-//! - [`config`], [`metrics`], [`shutdown`], [`backoff`], [`errors`].
+//! - [`session`]: the reconnect loop both sides run (connect, work, reconnect with back-off);
+//! - [`backoff`]: capped, jittered back-off, and connecting with it;
+//! - [`broker`]: all the AMQP code, behind the relay's own types and error;
+//! - [`database`]: all the SQL, as a member of `infor_comm_relay`, with TLS when asked for;
+//! - [`config`]: command-line flags, queue names, durations, passwords hidden from logs;
+//! - [`metrics`]: Prometheus metrics, `/health` and `/ready`;
+//! - [`shutdown`]: SIGTERM and SIGINT, and the handle every task watches;
+//! - [`errors`]: error messages with their causes;
+//! - [`crm`]: the InforCRM side of the contract, for the simulator.
 
 pub mod backoff;
 pub mod broker;
@@ -14,6 +21,7 @@ pub mod errors;
 pub mod inbound;
 pub mod metrics;
 pub mod outbound;
+pub mod session;
 pub mod shutdown;
 
 use config::{redact, Config};
@@ -70,19 +78,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let config = Arc::new(config);
     let health = Arc::new(metrics::Health::default());
     let (trigger, stop) = shutdown::channel();
+    let context = |queue: String| session::Context {
+        config: config.clone(),
+        target: database.clone(),
+        queue,
+        health: health.clone(),
+    };
     let tasks = [
-        tokio::spawn(outbound::run(
-            config.clone(),
-            database.clone(),
-            queues.outbound.clone(),
-            health.clone(),
+        tokio::spawn(session::supervise::<outbound::Outbound>(
+            context(queues.outbound),
             stop.clone(),
         )),
-        tokio::spawn(inbound::run(
-            config.clone(),
-            database,
-            queues.inbound.clone(),
-            health.clone(),
+        tokio::spawn(session::supervise::<inbound::Inbound>(
+            context(queues.inbound),
             stop.clone(),
         )),
         tokio::spawn(metrics::serve(listener, handle, health, stop)),

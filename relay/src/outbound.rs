@@ -5,155 +5,83 @@
 //! When a connection fails mid-batch, rows are left as they are: their lease ends and they are
 //! claimed again, so every request reaches the broker at least once.
 
-use crate::backoff::{connect_until_up, Backoff};
 use crate::broker::{Broker, BrokerError, Outgoing, PublishOutcome, Publisher};
-use crate::config::Config;
-use crate::database::{Database, DatabaseError, DatabaseTarget, OutboxRow};
+use crate::database::{Database, DatabaseError, OutboxRow};
 use crate::errors::Chain;
-use crate::metrics::{self, Direction, Health, Link};
+use crate::metrics::{self, Direction, Link};
+use crate::session::{Context, SessionEnd, Side};
 use crate::shutdown::Shutdown;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-/// Why the session with the database and the broker ended.
-enum SessionEnd {
-    Shutdown,
-    Database(DatabaseError),
-    Broker(BrokerError),
-    DatabaseClosed,
-    BrokerClosed,
-}
+/// The outbound side, for [`crate::session::supervise`].
+pub struct Outbound;
 
-/// Runs the outbound loop until shutdown, reconnecting as needed.
-pub async fn run(
-    config: Arc<Config>,
-    target: DatabaseTarget,
-    queue: String,
-    health: Arc<Health>,
-    mut shutdown: Shutdown,
-) {
-    let mut backoff = Backoff::new(Duration::from_millis(200), config.max_backoff);
-    while !shutdown.is_shutdown() {
-        let connect_database = || Database::connect(&target, "infor-relay outbound", true);
-        let Some(database) = connect_until_up(
-            connect_database,
-            Link::Database,
-            Direction::Outbound,
-            target.url(),
-            &health,
-            &mut backoff,
-            &mut shutdown,
-        )
-        .await
-        else {
-            break;
-        };
-        let Some(broker) = connect_until_up(
-            || connect_publisher(&config),
-            Link::Broker,
-            Direction::Outbound,
-            &config.amqp_url,
-            &health,
-            &mut backoff,
-            &mut shutdown,
-        )
-        .await
-        else {
-            break;
-        };
-        tracing::info!(queue = %queue, "outbound: connected");
-        let started = Instant::now();
-        let (broker, publisher) = broker;
-        let end = session(
-            &config,
-            &queue,
-            database,
-            &broker,
-            &publisher,
-            &health,
-            &mut shutdown,
-        )
-        .await;
-        broker.close().await;
-        backoff.session_ended(started.elapsed());
-        match end {
-            SessionEnd::Shutdown => break,
-            SessionEnd::Database(error) => {
-                tracing::warn!(error = %Chain(&error), "outbound: database error; reconnecting");
-                health.reconnecting(Link::Database, Direction::Outbound);
-            }
-            SessionEnd::DatabaseClosed => {
-                tracing::warn!("outbound: database connection lost; reconnecting");
-                health.reconnecting(Link::Database, Direction::Outbound);
-            }
-            SessionEnd::Broker(error) => {
-                tracing::warn!(error = %Chain(&error), "outbound: broker error; reconnecting");
-                health.reconnecting(Link::Broker, Direction::Outbound);
-            }
-            SessionEnd::BrokerClosed => {
-                tracing::warn!("outbound: broker connection lost; reconnecting");
-                health.reconnecting(Link::Broker, Direction::Outbound);
-            }
-        }
-        if !shutdown.sleep(backoff.next_delay()).await {
-            break;
-        }
+impl Side for Outbound {
+    const DIRECTION: Direction = Direction::Outbound;
+    const CONNECTED: &'static str = "connected";
+    const LISTEN: bool = true;
+    type Channel = Publisher;
+
+    async fn open(broker: &Broker, _context: &Context) -> Result<Publisher, BrokerError> {
+        broker.publisher().await
     }
-    health.set(Link::Database, Direction::Outbound, false);
-    health.set(Link::Broker, Direction::Outbound, false);
-    tracing::info!("outbound: stopped");
-}
 
-async fn connect_publisher(config: &Config) -> Result<(Broker, Publisher), BrokerError> {
-    let broker = Broker::connect(&config.amqp_url, "infor-relay outbound").await?;
-    let publisher = broker.publisher().await?;
-    Ok((broker, publisher))
-}
-
-/// Claims and publishes until a connection fails or shutdown is asked for.
-async fn session(
-    config: &Config,
-    queue: &str,
-    mut database: Database,
-    broker: &Broker,
-    publisher: &Publisher,
-    health: &Health,
-    shutdown: &mut Shutdown,
-) -> SessionEnd {
-    loop {
-        if shutdown.is_shutdown() {
-            return SessionEnd::Shutdown;
-        }
-        if !broker.is_connected() {
-            return SessionEnd::BrokerClosed;
-        }
-        let rows = match database.claim(config.batch_size, config.lease).await {
-            Ok(rows) => rows,
-            Err(error) => return SessionEnd::Database(error),
-        };
-        if rows.is_empty() {
-            report_backlog(&database).await;
-            let woke = tokio::select! {
-                woke = database.wait_for_work(config.poll_interval) => woke,
-                _ = shutdown.recv() => return SessionEnd::Shutdown,
+    /// Claims and publishes until a connection fails or shutdown is asked for.
+    async fn session(
+        context: &Context,
+        mut database: Database,
+        broker: &Broker,
+        publisher: Publisher,
+        shutdown: &mut Shutdown,
+    ) -> SessionEnd {
+        let config = &context.config;
+        loop {
+            if shutdown.is_shutdown() {
+                return SessionEnd::Shutdown;
+            }
+            if !broker.is_connected() {
+                return SessionEnd::closed(Link::Broker);
+            }
+            let rows = match database.claim(config.batch_size, config.lease).await {
+                Ok(rows) => rows,
+                Err(error) => return database_error(error),
             };
-            if !woke {
-                return SessionEnd::DatabaseClosed;
+            if rows.is_empty() {
+                report_backlog(&database).await;
+                let woke = tokio::select! {
+                    woke = database.wait_for_work(config.poll_interval) => woke,
+                    _ = shutdown.recv() => return SessionEnd::Shutdown,
+                };
+                if !woke {
+                    return SessionEnd::closed(Link::Database);
+                }
+                continue;
             }
-            continue;
+            // A batch in flight is finished even when shutdown is asked for meanwhile.
+            if let Err(end) = publish(context, &database, &publisher, &rows).await {
+                return end;
+            }
+            context
+                .health
+                .set(Link::Broker, Direction::Outbound, broker.is_connected());
         }
-        // A batch in flight is finished even when shutdown is asked for meanwhile.
-        if let Err(end) = publish(config, queue, &database, publisher, &rows).await {
-            return end;
-        }
-        health.set(Link::Broker, Direction::Outbound, broker.is_connected());
     }
+}
+
+fn database_error(error: DatabaseError) -> SessionEnd {
+    SessionEnd::failed(
+        Link::Database,
+        "database error; reconnecting",
+        Chain(&error),
+    )
+}
+
+fn broker_error(error: BrokerError) -> SessionEnd {
+    SessionEnd::failed(Link::Broker, "broker error; reconnecting", Chain(&error))
 }
 
 /// Publishes one claimed batch and records what the broker said.
 async fn publish(
-    config: &Config,
-    queue: &str,
+    context: &Context,
     database: &Database,
     publisher: &Publisher,
     rows: &[OutboxRow],
@@ -166,9 +94,9 @@ async fn publish(
         })
         .collect();
     let outcomes = publisher
-        .publish_batch(queue, &messages, config.confirm_timeout)
+        .publish_batch(&context.queue, &messages, context.config.confirm_timeout)
         .await
-        .map_err(SessionEnd::Broker)?;
+        .map_err(broker_error)?;
     let mut confirmed = Vec::with_capacity(rows.len());
     for (row, outcome) in rows.iter().zip(outcomes) {
         match outcome {
@@ -179,7 +107,7 @@ async fn publish(
                 database
                     .mark_failed(row.outbox_id, &reason)
                     .await
-                    .map_err(SessionEnd::Database)?;
+                    .map_err(database_error)?;
             }
         }
     }
@@ -187,7 +115,7 @@ async fn publish(
         let marked = database
             .mark_published(&confirmed)
             .await
-            .map_err(SessionEnd::Database)?;
+            .map_err(database_error)?;
         ::metrics::counter!(metrics::PUBLISHED).increment(confirmed.len() as u64);
         tracing::info!(
             published = confirmed.len(),
