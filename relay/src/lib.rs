@@ -9,13 +9,16 @@
 //! - [`config`]: command-line flags, queue names, durations, passwords hidden from logs;
 //! - [`metrics`]: Prometheus metrics, `/health` and `/ready`;
 //! - [`shutdown`]: SIGTERM and SIGINT, and the handle every task watches;
-//! - [`errors`]: error messages with their causes;
-//! - [`crm`]: the InforCRM side of the contract, for the simulator.
+//! - [`errors`]: error messages with their causes.
+//!
+//! The simulator of InforCRM (`infor-crm-sim`) is a crate of its own, `crm-sim/`, built on
+//! this library's broker, configuration and back-off.
+
+#![warn(missing_docs)]
 
 pub mod backoff;
 pub mod broker;
 pub mod config;
-pub mod crm;
 pub mod database;
 pub mod errors;
 pub mod inbound;

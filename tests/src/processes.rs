@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// The path of a binary of the workspace (built by `cargo build -p infor-relay`).
+/// The path of a binary of the workspace (built by `cargo build -p infor-relay -p infor-crm-sim --bins`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable");
     // target/<profile>/deps/<test> → target/<profile>/<name>
@@ -16,7 +16,7 @@ pub fn binary(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build -p infor-relay --bins` (the README's test command does)",
+        "{} is missing: run `cargo build -p infor-relay -p infor-crm-sim --bins` (the README's test command does)",
         path.display()
     );
     path

@@ -1,5 +1,5 @@
-//! The InforCRM side of the contract, for the simulator `infor-crm-sim`: checking a request,
-//! and building replies and pushes as the specification shows them.
+//! The InforCRM side of the contract: checking a request, and building replies and pushes as
+//! the specification shows them.
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{json, Value};
@@ -39,6 +39,13 @@ impl<'de> serde::Deserialize<'de> for KeyOrder {
         }
         deserializer.deserialize_map(Keys)
     }
+}
+
+/// Now, as InforCRM writes it: Moscow time with milliseconds.
+pub fn now_dt() -> String {
+    (chrono::Utc::now() + chrono::TimeDelta::hours(3))
+        .format("%Y-%m-%dT%H:%M:%S%.3f+03:00")
+        .to_string()
 }
 
 fn is_lower_uuid(text: &str) -> bool {

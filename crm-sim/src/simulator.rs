@@ -1,91 +1,18 @@
-//! `infor-crm-sim`: a simulator of InforCRM for the demo and the tests. It consumes the
-//! outbound queue, checks each request against the contract, replies on the inbound queue
-//! (statusCode 0 mostly, 1 and 2 at the given rates), and after `--push-delay` pushes the
-//! outcome of each created task with a reaction drawn from `infor_comm.client_reaction`.
+//! The simulator's loop: consume the requests, answer each on the inbound queue, and push the
+//! outcome of each created task after `--push-delay`; reconnect to the broker when it fails,
+//! keeping the pushes still due.
 
-use clap::Parser;
+use crate::args::Args;
+use crate::contract::{check_request, now_dt, push, reply, request_id_of, ReplyOutcome};
+use crate::reactions::load_reactions;
 use infor_relay::backoff::Backoff;
 use infor_relay::broker::{Broker, BrokerError, Incoming, Outgoing, PublishOutcome, Publisher};
-use infor_relay::config::{parse_duration, redact, Queues};
-use infor_relay::crm::{check_request, push, reply, request_id_of, Reaction, ReplyOutcome};
+use infor_relay::config::{redact, Queues};
 use infor_relay::errors::Chain;
 use rand::Rng;
-use std::io::IsTerminal;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
-
-/// The simulator's flags.
-#[derive(Parser, Debug, Clone)]
-#[command(
-    name = "infor-crm-sim",
-    version,
-    about = "A simulator of InforCRM for demos and tests"
-)]
-struct Args {
-    /// AMQP URL of the broker.
-    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
-    amqp_url: String,
-    /// Database with infor_comm, to read the client reactions from.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: String,
-    /// The environment name that prefixes both queue names.
-    #[arg(long, env = "INFOR_ZONE")]
-    zone: Option<String>,
-    /// Where the requests come from (default from --zone).
-    #[arg(long, env = "INFOR_OUTBOUND_QUEUE")]
-    outbound_queue: Option<String>,
-    /// Where replies and pushes go (default from --zone).
-    #[arg(long, env = "INFOR_INBOUND_QUEUE")]
-    inbound_queue: Option<String>,
-    /// Share of requests answered with statusCode 1 (client not found).
-    #[arg(long, default_value_t = 0.05)]
-    rate_not_found: f64,
-    /// Share of requests answered with statusCode 2 (other error).
-    #[arg(long, default_value_t = 0.03)]
-    rate_error: f64,
-    /// Delay between a created task's reply and its push.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    push_delay: Duration,
-    /// Declare both queues (durable) at start.
-    #[arg(long)]
-    declare_queues: bool,
-    /// Requests handled at once.
-    #[arg(long, default_value_t = 64)]
-    prefetch: u16,
-}
-
-/// Now, as InforCRM writes it: Moscow time with milliseconds.
-fn now_dt() -> String {
-    (chrono::Utc::now() + chrono::TimeDelta::hours(3))
-        .format("%Y-%m-%dT%H:%M:%S%.3f+03:00")
-        .to_string()
-}
-
-async fn load_reactions(url: &str) -> Result<Vec<Reaction>, String> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| format!("cannot connect to {}: {}", redact(url), Chain(&e)))?;
-    tokio::spawn(connection);
-    let rows = client
-        .query(
-            "SELECT task_status::text, first_level::text, second_level::text, second_level_free_text
-               FROM infor_comm.client_reaction ORDER BY reaction_id",
-            &[],
-        )
-        .await
-        .map_err(|e| format!("cannot read infor_comm.client_reaction: {}", Chain(&e)))?;
-    Ok(rows
-        .iter()
-        .map(|row| Reaction {
-            task_status: row.get(0),
-            first_level: row.get(1),
-            second_level: row.get(2),
-            second_level_free_text: row.get(3),
-        })
-        .collect())
-}
 
 async fn send(
     publisher: &Publisher,
@@ -181,7 +108,8 @@ async fn answer(
 /// A push that is due, with its message id.
 type DuePush = (String, serde_json::Value);
 
-async fn run(args: Args) -> Result<(), String> {
+/// Runs the simulator until SIGTERM or SIGINT, then sends the pushes still due and returns.
+pub async fn run(args: Args) -> Result<(), String> {
     let queues = Queues::resolve(
         args.zone.as_deref(),
         args.outbound_queue.as_deref(),
@@ -300,29 +228,5 @@ async fn run(args: Args) -> Result<(), String> {
         }
         broker.close().await;
         tokio::time::sleep(backoff.next_delay()).await;
-    }
-}
-
-fn main() -> ExitCode {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "infor-crm-sim stopped");
-            ExitCode::FAILURE
-        }
     }
 }
