@@ -7,12 +7,16 @@
 //! - [`args`]: the command-line flags;
 //! - [`contract`]: the InforCRM side of the contract: checking a request, building replies
 //!   and pushes;
+//! - [`answers`]: the answer given to each request, so that a repeated request gets the same;
+//! - [`ids`]: the ids the simulator makes up, none ever given twice;
 //! - [`reactions`]: reading the client reactions the pushes draw from;
 //! - [`simulator`]: the loop that answers the requests and sends the pushes.
 
 #![warn(missing_docs)]
 
+pub mod answers;
 pub mod args;
 pub mod contract;
+pub mod ids;
 pub mod reactions;
 pub mod simulator;

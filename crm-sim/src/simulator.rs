@@ -2,8 +2,9 @@
 //! outcome of each created task after `--push-delay`; reconnect to the broker when it fails,
 //! keeping the pushes still due.
 
+use crate::answers::{Answers, DueTask};
 use crate::args::Args;
-use crate::contract::{check_request, now_dt, push, reply, request_id_of, ReplyOutcome};
+use crate::contract::{now_dt, push, reply};
 use crate::reactions::load_reactions;
 use infor_relay::backoff::Backoff;
 use infor_relay::broker::{Broker, BrokerError, Incoming, Outgoing, PublishOutcome, Publisher};
@@ -38,71 +39,25 @@ async fn send(
     }
 }
 
-/// Answers one request; returns the push to send later, if a task was created.
-/// What the simulated CRM answered, by our requestID: a request that comes again (published
-/// twice, or requeued after a reply whose confirm was lost) gets the same answer, as a real
-/// CRM keyed on requestID would give.
-/// The value also says whether the push of a created task was scheduled already.
-type Answers = std::collections::HashMap<String, (String, ReplyOutcome, bool)>;
-
+/// Answers one request; returns the task to push later, the first time its reply is sent.
 async fn answer(
-    args: &Args,
     answers: &mut Answers,
     publisher: &Publisher,
     queue: &str,
     message: &Incoming,
-) -> Result<Option<(String, String)>, String> {
-    let (reply_uid, outcome) = match check_request(&message.body) {
-        Err(reason) => {
-            tracing::warn!(%reason, "request breaks the contract");
-            match request_id_of(&message.body) {
-                Some(id) => (
-                    id,
-                    ReplyOutcome::Failed {
-                        status_code: "2",
-                        message: format!("invalid request: {reason}"),
-                    },
-                ),
-                None => return Ok(None),
-            }
-        }
-        Ok(request) => {
-            let roll: f64 = rand::rng().random();
-            let outcome = if roll < args.rate_not_found {
-                ReplyOutcome::Failed {
-                    status_code: "1",
-                    message: "Клиент не найден.".into(),
-                }
-            } else if roll < args.rate_not_found + args.rate_error {
-                ReplyOutcome::Failed {
-                    status_code: "2",
-                    message: "Задача не создана. Иная ошибка.".into(),
-                }
-            } else {
-                ReplyOutcome::Created {
-                    task_id: rand::rng()
-                        .random_range(100_000_000u64..1_000_000_000)
-                        .to_string(),
-                }
-            };
-            (request.request_id, outcome)
-        }
+) -> Result<Option<DueTask>, String> {
+    let Some(answer) = answers.answer(&message.body) else {
+        return Ok(None);
     };
-    let (crm_request_id, outcome, _) = answers
-        .entry(reply_uid.clone())
-        .or_insert_with(|| (uuid::Uuid::new_v4().to_string(), outcome, false))
-        .clone();
-    let body = reply(&crm_request_id, &reply_uid, &now_dt(), &outcome);
-    send(publisher, queue, &crm_request_id, &body).await?;
+    let body = reply(
+        &answer.crm_request_id,
+        &answer.reply_uid,
+        &now_dt(),
+        &answer.outcome,
+    );
+    send(publisher, queue, &answer.crm_request_id, &body).await?;
     // The push of a task is scheduled once, after its reply was confirmed.
-    let push_scheduled = answers
-        .get_mut(&reply_uid)
-        .map(|entry| std::mem::replace(&mut entry.2, true))
-        .unwrap_or(true);
-    Ok(match outcome {
-        ReplyOutcome::Created { task_id } if !push_scheduled => Some((crm_request_id, task_id)),
-        _ => None,
-    })
+    Ok(answers.replied(&answer.reply_uid))
 }
 
 /// A push that is due, with its message id.
@@ -123,7 +78,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     // whatever connection is current, and kept while the broker is away.
     let (due_sender, mut due) = tokio::sync::mpsc::unbounded_channel::<DuePush>();
     let mut unsent: Vec<DuePush> = Vec::new();
-    let mut answers = Answers::new();
+    let mut answers = Answers::new(args.rate_not_found, args.rate_error);
     let mut scheduled = JoinSet::new();
     let shutdown = infor_relay::shutdown::signal();
     tokio::pin!(shutdown);
@@ -183,16 +138,16 @@ pub async fn run(args: Args) -> Result<(), String> {
                         Some(Err(error)) => { tracing::warn!(error = %Chain(&error), "broker: consumer failed"); break; }
                         None => { tracing::warn!("broker closed the consumer"); break; }
                     };
-                    match answer(&args, &mut answers, &publisher, &queues.inbound, &message).await {
-                        Ok(Some((crm_request_id, task_id))) => {
+                    match answer(&mut answers, &publisher, &queues.inbound, &message).await {
+                        Ok(Some(task)) => {
                             let (reactions, sender, delay) = (reactions.clone(), due_sender.clone(), args.push_delay);
                             scheduled.spawn(async move {
                                 tokio::time::sleep(delay).await;
                                 let reaction = &reactions[rand::rng().random_range(0..reactions.len())];
                                 let now = now_dt();
-                                let body = push(&crm_request_id, &task_id, &now, &now[..10], reaction,
-                                                &uuid::Uuid::new_v4().to_string());
-                                let _ = sender.send((uuid::Uuid::new_v4().to_string(), body));
+                                let body = push(&task.crm_request_id, &task.task_id, &now, &now[..10], reaction,
+                                                &task.application_id);
+                                let _ = sender.send((task.message_id, body));
                             });
                         }
                         Ok(None) => {}
