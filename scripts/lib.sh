@@ -67,6 +67,15 @@ install_extension() {
     local sudo_flag=()
     [[ $(id -u) -eq 0 ]] || sudo_flag=(--sudo)
     (cd "$REPO_ROOT/pg_ext" && cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@" >/dev/null)
+    # cargo pgrx install copies the upgrade scripts (infor_comm--A--B.sql) but not the frozen
+    # scripts of released versions (infor_comm--A.sql); without them CREATE EXTENSION … VERSION
+    # 'A' cannot create an older version.
+    local script extension_dir
+    extension_dir="$("$PG_CONFIG" --sharedir)/extension"
+    for script in "$REPO_ROOT"/pg_ext/sql/infor_comm--*.sql; do
+        [[ $(basename "$script") == infor_comm--*--*.sql ]] && continue
+        as_root install -m 0644 "$script" "$extension_dir/"
+    done
 }
 
 # start_cluster DIR PORT CRON_DATABASE: a new cluster in DIR on 127.0.0.1:PORT, pg_cron preloaded.
