@@ -305,14 +305,41 @@ fn setting_thinking_days() -> i32 {
     thinking_days()
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.setting_thinking_days() IS
+    'The infor_comm.thinking_days in force, validated.';
+"#,
+    name = "setting_thinking_days_comment",
+    requires = [setting_thinking_days],
+);
+
 /// The `infor_comm.timezone` in force, validated.
 #[pg_extern(stable, parallel_safe, name = "setting_timezone")]
 fn setting_timezone() -> String {
     timezone()
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.setting_timezone() IS
+    'The infor_comm.timezone in force, validated.';
+"#,
+    name = "setting_timezone_comment",
+    requires = [setting_timezone],
+);
+
 /// The `infor_comm.response_timeout` in force, validated.
 #[pg_extern(stable, parallel_safe, name = "setting_response_timeout")]
 fn setting_response_timeout() -> Interval {
     response_timeout()
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.setting_response_timeout() IS
+    'The infor_comm.response_timeout in force, validated.';
+"#,
+    name = "setting_response_timeout_comment",
+    requires = [setting_response_timeout],
+);

@@ -48,3 +48,12 @@ fn require_host_tables() -> bool {
     require();
     true
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.require_host_tables() IS
+    'Checks that the four host tables are visible; an error naming the first missing one.';
+"#,
+    name = "require_host_tables_comment",
+    requires = [require_host_tables],
+);

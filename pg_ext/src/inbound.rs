@@ -1,8 +1,10 @@
 //! Inbound apply: every reply and push of InforCRM is journaled whole in `infor_comm.inbox` and
 //! applied to `infor_communication_task` exactly once (docs/contract.md, "Inbound messages").
 //!
-//! - Replies match by `replyUID = vtbc_request_id`; pushes by `taskID = task_id`, else by
-//!   `requestID = infor_response_id`.
+//! - Replies match by `replyUID = vtbc_request_id`. A push lands only on its own request's row:
+//!   its `requestID` (the CRM's) identifies the row by `infor_response_id` and its `taskID` must
+//!   agree with that row's `task_id`; a push with a `taskID` only lands where that `taskID` is
+//!   unique. A push whose ids point to different rows is `rejected`.
 //! - A push whose task row is not known yet is kept as `orphan` and applied in the transaction
 //!   that applies its reply.
 //! - A repeated message changes nothing (`duplicate`); of two different pushes for one task the
@@ -14,7 +16,7 @@
 //! message, are applied one after the other, never interleaved.
 
 use crate::errors::spi_fault;
-use crate::inbound_message::{body_text, parse, Message, Push, Reply};
+use crate::inbound_message::{body_text, parse, Kind, Message, Push, Reply};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiError};
 
@@ -23,29 +25,59 @@ const LOCK_CLASS_REQUEST_ID: i32 = 0x1c_0001;
 /// Advisory lock class of the CRM's task ids.
 const LOCK_CLASS_TASK_ID: i32 = 0x1c_0002;
 
-/// What became of one message; `outcome` is what `apply_inbound` returns.
-#[derive(Debug, Default)]
+/// What `apply_inbound` returns for one message (and `inbox.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A reply applied to its task row.
+    Reply,
+    /// A push applied to its task row (or kept because a later one is applied).
+    Push,
+    /// A copy of a message already applied; nothing changed.
+    Duplicate,
+    /// A push whose task row is not known yet; applied when its reply lands.
+    Orphan,
+    /// Kept in the inbox with the reason; no task row changed.
+    Rejected,
+}
+
+impl Outcome {
+    /// The name `apply_inbound` returns and the inbox stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Reply => "reply",
+            Outcome::Push => "push",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Orphan => "orphan",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// What became of one message.
+#[derive(Debug)]
 struct Verdict {
-    kind: &'static str,
-    outcome: &'static str,
+    kind: Kind,
+    outcome: Outcome,
     reason: Option<String>,
     task_row_id: Option<String>,
     applied: bool,
 }
 
 impl Verdict {
-    fn new(kind: &'static str, outcome: &'static str) -> Verdict {
+    fn new(kind: Kind, outcome: Outcome) -> Verdict {
         Verdict {
             kind,
             outcome,
-            ..Verdict::default()
+            reason: None,
+            task_row_id: None,
+            applied: false,
         }
     }
 
-    fn rejected(kind: &'static str, reason: String) -> Verdict {
+    fn rejected(kind: Kind, reason: String) -> Verdict {
         Verdict {
             reason: Some(reason),
-            ..Verdict::new(kind, "rejected")
+            ..Verdict::new(kind, Outcome::Rejected)
         }
     }
 }
@@ -71,27 +103,37 @@ fn lock(client: &mut SpiClient<'_>, class: i32, key: Option<&str>) -> SpiResult<
     Ok(())
 }
 
-fn find_task(client: &mut SpiClient<'_>, column: &str, value: &str) -> SpiResult<Option<TaskRow>> {
-    // `column` is one of three fixed names, never input.
+/// The task rows whose `column` equals `value`, oldest first, locked; at most `limit`.
+fn find_tasks(
+    client: &mut SpiClient<'_>,
+    column: &str,
+    value: &str,
+    limit: i64,
+) -> SpiResult<Vec<TaskRow>> {
+    // `column` is one of four fixed names, never input.
     let sql = format!(
         "SELECT id::text, status_code::text, infor_response_id::text, task_id::text
            FROM infor_comm.infor_communication_task
           WHERE {column} = $1
           ORDER BY time_create, id
-          LIMIT 1
+          LIMIT $2
             FOR UPDATE"
     );
-    let table = client.update(&sql, None, &[value.into()])?;
-    if table.is_empty() {
-        return Ok(None);
+    let mut rows = Vec::new();
+    for row in client.update(&sql, None, &[value.into(), limit.into()])? {
+        rows.push(TaskRow {
+            id: row.get::<String>(1)?.unwrap_or_default(),
+            status_code: row.get::<String>(2)?,
+            infor_response_id: row.get::<String>(3)?,
+            task_id: row.get::<String>(4)?,
+        });
     }
-    let row = table.first();
-    Ok(Some(TaskRow {
-        id: row.get::<String>(1)?.unwrap_or_default(),
-        status_code: row.get::<String>(2)?,
-        infor_response_id: row.get::<String>(3)?,
-        task_id: row.get::<String>(4)?,
-    }))
+    Ok(rows)
+}
+
+/// The first task row whose `column` equals `value`, locked.
+fn find_task(client: &mut SpiClient<'_>, column: &str, value: &str) -> SpiResult<Option<TaskRow>> {
+    Ok(find_tasks(client, column, value, 1)?.into_iter().next())
 }
 
 /// Applies a reply to its task row.
@@ -100,7 +142,7 @@ fn apply_reply(client: &mut SpiClient<'_>, reply: &Reply) -> SpiResult<Verdict> 
     lock(client, LOCK_CLASS_TASK_ID, reply.task_id.as_deref())?;
     let Some(row) = find_task(client, "vtbc_request_id", &reply.reply_uid)? else {
         return Ok(Verdict::rejected(
-            "reply",
+            Kind::Reply,
             format!(
                 "replyUID \"{}\" matches no request of ours",
                 reply.reply_uid
@@ -109,16 +151,16 @@ fn apply_reply(client: &mut SpiClient<'_>, reply: &Reply) -> SpiResult<Verdict> 
     };
     let mut verdict = Verdict {
         task_row_id: Some(row.id.clone()),
-        ..Verdict::new("reply", "reply")
+        ..Verdict::new(Kind::Reply, Outcome::Reply)
     };
     if let Some(applied_code) = &row.status_code {
         let same = applied_code == &reply.status_code
             && row.infor_response_id.as_deref() == Some(reply.request_id.as_str())
             && row.task_id == reply.task_id;
         if same {
-            verdict.outcome = "duplicate";
+            verdict.outcome = Outcome::Duplicate;
         } else {
-            verdict.outcome = "rejected";
+            verdict.outcome = Outcome::Rejected;
             verdict.reason = Some(format!(
                 "conflicts with the reply already applied (statusCode \"{applied_code}\", requestID \"{}\", taskID \"{}\")",
                 row.infor_response_id.as_deref().unwrap_or(""),
@@ -153,16 +195,55 @@ fn apply_reply(client: &mut SpiClient<'_>, reply: &Reply) -> SpiResult<Verdict> 
     Ok(verdict)
 }
 
-/// Looks up the task row of a push: by taskID, else by the CRM's requestID.
-fn find_push_task(client: &mut SpiClient<'_>, push: &Push) -> SpiResult<Option<TaskRow>> {
-    if let Some(task_id) = &push.task_id {
-        if let Some(row) = find_task(client, "task_id", task_id)? {
-            return Ok(Some(row));
+/// Where a push belongs (docs/contract.md, "A push lands only on its own request's row").
+enum PushTarget {
+    /// Its own request's task row.
+    Row(TaskRow),
+    /// No row yet: kept until its reply lands; the text says what it waits for.
+    Orphan(String),
+    /// It can never land: the text says why.
+    Rejected(String),
+}
+
+/// Finds the task row of a push: the CRM's `requestID` identifies the request, and the `taskID`
+/// must agree with it; a push with a `taskID` only lands where that `taskID` is unique.
+fn locate_push(client: &mut SpiClient<'_>, push: &Push) -> SpiResult<PushTarget> {
+    if let Some(request_id) = &push.request_id {
+        let Some(row) = find_task(client, "infor_response_id", request_id)? else {
+            return Ok(PushTarget::Orphan(format!(
+                "no reply with requestID \"{request_id}\" yet; kept until it lands"
+            )));
+        };
+        if row.status_code.as_deref() != Some("0") {
+            return Ok(PushTarget::Rejected(format!(
+                "the reply with requestID \"{request_id}\" said statusCode \"{}\": no task was created, so there is no outcome to record",
+                row.status_code.as_deref().unwrap_or("")
+            )));
         }
+        if let (Some(theirs), ours) = (&push.task_id, &row.task_id) {
+            if ours.as_deref() != Some(theirs.as_str()) {
+                return Ok(PushTarget::Rejected(format!(
+                    "taskID \"{theirs}\" disagrees with requestID \"{request_id}\", whose task row has task_id \"{}\"",
+                    ours.as_deref().unwrap_or("")
+                )));
+            }
+        }
+        return Ok(PushTarget::Row(row));
     }
-    match &push.request_id {
-        Some(request_id) => find_task(client, "infor_response_id", request_id),
-        None => Ok(None),
+    let Some(task_id) = &push.task_id else {
+        return Ok(PushTarget::Rejected(
+            "both taskID and requestID are missing: the push matches no task".into(),
+        ));
+    };
+    let mut rows = find_tasks(client, "task_id", task_id, 2)?;
+    match rows.len() {
+        0 => Ok(PushTarget::Orphan(format!(
+            "no task row with taskID \"{task_id}\" yet; kept until its reply lands"
+        ))),
+        1 => Ok(PushTarget::Row(rows.remove(0))),
+        _ => Ok(PushTarget::Rejected(format!(
+            "taskID \"{task_id}\" belongs to more than one task row and the push has no requestID to tell which"
+        ))),
     }
 }
 
@@ -177,17 +258,8 @@ fn apply_push_to_row(
 ) -> SpiResult<Verdict> {
     let mut verdict = Verdict {
         task_row_id: Some(row.id.clone()),
-        ..Verdict::new("push", "push")
+        ..Verdict::new(Kind::Push, Outcome::Push)
     };
-    if let (Some(ours), Some(theirs)) = (&row.task_id, &push.task_id) {
-        if ours != theirs {
-            verdict.outcome = "rejected";
-            verdict.reason = Some(format!(
-                "taskID \"{theirs}\" contradicts the task row's task_id \"{ours}\""
-            ));
-            return Ok(verdict);
-        }
-    }
     let seen = client.update(
         "SELECT count(*) FILTER (WHERE body::jsonb = $2::jsonb),
                 max(message_dt) FILTER (WHERE applied_at IS NOT NULL)::text,
@@ -205,7 +277,7 @@ fn apply_push_to_row(
     )?;
     let seen = seen.first();
     if seen.get::<i64>(1)?.unwrap_or(0) > 0 {
-        verdict.outcome = "duplicate";
+        verdict.outcome = Outcome::Duplicate;
         return Ok(verdict);
     }
     if seen.get::<bool>(3)?.unwrap_or(false) {
@@ -247,29 +319,27 @@ fn apply_push_to_row(
 fn apply_push(client: &mut SpiClient<'_>, push: &Push, body: &str) -> SpiResult<Verdict> {
     lock(client, LOCK_CLASS_REQUEST_ID, push.request_id.as_deref())?;
     lock(client, LOCK_CLASS_TASK_ID, push.task_id.as_deref())?;
-    match find_push_task(client, push)? {
-        Some(row) => apply_push_to_row(client, push, body, &row, None),
-        None => {
-            let mut verdict = Verdict::new("push", "orphan");
-            verdict.reason = Some(format!(
-                "no task row yet for taskID \"{}\" / requestID \"{}\"; kept until its reply lands",
-                push.task_id.as_deref().unwrap_or(""),
-                push.request_id.as_deref().unwrap_or("")
-            ));
-            Ok(verdict)
-        }
+    match locate_push(client, push)? {
+        PushTarget::Row(row) => apply_push_to_row(client, push, body, &row, None),
+        PushTarget::Orphan(reason) => Ok(Verdict {
+            reason: Some(reason),
+            ..Verdict::new(Kind::Push, Outcome::Orphan)
+        }),
+        PushTarget::Rejected(reason) => Ok(Verdict::rejected(Kind::Push, reason)),
     }
 }
 
 /// Applies the orphan pushes that the reply just applied to `row_id` makes matchable, oldest dt
-/// first, in this same transaction.
+/// first, in this same transaction. The same rule as for a push that arrives after its reply
+/// decides where each one lands: one that belongs to another row stays an orphan.
 fn resolve_orphans(client: &mut SpiClient<'_>, row_id: &str, reply_inbox_id: i64) -> SpiResult<()> {
     let orphans = client.update(
         "SELECT i.inbox_id, i.body
            FROM infor_comm.inbox i
            JOIN infor_comm.infor_communication_task t ON t.id = $1
           WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
-            AND (i.push_task_id = t.task_id OR i.push_request_id = t.infor_response_id)
+            AND (i.push_request_id = t.infor_response_id
+                 OR (i.push_request_id IS NULL AND i.push_task_id = t.task_id))
           ORDER BY i.message_dt, i.inbox_id
             FOR UPDATE OF i",
         None,
@@ -286,31 +356,43 @@ fn resolve_orphans(client: &mut SpiClient<'_>, row_id: &str, reply_inbox_id: i64
         let Ok(Message::Push(push)) = parse(&body) else {
             continue;
         };
-        let Some(row) = find_task(client, "id", row_id)? else {
-            continue;
+        let (verdict, row_id_touched) = match locate_push(client, &push)? {
+            PushTarget::Row(row) if row.id == row_id => (
+                apply_push_to_row(client, &push, &body, &row, Some(inbox_id))?,
+                Some(row.id),
+            ),
+            PushTarget::Row(_) | PushTarget::Orphan(_) => continue,
+            PushTarget::Rejected(reason) => (Verdict::rejected(Kind::Push, reason), None),
         };
-        let verdict = apply_push_to_row(client, &push, &body, &row, Some(inbox_id))?;
         let note = match (verdict.outcome, verdict.applied) {
             (_, true) => format!("applied when its reply landed (inbox {reply_inbox_id})"),
-            ("duplicate", _) => {
+            (Outcome::Duplicate, _) => {
                 format!("a duplicate, found when its reply landed (inbox {reply_inbox_id})")
             }
+            (Outcome::Rejected, _) => format!(
+                "rejected when its reply landed (inbox {reply_inbox_id}): {}",
+                verdict.reason.unwrap_or_default()
+            ),
             _ => format!(
                 "not applied when its reply landed (inbox {reply_inbox_id}): {}",
                 verdict.reason.unwrap_or_default()
             ),
         };
+        // A rejected orphan stays without a task row and leaves the orphan state; the others
+        // record the row they were resolved to.
         client.update(
             "UPDATE infor_comm.inbox
                 SET task_row_id = $2, reason = $3,
+                    outcome = CASE WHEN $5 THEN 'rejected' ELSE outcome END,
                     applied_at = CASE WHEN $4 THEN pg_catalog.now() END
               WHERE inbox_id = $1",
             None,
             &[
                 inbox_id.into(),
-                row_id.into(),
+                row_id_touched.into(),
                 note.into(),
                 verdict.applied.into(),
+                (verdict.outcome == Outcome::Rejected).into(),
             ],
         )?;
     }
@@ -342,8 +424,8 @@ fn journal(
             message_id.into(),
             body.into(),
             body_bytes.into(),
-            verdict.kind.into(),
-            verdict.outcome.into(),
+            verdict.kind.as_str().into(),
+            verdict.outcome.as_str().into(),
             verdict.reason.clone().into(),
             verdict.task_row_id.clone().into(),
             push.map(|p| p.dt.clone()).into(),
@@ -376,12 +458,12 @@ fn apply_text(body: &str, message_id: Option<&str>) -> &'static str {
             message.as_ref(),
             &verdict,
         )?;
-        if verdict.kind == "reply" && verdict.applied {
+        if verdict.kind == Kind::Reply && verdict.applied {
             if let Some(row_id) = &verdict.task_row_id {
                 resolve_orphans(client, row_id, inbox_id)?;
             }
         }
-        Ok::<_, SpiError>(verdict.outcome)
+        Ok::<_, SpiError>(verdict.outcome.as_str())
     })
     .unwrap_or_else(|e| spi_fault("applying an inbound message", e))
 }
@@ -393,6 +475,15 @@ fn apply_text(body: &str, message_id: Option<&str>) -> &'static str {
 fn apply_inbound(body: Option<&str>, message_id: default!(Option<&str>, "NULL")) -> &'static str {
     apply_text(body.unwrap_or(""), message_id)
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.apply_inbound(text, text) IS
+    'Journals one inbound message and applies it; returns reply, push, duplicate, orphan or rejected.';
+"#,
+    name = "apply_inbound_comment",
+    requires = [apply_inbound],
+);
 
 /// The same for a body as raw bytes (what the broker delivers): one that is not valid UTF-8 is
 /// journaled as bytes and rejected.
@@ -406,9 +497,9 @@ fn apply_inbound_bytes(
     match body_text(bytes) {
         Ok(text) => apply_text(text, message_id),
         Err(reason) => Spi::connect_mut(|client| {
-            let verdict = Verdict::rejected("unknown", reason);
+            let verdict = Verdict::rejected(Kind::Unknown, reason);
             journal(client, None, Some(bytes), message_id, None, &verdict)?;
-            Ok::<_, SpiError>(verdict.outcome)
+            Ok::<_, SpiError>(verdict.outcome.as_str())
         })
         .unwrap_or_else(|e| spi_fault("journaling an inbound message", e)),
     }
@@ -416,51 +507,15 @@ fn apply_inbound_bytes(
 
 extension_sql!(
     r#"
--- Every inbound message, whole, with what became of it.
-CREATE TABLE infor_comm.inbox (
-    inbox_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    received_at     timestamptz NOT NULL DEFAULT now(),
-    message_id      text,
-    body            text,
-    body_bytes      bytea,
-    kind            text NOT NULL,
-    outcome         text NOT NULL,
-    reason          text,
-    task_row_id     varchar(200) REFERENCES infor_comm.infor_communication_task (id),
-    message_dt      timestamptz,
-    push_task_id    text,
-    push_request_id text,
-    applied_at      timestamptz,
-    CONSTRAINT inbox_kind_check CHECK (kind IN ('reply', 'push', 'unknown')),
-    CONSTRAINT inbox_outcome_check
-        CHECK (outcome IN ('reply', 'push', 'duplicate', 'orphan', 'rejected')),
-    CONSTRAINT inbox_one_body CHECK ((body IS NULL) <> (body_bytes IS NULL)),
-    CONSTRAINT inbox_rejected_has_reason CHECK (outcome <> 'rejected' OR reason IS NOT NULL)
-);
-COMMENT ON TABLE infor_comm.inbox IS
-    'Every message received from InforCRM, kept whole: its kind, outcome, the reason when it was rejected, and the task row it touched.';
-COMMENT ON COLUMN infor_comm.inbox.message_id IS 'The broker''s message id, when it gave one.';
-COMMENT ON COLUMN infor_comm.inbox.body IS 'The message as received (NULL when it was not valid UTF-8: see body_bytes).';
-COMMENT ON COLUMN infor_comm.inbox.body_bytes IS 'The message as received, when it was not valid UTF-8 text.';
-COMMENT ON COLUMN infor_comm.inbox.outcome IS 'What apply_inbound returned: reply, push, duplicate, orphan or rejected.';
-COMMENT ON COLUMN infor_comm.inbox.reason IS 'Why it was rejected, kept back, or not applied.';
-COMMENT ON COLUMN infor_comm.inbox.task_row_id IS 'The infor_communication_task row it matched.';
-COMMENT ON COLUMN infor_comm.inbox.message_dt IS 'dt of a push (the later one wins).';
-COMMENT ON COLUMN infor_comm.inbox.applied_at IS 'When it changed its task row (for an orphan push: when its reply landed).';
-
-CREATE INDEX inbox_task_row_idx ON infor_comm.inbox (task_row_id, kind);
-CREATE INDEX inbox_orphan_task_idx ON infor_comm.inbox (push_task_id)
-    WHERE outcome = 'orphan' AND task_row_id IS NULL;
-CREATE INDEX inbox_orphan_request_idx ON infor_comm.inbox (push_request_id)
-    WHERE outcome = 'orphan' AND task_row_id IS NULL;
-CREATE INDEX inbox_received_idx ON infor_comm.inbox (received_at);
-
--- Replies and pushes find their task row by these.
-CREATE INDEX infor_communication_task_task_id_idx
-    ON infor_comm.infor_communication_task (task_id) WHERE task_id IS NOT NULL;
-CREATE INDEX infor_communication_task_response_idx
-    ON infor_comm.infor_communication_task (infor_response_id) WHERE infor_response_id IS NOT NULL;
+COMMENT ON FUNCTION infor_comm.apply_inbound(bytea, text) IS
+    'apply_inbound for a raw body; a body that is not valid UTF-8 is journaled as bytes and rejected.';
 "#,
-    name = "inbox",
-    requires = ["tables"],
+    name = "apply_inbound_bytes_comment",
+    requires = [apply_inbound_bytes],
+);
+
+extension_sql_file!(
+    "../sql/inbox_table.sql",
+    name = "inbox_table",
+    requires = ["task_table"],
 );

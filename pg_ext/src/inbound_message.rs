@@ -56,11 +56,33 @@ pub enum Message {
     Push(Push),
 }
 
+/// What kind of message a body is (`inbox.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A reply to one of our requests (it has `replyUID`).
+    Reply,
+    /// A push with the outcome of a call (it has `taskStatus`).
+    Push,
+    /// Neither, or not JSON at all.
+    Unknown,
+}
+
+impl Kind {
+    /// The name the inbox stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Reply => "reply",
+            Kind::Push => "push",
+            Kind::Unknown => "unknown",
+        }
+    }
+}
+
 /// A message refused by validation: its kind, when it could be told, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// `reply`, `push` or `unknown`.
-    pub kind: &'static str,
+    /// What kind of message it is, when that could be told.
+    pub kind: Kind,
     /// Why the message was refused, naming the offending field and value.
     pub reason: String,
 }
@@ -148,12 +170,12 @@ impl<'a> Fields<'a> {
 /// Parses and validates one inbound body.
 pub fn parse(body: &str) -> Result<Message, Refusal> {
     let value: Value = serde_json::from_str(body).map_err(|e| Refusal {
-        kind: "unknown",
+        kind: Kind::Unknown,
         reason: format!("malformed JSON: {e}"),
     })?;
     let Value::Object(object) = &value else {
         return Err(Refusal {
-            kind: "unknown",
+            kind: Kind::Unknown,
             reason: format!(
                 "unknown shape: the message is {}, not a JSON object",
                 json_type(&value)
@@ -168,21 +190,21 @@ pub fn parse(body: &str) -> Result<Message, Refusal> {
         (true, false) => parse_reply(&fields)
             .map(Message::Reply)
             .map_err(|reason| Refusal {
-                kind: "reply",
+                kind: Kind::Reply,
                 reason,
             }),
         (false, true) => parse_push(&fields)
             .map(Message::Push)
             .map_err(|reason| Refusal {
-                kind: "push",
+                kind: Kind::Push,
                 reason,
             }),
         (true, true) => Err(Refusal {
-            kind: "unknown",
+            kind: Kind::Unknown,
             reason: "unknown shape: both replyUID (a reply) and taskStatus (a push)".into(),
         }),
         (false, false) => Err(Refusal {
-            kind: "unknown",
+            kind: Kind::Unknown,
             reason: "unknown shape: neither replyUID (a reply) nor taskStatus (a push)".into(),
         }),
     }

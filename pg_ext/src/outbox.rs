@@ -103,87 +103,15 @@ fn enqueue_thinking_clients(as_of: default!(TimestampWithTimeZone, "now()")) -> 
 
 extension_sql!(
     r#"
--- Hands up to batch_size unpublished requests to a relay and leases them for lease (FOR UPDATE SKIP LOCKED).
-CREATE FUNCTION infor_comm.claim_outbox(batch_size integer, lease interval)
-RETURNS TABLE (outbox_id bigint, request_id text, payload text)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $body$
-BEGIN
-    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
-        RAISE EXCEPTION 'infor_comm: invalid batch_size %', coalesce(batch_size::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'batch_size must be from 1 to 10000.',
-                  HINT = 'Pass the number of requests the relay publishes at once, e.g. 100.';
-    END IF;
-    IF lease IS NULL OR lease <= interval '0' THEN
-        RAISE EXCEPTION 'infor_comm: invalid lease %', coalesce(lease::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'lease must be a positive interval.',
-                  HINT = 'Pass how long the relay may take to publish a batch, e.g. ''60 seconds''.';
-    END IF;
-    RETURN QUERY
-    WITH claimed AS (
-        SELECT o.outbox_id
-          FROM infor_comm.outbox o
-         WHERE o.published_at IS NULL
-           AND o.closed_at IS NULL
-           AND o.available_at <= now()
-         ORDER BY o.available_at, o.outbox_id
-         LIMIT batch_size
-           FOR UPDATE SKIP LOCKED
-    )
-    UPDATE infor_comm.outbox o
-       SET available_at = now() + lease
-      FROM claimed
-     WHERE o.outbox_id = claimed.outbox_id
-    RETURNING o.outbox_id, o.request_id::text, o.payload::text;
-END
-$body$;
-
--- Records that the broker confirmed these requests; returns how many were newly marked.
-CREATE FUNCTION infor_comm.mark_published(outbox_ids bigint[])
-RETURNS integer
-LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $body$
-    WITH marked AS (
-        UPDATE infor_comm.outbox
-           SET published_at = now(), last_error = NULL
-         WHERE outbox_id = ANY (outbox_ids)
-           AND published_at IS NULL
-        RETURNING 1
-    )
-    SELECT count(*)::integer FROM marked;
-$body$;
-
--- Records that publishing a request failed; it is claimable again after a back-off, returned here.
-CREATE FUNCTION infor_comm.mark_failed(outbox_id bigint, error text)
-RETURNS timestamptz
-LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $body$
-    UPDATE infor_comm.outbox o
-       SET attempts = o.attempts + 1,
-           last_error = error,
-           available_at = now() + least(interval '5 seconds' * power(2, least(o.attempts, 16)),
-                                        interval '10 minutes')
-     WHERE o.outbox_id = mark_failed.outbox_id
-       AND o.published_at IS NULL
-    RETURNING o.available_at;
-$body$;
-
--- The relay's view of the backlog: unpublished requests and the age of the oldest, in seconds.
-CREATE FUNCTION infor_comm.outbox_backlog(OUT pending bigint, OUT oldest_age_seconds double precision)
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $body$
-    SELECT count(*),
-           coalesce(extract(epoch FROM now() - min(created_at))::double precision, 0)
-      FROM infor_comm.outbox
-     WHERE published_at IS NULL AND closed_at IS NULL;
-$body$;
+COMMENT ON FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) IS
+    'Writes a task row and an outbox row for every thinking client at as_of; returns how many. Safe to run twice or at once.';
 "#,
+    name = "enqueue_thinking_clients_comment",
+    requires = [enqueue_thinking_clients],
+);
+
+extension_sql_file!(
+    "../sql/relay_functions.sql",
     name = "relay_functions",
-    requires = ["tables"],
+    requires = ["outbox_table"],
 );

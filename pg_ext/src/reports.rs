@@ -3,101 +3,10 @@
 
 use pgrx::prelude::*;
 
-extension_sql!(
-    r#"
--- The client reactions that InforCRM may push, from the last table of the specification.
-CREATE TABLE infor_comm.client_reaction (
-    reaction_id            integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    task_status            varchar(200) NOT NULL,
-    task_status_name       text NOT NULL,
-    first_level            varchar(200),
-    second_level           varchar(200),
-    second_level_free_text boolean NOT NULL DEFAULT false,
-    reaction_type          text NOT NULL,
-    description            text,
-    CONSTRAINT client_reaction_task_status_check CHECK (task_status IN ('3', '5')),
-    CONSTRAINT client_reaction_unique UNIQUE NULLS NOT DISTINCT (task_status, first_level, second_level)
-);
-COMMENT ON TABLE infor_comm.client_reaction IS
-    'The allowed (task status, first level, second level) client reactions and their reaction type, from the specification.';
-COMMENT ON COLUMN infor_comm.client_reaction.task_status IS 'taskStatus of the push: 3 processed (Обработано), 5 not processed (Не обработано).';
-COMMENT ON COLUMN infor_comm.client_reaction.first_level IS 'firstLevelClientReaction; NULL where the specification says "-" (absent).';
-COMMENT ON COLUMN infor_comm.client_reaction.second_level IS 'secondLevelClientReaction; NULL where the specification says "-" (absent).';
-COMMENT ON COLUMN infor_comm.client_reaction.second_level_free_text IS 'True when the second level is free text (the client''s migration status).';
+extension_sql_file!("../sql/client_reaction.sql", name = "client_reaction",);
 
-INSERT INTO infor_comm.client_reaction
-       (task_status, task_status_name, first_level, second_level, second_level_free_text, reaction_type, description)
-VALUES
-    ('5', 'Не обработано', NULL, NULL, false, 'Технический',
-     'Задача находилась в общей корзине. Истек срок отработки задачи. ИЛИ сменился статус миграции клиента при котором дальнейший обзвон не предполагается'),
-    ('5', 'Не обработано', 'Не требует отработки', NULL, true, 'Технический',
-     'Сменился статус миграции клиента при котором дальнейший обзвон не предполагается (второй уровень: «Укажем статус миграции клиента «....»»)'),
-    ('5', 'Не обработано', 'Не обработано', 'Не взята в работу', false, 'Технический',
-     'Задача с персональной коммуникацией, но истек срок отработки задачи'),
-    ('5', 'Не обработано', 'Завершено по сроку давности', NULL, false, 'Технический',
-     'Задача с персональной коммуникацией, был отклик с перезвоном, но сотрудник так и не завершил коммуникацию в отведенный ему срок');
-
-INSERT INTO infor_comm.client_reaction
-       (task_status, task_status_name, first_level, second_level, reaction_type, description)
-SELECT '3', 'Обработано', r.first_level, r.second_level, 'Ручной отклик', r.description
-  FROM (VALUES
-    ('Дозвон - планирует миграцию', 'Проконсультирован по миграции', 'Сотрудник отработал задачу и она закрылась'),
-    ('Дозвон - планирует миграцию', 'Оформили переход на звонок', 'Сотрудник отработал задачу и она закрылась'),
-    ('Дозвон - планирует миграцию', 'Назначена встреча с КМ', 'Сотрудник отработал задачу и она закрылась'),
-    ('Дозвон - планирует миграцию', 'Уже мигрировал', 'Сотрудник отработал задачу и она закрылась'),
-    ('Дозвон - планирует миграцию', 'Ожидание предложений по условиям перехода', 'Сотрудник отработал задачу и она закрылась'),
-    ('Дозвон - не планирует миграцию', 'Перешел в другой банк', 'Сотрудник отработал задачу и она закрылась'),
-    ('Дозвон - не планирует миграцию', 'Планирует закрытие бизнеса', 'Сотрудник отработал задачу и она закрылась'),
-    ('Дозвон - не планирует миграцию', 'Планирует закрытие счета', 'Сотрудник отработал задачу и она закрылась'),
-    ('Дозвон - не планирует миграцию', 'Другое', 'Сотрудник отработал задачу и она закрылась'),
-    ('Дозвон - коммуникация не состоялась', 'Отказ от разговора', 'Сотрудник отработал задачу и она закрылась. Как правило, было несколько попыток дозвона, но они все были не успешные'),
-    ('Дозвон - коммуникация не состоялась', 'Некорректный номер', 'Сотрудник отработал задачу и она закрылась. Как правило, было несколько попыток дозвона, но они все были не успешные'),
-    ('Дозвон - коммуникация не состоялась', '3-е лицо. Отказ от разговора', 'Сотрудник отработал задачу и она закрылась. Как правило, было несколько попыток дозвона, но они все были не успешные'),
-    ('Дозвон - коммуникация не состоялась', '3-е лицо. Перезвонить по др номеру', 'Сотрудник отработал задачу и она закрылась. Как правило, было несколько попыток дозвона, но они все были не успешные'),
-    ('Дозвон - коммуникация не состоялась', 'Неудобно говорить', 'Сотрудник отработал задачу и она закрылась. Как правило, было несколько попыток дозвона, но они все были не успешные'),
-    ('Недозвон', 'Не берет трубку', 'Сотрудник отработал задачу и она закрылась. Как правило, было несколько попыток дозвона, но они все были не успешные'),
-    ('Недозвон', 'Недоступен', 'Сотрудник отработал задачу и она закрылась. Как правило, было несколько попыток дозвона, но они все были не успешные'),
-    ('Недозвон', 'Номер не существует', 'Сотрудник отработал задачу и она закрылась. Как правило, было несколько попыток дозвона, но они все были не успешные'),
-    ('Недозвон', 'Номер банка заблокирован', 'Сотрудник отработал задачу и она закрылась. Как правило, было несколько попыток дозвона, но они все были не успешные'),
-    ('Недозвон', 'Автоответчик', 'Сотрудник отработал задачу и она закрылась. Как правило, было несколько попыток дозвона, но они все были не успешные'),
-    ('Не требуется коммуникация', 'Статус "мигрировал"', 'Для редких кейсов отклики, когда коммуникацию не нужно проводить'),
-    ('Не требуется коммуникация', 'Ошибка загрузки', 'Для редких кейсов отклики, когда коммуникацию не нужно проводить')
-  ) AS r (first_level, second_level, description);
-
--- A reaction level as the reference table writes it: blank and '-' mean absent (NULL).
-CREATE FUNCTION infor_comm.reaction_level(level text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $body$ SELECT nullif(nullif(btrim(level), ''), '-') $body$;
-
--- Every task row with an outcome pushed, and its reaction from the reference table (NULL: unknown).
-CREATE VIEW infor_comm.task_reactions AS
-SELECT t.id, t.organization_id, t.task_id, t.task_status,
-       t.first_level_client_reaction, t.second_level_client_reaction, t.third_level_client_reaction,
-       t.task_close_date, r.reaction_id, r.reaction_type, r.reaction_id IS NOT NULL AS known
-  FROM infor_comm.infor_communication_task t
-  LEFT JOIN LATERAL (
-        SELECT r.reaction_id, r.reaction_type
-          FROM infor_comm.client_reaction r
-         WHERE r.task_status = t.task_status
-           AND r.first_level IS NOT DISTINCT FROM infor_comm.reaction_level(t.first_level_client_reaction)
-           AND (r.second_level IS NOT DISTINCT FROM infor_comm.reaction_level(t.second_level_client_reaction)
-                OR (r.second_level_free_text
-                    AND infor_comm.reaction_level(t.second_level_client_reaction) IS NOT NULL))
-         ORDER BY r.second_level_free_text, r.reaction_id
-         LIMIT 1) r ON true
- WHERE t.task_status IS NOT NULL;
-COMMENT ON VIEW infor_comm.task_reactions IS
-    'Task rows with a pushed outcome, matched to the reference table of client reactions (known = false: not in it).';
-
--- The pushes whose reaction is not in the reference table (they are applied all the same).
-CREATE VIEW infor_comm.unknown_reaction_pushes AS
-SELECT id, organization_id, task_id, task_status,
-       first_level_client_reaction, second_level_client_reaction, third_level_client_reaction, task_close_date
-  FROM infor_comm.task_reactions
- WHERE NOT known;
-COMMENT ON VIEW infor_comm.unknown_reaction_pushes IS
-    'Task rows whose pushed reaction is not in infor_comm.client_reaction.';
-"#,
-    name = "reports",
-    requires = ["tables"],
+extension_sql_file!(
+    "../sql/reaction_views.sql",
+    name = "reaction_views",
+    requires = ["task_table", "client_reaction"],
 );

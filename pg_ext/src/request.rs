@@ -121,6 +121,15 @@ pub fn render_request(
     })
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.render_request(uuid, text, text, text, text[], text[], text, text, text, text) IS
+    'Renders the request JSON from a client''s data (used by enqueue_thinking_clients).';
+"#,
+    name = "render_request_comment",
+    requires = [render_request],
+);
+
 /// Builds the request JSON for one client, as the daily job would send it.
 ///
 /// Declared `RETURNS json` by hand: `json` is stored as its text, so the rendered text is
@@ -196,34 +205,15 @@ fn build_request(
 
 extension_sql!(
     r#"
--- The request's dt: milliseconds and the UTC offset of infor_comm.timezone, e.g. 2023-07-27T09:27:04.953+03:00.
-CREATE FUNCTION infor_comm.format_request_dt(dt timestamptz) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $body$
-    SELECT to_char(local_time, 'YYYY-MM-DD"T"HH24:MI:SS.MS')
-           || CASE WHEN utc_offset < interval '0' THEN '-' ELSE '+' END
-           || to_char(CASE WHEN utc_offset < interval '0' THEN -utc_offset ELSE utc_offset END, 'HH24:MI')
-      FROM (SELECT dt AT TIME ZONE tz AS local_time,
-                   (dt AT TIME ZONE tz) - (dt AT TIME ZONE 'UTC') AS utc_offset
-              FROM (SELECT infor_comm.setting_timezone() AS tz) AS setting) AS parts
-$body$;
-
--- The client's IBSO and INFOR ids (clients_back_system_ids), each sorted, without blanks.
--- (A set-returning SQL function, so that the planner inlines it into the daily statement.)
-CREATE FUNCTION infor_comm.back_system_ids(mdm_id varchar)
-RETURNS TABLE (ibso text[], infor text[])
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $body$
-    SELECT coalesce(array_agg(DISTINCT b.back_system_id::text ORDER BY b.back_system_id::text)
-                        FILTER (WHERE b.back_system_name = 'ibso'), '{}'),
-           coalesce(array_agg(DISTINCT b.back_system_id::text ORDER BY b.back_system_id::text)
-                        FILTER (WHERE b.back_system_name = 'infor'), '{}')
-      FROM clients_back_system_ids b
-     WHERE b.mdm_id = back_system_ids.mdm_id
-       AND b.back_system_name IN ('ibso', 'infor')
-       AND btrim(b.back_system_id) <> ''
-$body$;
+COMMENT ON FUNCTION infor_comm.build_request(text, uuid, timestamptz) IS
+    'The request JSON for one client, as the daily job would send it; an error when it cannot be built.';
 "#,
+    name = "build_request_comment",
+    requires = [build_request],
+);
+
+extension_sql_file!(
+    "../sql/request.sql",
     name = "request_sql",
     requires = ["selection", gucs::setting_timezone],
 );

@@ -54,6 +54,15 @@ fn schedule_daily(cron: default!(&str, "'0 9 * * *'")) -> i64 {
     })
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.schedule_daily(text) IS
+    'Creates or replaces the pg_cron job infor_comm_daily that calls infor_comm.run_daily(); returns its job id.';
+"#,
+    name = "schedule_daily_comment",
+    requires = [schedule_daily],
+);
+
 /// Removes the pg_cron job of `schedule_daily`; returns false when there was none.
 #[pg_extern(volatile)]
 fn unschedule_daily() -> bool {
@@ -70,20 +79,15 @@ fn unschedule_daily() -> bool {
 
 extension_sql!(
     r#"
--- What the pg_cron job calls once a day: enqueue a request for every thinking client.
-CREATE PROCEDURE infor_comm.run_daily()
-LANGUAGE plpgsql
-AS $body$
-DECLARE
-    enqueued integer;
-BEGIN
-    enqueued := infor_comm.enqueue_thinking_clients(now());
-    RAISE LOG 'infor_comm.run_daily: % request(s) enqueued', enqueued;
-END
-$body$;
-COMMENT ON PROCEDURE infor_comm.run_daily() IS
-    'The daily job: enqueues a request to InforCRM for every thinking client (see schedule_daily).';
+COMMENT ON FUNCTION infor_comm.unschedule_daily() IS
+    'Removes the pg_cron job infor_comm_daily; false when there was none.';
 "#,
+    name = "unschedule_daily_comment",
+    requires = [unschedule_daily],
+);
+
+extension_sql_file!(
+    "../sql/run_daily.sql",
     name = "run_daily",
     requires = [outbox::enqueue_thinking_clients],
 );

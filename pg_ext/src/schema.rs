@@ -3,93 +3,14 @@
 
 use pgrx::prelude::*;
 
-extension_sql!(
-    r#"
--- The record of every request to InforCRM, its reply and the outcome of the call.
--- Columns and types exactly as in the bank's specification ("Создание таблицы").
-CREATE TABLE infor_comm.infor_communication_task (
-    id                           varchar(200) NOT NULL PRIMARY KEY,
-    vtbc_request_id              varchar(200) NOT NULL UNIQUE,
-    infor_response_id            varchar(200),
-    status_code                  varchar(200),
-    organization_id              varchar(200) NOT NULL,
-    request_date                 varchar(200) NOT NULL,
-    task_id                      varchar(200),
-    task_status                  varchar(200),
-    task_execution_type          varchar(200),
-    task_execution_description   varchar(200),
-    task_close_date              varchar(200),
-    first_level_client_reaction  varchar(200),
-    second_level_client_reaction varchar(200),
-    third_level_client_reaction  varchar(200),
-    time_create                  timestamp NOT NULL,
-    time_update                  timestamp
-);
-COMMENT ON TABLE infor_comm.infor_communication_task IS
-    'One row per request sent to InforCRM: the request, the reply (status_code) and the outcome of the call (the push).';
-COMMENT ON COLUMN infor_comm.infor_communication_task.id IS 'Row id (a UUID, as text).';
-COMMENT ON COLUMN infor_comm.infor_communication_task.vtbc_request_id IS 'requestID of our request; replies carry it as replyUID.';
-COMMENT ON COLUMN infor_comm.infor_communication_task.infor_response_id IS 'requestID of InforCRM''s reply; pushes carry it as requestID.';
-COMMENT ON COLUMN infor_comm.infor_communication_task.status_code IS '0 task created, 1 client not found, 2 other error; NULL until the reply.';
-COMMENT ON COLUMN infor_comm.infor_communication_task.organization_id IS 'The client (product_migration_clients.organization_id, the EHD id).';
-COMMENT ON COLUMN infor_comm.infor_communication_task.request_date IS 'dt of the request, as sent.';
-COMMENT ON COLUMN infor_comm.infor_communication_task.task_id IS 'InforCRM''s task id (taskID), when status_code is 0.';
-COMMENT ON COLUMN infor_comm.infor_communication_task.task_status IS '3 processed, 5 not processed (taskStatus of the push).';
-COMMENT ON COLUMN infor_comm.infor_communication_task.time_create IS 'When the row was written, wall time in infor_comm.timezone.';
-COMMENT ON COLUMN infor_comm.infor_communication_task.time_update IS 'When the row last changed, wall time in infor_comm.timezone.';
-
--- Rule 2 of the selection (no created task) and the one-day block after a failed request.
-CREATE INDEX infor_communication_task_organization_idx
-    ON infor_comm.infor_communication_task (organization_id, status_code);
-
--- time_update is kept by the database itself, as the specification asks.
-CREATE FUNCTION infor_comm.touch_time_update() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    NEW.time_update := now() AT TIME ZONE infor_comm.setting_timezone();
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER infor_communication_task_touch
-    BEFORE UPDATE ON infor_comm.infor_communication_task
-    FOR EACH ROW EXECUTE FUNCTION infor_comm.touch_time_update();
-
--- Requests waiting to be published, and what became of them.
-CREATE TABLE infor_comm.outbox (
-    outbox_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    request_id      uuid NOT NULL UNIQUE,
-    task_row_id     varchar(200) NOT NULL UNIQUE
-                    REFERENCES infor_comm.infor_communication_task (id),
-    organization_id varchar(200) NOT NULL,
-    payload         json NOT NULL,
-    created_at      timestamptz NOT NULL DEFAULT now(),
-    available_at    timestamptz NOT NULL DEFAULT now(),
-    attempts        integer NOT NULL DEFAULT 0,
-    last_error      text,
-    published_at    timestamptz,
-    closed_at       timestamptz,
-    close_reason    text,
-    CONSTRAINT outbox_close_reason_check
-        CHECK (close_reason IN ('answered', 'timed_out')),
-    CONSTRAINT outbox_closed_has_reason
-        CHECK ((closed_at IS NULL) = (close_reason IS NULL))
-);
-COMMENT ON TABLE infor_comm.outbox IS
-    'Requests to publish to InforCRM; the relay claims, publishes and marks them. A request is open until it is answered or times out.';
-COMMENT ON COLUMN infor_comm.outbox.payload IS 'The request JSON, published byte for byte.';
-COMMENT ON COLUMN infor_comm.outbox.available_at IS 'Not handed to a relay before this time (lease or back-off).';
-COMMENT ON COLUMN infor_comm.outbox.published_at IS 'When the broker confirmed the message; NULL while unpublished.';
-COMMENT ON COLUMN infor_comm.outbox.closed_at IS 'When the request stopped being open (answered, or no reply within infor_comm.response_timeout).';
-
--- At most one open request per client: the invariant the daily job relies on.
-CREATE UNIQUE INDEX outbox_one_open_request_per_client
-    ON infor_comm.outbox (organization_id) WHERE closed_at IS NULL;
--- What the relay claims next.
-CREATE INDEX outbox_unpublished_idx
-    ON infor_comm.outbox (available_at) WHERE published_at IS NULL;
-"#,
-    name = "tables",
+extension_sql_file!(
+    "../sql/task_table.sql",
+    name = "task_table",
     requires = [gucs::setting_timezone],
+);
+
+extension_sql_file!(
+    "../sql/outbox_table.sql",
+    name = "outbox_table",
+    requires = ["task_table"],
 );

@@ -611,6 +611,102 @@ mod tests {
         );
     }
 
+    /// A '0' reply of the CRM with its own requestID and taskID.
+    fn created(reply_uid: &str, crm_id: &str, task_id: &str) -> String {
+        format!(
+            r#"{{"requestID": "{crm_id}", "replyUID": "{reply_uid}", "dt": "2026-11-20T12:00:00.000+03:00", "statusCode": "0", "taskID": "{task_id}"}}"#
+        )
+    }
+
+    /// A push; `ids` holds its "requestID" and "taskID" fields, as JSON.
+    fn push_with(ids: &str, task_status: &str) -> String {
+        format!(
+            r#"{{{ids}, "dt": "2026-11-21T10:00:00.000+03:00", "taskStatus": "{task_status}"}}"#
+        )
+    }
+
+    #[pg_test]
+    fn a_push_lands_only_on_its_own_requests_row_when_two_rows_share_a_task_id() {
+        let a = enqueued_request("ORGA");
+        let b = enqueued_request("ORGB");
+        // The CRM repeats a task id: both rows get taskID 555.
+        assert_eq!(apply(&created(&a, "CRM-A", "555")), "reply");
+        assert_eq!(apply(&created(&b, "CRM-B", "555")), "reply");
+        // B's push lands on B's row (its requestID), not on A's (the first row with taskID 555).
+        assert_eq!(
+            apply(&push_with(r#""requestID": "CRM-B", "taskID": "555""#, "3")),
+            "push"
+        );
+        assert_eq!(task_row("ORGB"), "CRM-B|0|555|3");
+        assert_eq!(task_row("ORGA"), "CRM-A|0|555");
+        // A push whose ids point to different rows is rejected; neither row changes.
+        assert_eq!(
+            apply(&push_with(r#""requestID": "CRM-A", "taskID": "556""#, "5")),
+            "rejected"
+        );
+        assert_eq!(
+            last_reason(),
+            r#"taskID "556" disagrees with requestID "CRM-A", whose task row has task_id "555""#
+        );
+        // A push with only a taskID that two rows share cannot tell which row it is for.
+        assert_eq!(apply(&push_with(r#""taskID": "555""#, "5")), "rejected");
+        assert!(
+            last_reason().contains("more than one task row"),
+            "{}",
+            last_reason()
+        );
+        assert_eq!(task_row("ORGA"), "CRM-A|0|555");
+        assert_eq!(task_row("ORGB"), "CRM-B|0|555|3");
+    }
+
+    #[pg_test]
+    fn an_orphan_push_waits_for_its_own_reply_even_when_another_row_has_its_task_id() {
+        let a = enqueued_request("ORGA");
+        let b = enqueued_request("ORGB");
+        assert_eq!(apply(&created(&a, "CRM-A", "555")), "reply");
+        // B's push comes before B's reply, with the taskID that A's row already has.
+        assert_eq!(
+            apply(&push_with(r#""requestID": "CRM-B", "taskID": "555""#, "3")),
+            "orphan"
+        );
+        assert_eq!(task_row("ORGA"), "CRM-A|0|555");
+        // A's reply again finds nothing new for A; B's reply applies B's push to B's row.
+        assert_eq!(apply(&created(&a, "CRM-A", "555")), "duplicate");
+        assert_eq!(apply(&created(&b, "CRM-B", "555")), "reply");
+        assert_eq!(task_row("ORGB"), "CRM-B|0|555|3");
+        assert_eq!(task_row("ORGA"), "CRM-A|0|555");
+        // An orphan with only a taskID is resolved by the first reply with that taskID.
+        let c = enqueued_request("ORGC");
+        assert_eq!(apply(&push_with(r#""taskID": "777""#, "5")), "orphan");
+        assert_eq!(apply(&created(&c, "CRM-C", "777")), "reply");
+        assert_eq!(task_row("ORGC"), "CRM-C|0|777|5");
+    }
+
+    #[pg_test]
+    fn a_push_for_a_failed_request_is_rejected_and_the_row_is_untouched() {
+        let a = enqueued_request("ORGA");
+        let failed = format!(
+            r#"{{"requestID": "CRM-A", "replyUID": "{a}", "statusCode": "2", "statusMsg": "error"}}"#
+        );
+        // One push before the failed reply (an orphan), one after it.
+        assert_eq!(apply(&push_with(r#""requestID": "CRM-A""#, "5")), "orphan");
+        assert_eq!(apply(&failed), "reply");
+        assert_eq!(
+            apply(&push_with(r#""requestID": "CRM-A", "taskID": "1""#, "3")),
+            "rejected"
+        );
+        assert!(
+            last_reason().contains("no task was created"),
+            "{}",
+            last_reason()
+        );
+        assert_eq!(task_row("ORGA"), "CRM-A|2");
+        assert_eq!(
+            text("SELECT string_agg(outcome, ',' ORDER BY inbox_id) FROM infor_comm.inbox WHERE kind = 'push'"),
+            Some("rejected,rejected".into())
+        );
+    }
+
     #[pg_test]
     fn a_repeated_reply_is_a_duplicate_and_a_conflicting_one_is_rejected() {
         let request_id = enqueued_request("ORG1");

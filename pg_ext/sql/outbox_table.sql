@@ -1,0 +1,35 @@
+-- infor_comm.outbox: the requests waiting for the relay, and their delivery state.
+
+-- Requests waiting to be published, and what became of them.
+CREATE TABLE infor_comm.outbox (
+    outbox_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    request_id      uuid NOT NULL UNIQUE,
+    task_row_id     varchar(200) NOT NULL UNIQUE
+                    REFERENCES infor_comm.infor_communication_task (id),
+    organization_id varchar(200) NOT NULL,
+    payload         json NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    available_at    timestamptz NOT NULL DEFAULT now(),
+    attempts        integer NOT NULL DEFAULT 0,
+    last_error      text,
+    published_at    timestamptz,
+    closed_at       timestamptz,
+    close_reason    text,
+    CONSTRAINT outbox_close_reason_check
+        CHECK (close_reason IN ('answered', 'timed_out')),
+    CONSTRAINT outbox_closed_has_reason
+        CHECK ((closed_at IS NULL) = (close_reason IS NULL))
+);
+COMMENT ON TABLE infor_comm.outbox IS
+    'Requests to publish to InforCRM; the relay claims, publishes and marks them. A request is open until it is answered or times out.';
+COMMENT ON COLUMN infor_comm.outbox.payload IS 'The request JSON, published byte for byte.';
+COMMENT ON COLUMN infor_comm.outbox.available_at IS 'Not handed to a relay before this time (lease or back-off).';
+COMMENT ON COLUMN infor_comm.outbox.published_at IS 'When the broker confirmed the message; NULL while unpublished.';
+COMMENT ON COLUMN infor_comm.outbox.closed_at IS 'When the request stopped being open (answered, or no reply within infor_comm.response_timeout).';
+
+-- At most one open request per client: the invariant the daily job relies on.
+CREATE UNIQUE INDEX outbox_one_open_request_per_client
+    ON infor_comm.outbox (organization_id) WHERE closed_at IS NULL;
+-- What the relay claims next.
+CREATE INDEX outbox_unpublished_idx
+    ON infor_comm.outbox (available_at) WHERE published_at IS NULL;
