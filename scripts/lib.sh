@@ -6,8 +6,10 @@ set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_VERSION=15
 PGRX_VERSION=0.18.1
-export PG_CONFIG=/usr/lib/postgresql/$PG_VERSION/bin/pg_config
-PG_BIN=/usr/lib/postgresql/$PG_VERSION/bin
+# INFOR_PG_CONFIG points the scripts at another PostgreSQL 15 installation (a copy of Debian's,
+# for example, so that two checkouts can install the extension without overwriting each other).
+export PG_CONFIG=${INFOR_PG_CONFIG:-/usr/lib/postgresql/$PG_VERSION/bin/pg_config}
+PG_BIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo "/usr/lib/postgresql/$PG_VERSION/bin")
 SYSTEM_PACKAGES=(
     "postgresql-$PG_VERSION" "postgresql-server-dev-$PG_VERSION" "postgresql-$PG_VERSION-cron"
     libclang-dev clang pkg-config rabbitmq-server openssl sudo
