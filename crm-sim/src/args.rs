@@ -1,7 +1,7 @@
 //! The simulator's command-line flags.
 
 use clap::Parser;
-use infor_relay::config::parse_duration;
+use infor_relay::config::{parse_duration, QueueNames};
 use std::time::Duration;
 
 /// The simulator's flags.
@@ -18,15 +18,10 @@ pub struct Args {
     /// Database with infor_comm, to read the client reactions from.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// The environment name that prefixes both queue names.
-    #[arg(long, env = "INFOR_ZONE")]
-    pub zone: Option<String>,
-    /// Where the requests come from (default from --zone).
-    #[arg(long, env = "INFOR_OUTBOUND_QUEUE")]
-    pub outbound_queue: Option<String>,
-    /// Where replies and pushes go (default from --zone).
-    #[arg(long, env = "INFOR_INBOUND_QUEUE")]
-    pub inbound_queue: Option<String>,
+    /// The queues, named as for the relay: the requests come from the outbound queue, the
+    /// replies and pushes go to the inbound queue.
+    #[command(flatten)]
+    pub queue_names: QueueNames,
     /// Share of requests answered with statusCode 1 (client not found).
     #[arg(long, default_value_t = 0.05)]
     pub rate_not_found: f64,

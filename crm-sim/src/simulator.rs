@@ -8,7 +8,7 @@ use crate::contract::{now_dt, push, reply};
 use crate::reactions::load_reactions;
 use infor_relay::backoff::Backoff;
 use infor_relay::broker::{Broker, BrokerError, Incoming, Outgoing, PublishOutcome, Publisher};
-use infor_relay::config::{redact, Queues};
+use infor_relay::config::redact;
 use infor_relay::errors::Chain;
 use rand::Rng;
 use std::sync::Arc;
@@ -65,11 +65,7 @@ type DuePush = (String, serde_json::Value);
 
 /// Runs the simulator until SIGTERM or SIGINT, then sends the pushes still due and returns.
 pub async fn run(args: Args) -> Result<(), String> {
-    let queues = Queues::resolve(
-        args.zone.as_deref(),
-        args.outbound_queue.as_deref(),
-        args.inbound_queue.as_deref(),
-    )?;
+    let queues = args.queue_names.queues()?;
     let reactions = Arc::new(load_reactions(&args.database_url).await?);
     if reactions.is_empty() {
         return Err("infor_comm.client_reaction is empty".into());

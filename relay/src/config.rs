@@ -25,17 +25,9 @@ pub struct Config {
     #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     pub amqp_url: String,
 
-    /// The environment name (%%Vars/Zone%%) that prefixes both queue names.
-    #[arg(long, env = "INFOR_ZONE")]
-    pub zone: Option<String>,
-
-    /// The outbound queue (default: <zone>.Application.Send.Communication.Migration.Async.VTB_Client.TIBCO.Rq).
-    #[arg(long, env = "INFOR_OUTBOUND_QUEUE")]
-    pub outbound_queue: Option<String>,
-
-    /// The inbound queue (default: <zone>.Application.Send.Communication.Migration.Async.TIBCO.VTB_Client.Rq).
-    #[arg(long, env = "INFOR_INBOUND_QUEUE")]
-    pub inbound_queue: Option<String>,
+    /// The queue names: `--zone`, `--outbound-queue`, `--inbound-queue`.
+    #[command(flatten)]
+    pub queue_names: QueueNames,
 
     /// Outbox rows claimed and published per batch.
     #[arg(long, env = "INFOR_BATCH_SIZE", default_value_t = 100,
@@ -132,14 +124,38 @@ impl Queues {
     }
 }
 
-impl Config {
-    /// The queue names this configuration names.
+/// The flags that name the queues, shared by the relay and the simulator: a zone, or both
+/// queue names, or a zone and one name that overrides its default.
+#[derive(clap::Args, Debug, Clone)]
+pub struct QueueNames {
+    /// The environment name (%%Vars/Zone%%) that prefixes both queue names.
+    #[arg(long, env = "INFOR_ZONE")]
+    pub zone: Option<String>,
+
+    /// The outbound queue (default: <zone>.Application.Send.Communication.Migration.Async.VTB_Client.TIBCO.Rq).
+    #[arg(long, env = "INFOR_OUTBOUND_QUEUE")]
+    pub outbound_queue: Option<String>,
+
+    /// The inbound queue (default: <zone>.Application.Send.Communication.Migration.Async.TIBCO.VTB_Client.Rq).
+    #[arg(long, env = "INFOR_INBOUND_QUEUE")]
+    pub inbound_queue: Option<String>,
+}
+
+impl QueueNames {
+    /// The queue names these flags name.
     pub fn queues(&self) -> Result<Queues, String> {
         Queues::resolve(
             self.zone.as_deref(),
             self.outbound_queue.as_deref(),
             self.inbound_queue.as_deref(),
         )
+    }
+}
+
+impl Config {
+    /// The queue names this configuration names.
+    pub fn queues(&self) -> Result<Queues, String> {
+        self.queue_names.queues()
     }
 }
 
