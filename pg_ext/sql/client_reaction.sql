@@ -62,4 +62,5 @@ SELECT '3', 'Обработано', r.first_level, r.second_level, 'Ручной
 -- A reaction level as the reference table writes it: blank and '-' mean absent (NULL).
 CREATE FUNCTION infor_comm.reaction_level(level text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $body$ SELECT nullif(nullif(btrim(level), ''), '-') $body$;

@@ -18,13 +18,13 @@ CREATE TABLE infor_comm.inbox (
     CONSTRAINT inbox_kind_check CHECK (kind IN ('reply', 'push', 'unknown')),
     CONSTRAINT inbox_outcome_check
         CHECK (outcome IN ('reply', 'push', 'duplicate', 'orphan', 'rejected')),
-    CONSTRAINT inbox_one_body CHECK ((body IS NULL) <> (body_bytes IS NULL)),
+    CONSTRAINT inbox_one_body CHECK (body IS NULL OR body_bytes IS NULL),
     CONSTRAINT inbox_rejected_has_reason CHECK (outcome <> 'rejected' OR reason IS NOT NULL)
 );
 COMMENT ON TABLE infor_comm.inbox IS
     'Every message received from InforCRM, kept whole: its kind, outcome, the reason when it was rejected, and the task row it touched.';
 COMMENT ON COLUMN infor_comm.inbox.message_id IS 'The broker''s message id, when it gave one.';
-COMMENT ON COLUMN infor_comm.inbox.body IS 'The message as received (NULL when it was not valid UTF-8: see body_bytes).';
+COMMENT ON COLUMN infor_comm.inbox.body IS 'The message as received (NULL when it was not valid UTF-8: see body_bytes; both NULL: the body was NULL).';
 COMMENT ON COLUMN infor_comm.inbox.body_bytes IS 'The message as received, when it was not valid UTF-8 text.';
 COMMENT ON COLUMN infor_comm.inbox.outcome IS 'What apply_inbound returned: reply, push, duplicate, orphan or rejected.';
 COMMENT ON COLUMN infor_comm.inbox.reason IS 'Why it was rejected, kept back, or not applied.';
@@ -38,3 +38,8 @@ CREATE INDEX inbox_orphan_task_idx ON infor_comm.inbox (push_task_id)
 CREATE INDEX inbox_orphan_request_idx ON infor_comm.inbox (push_request_id)
     WHERE outcome = 'orphan' AND task_row_id IS NULL;
 CREATE INDEX inbox_received_idx ON infor_comm.inbox (received_at);
+
+-- pg_dump dumps the rows of this table (an extension's own tables are otherwise left out)
+-- and the state of its identity sequence.
+SELECT pg_catalog.pg_extension_config_dump('infor_comm.inbox', '');
+SELECT pg_catalog.pg_extension_config_dump('infor_comm.inbox_inbox_id_seq', '');

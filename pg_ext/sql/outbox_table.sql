@@ -16,7 +16,7 @@ CREATE TABLE infor_comm.outbox (
     closed_at       timestamptz,
     close_reason    text,
     CONSTRAINT outbox_close_reason_check
-        CHECK (close_reason IN ('answered', 'timed_out')),
+        CHECK (close_reason IN ('answered', 'timed_out', 'withdrawn')),
     CONSTRAINT outbox_closed_has_reason
         CHECK ((closed_at IS NULL) = (close_reason IS NULL))
 );
@@ -26,6 +26,7 @@ COMMENT ON COLUMN infor_comm.outbox.payload IS 'The request JSON, published byte
 COMMENT ON COLUMN infor_comm.outbox.available_at IS 'Not handed to a relay before this time (lease or back-off).';
 COMMENT ON COLUMN infor_comm.outbox.published_at IS 'When the broker confirmed the message; NULL while unpublished.';
 COMMENT ON COLUMN infor_comm.outbox.closed_at IS 'When the request stopped being open (answered, or no reply within infor_comm.response_timeout).';
+COMMENT ON COLUMN infor_comm.outbox.close_reason IS 'answered; timed_out (no reply within infor_comm.response_timeout); withdrawn (never published: an older request of the client got its task).';
 
 -- At most one open request per client: the invariant the daily job relies on.
 CREATE UNIQUE INDEX outbox_one_open_request_per_client
@@ -33,3 +34,16 @@ CREATE UNIQUE INDEX outbox_one_open_request_per_client
 -- What the relay claims next.
 CREATE INDEX outbox_unpublished_idx
     ON infor_comm.outbox (available_at) WHERE published_at IS NULL;
+
+-- The delivery state of every request, without its payload (what infor_comm_reader may see).
+CREATE VIEW infor_comm.outbox_delivery AS
+SELECT outbox_id, request_id, task_row_id, organization_id, created_at, available_at, attempts,
+       last_error, published_at, closed_at, close_reason
+  FROM infor_comm.outbox;
+COMMENT ON VIEW infor_comm.outbox_delivery IS
+    'The outbox without the request payload: when each request was created, published and closed, and why.';
+
+-- pg_dump dumps the rows of this table (an extension's own tables are otherwise left out)
+-- and the state of its identity sequence.
+SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox_outbox_id_seq', '');

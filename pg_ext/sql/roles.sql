@@ -1,13 +1,14 @@
--- The roles infor_comm_relay and infor_comm_reader, and every privilege of the schema.
+-- The roles infor_comm_relay, infor_comm_reader and infor_comm_job, and every privilege of the
+-- schema.
 -- Runs last, when every object exists.
 
--- The two roles (cluster-wide; kept when the extension is dropped). Another database may be
+-- The three roles (cluster-wide; kept when the extension is dropped). Another database may be
 -- creating them at the same moment: that is fine.
 DO $roles$
 DECLARE
     role_name text;
 BEGIN
-    FOREACH role_name IN ARRAY ARRAY['infor_comm_relay', 'infor_comm_reader'] LOOP
+    FOREACH role_name IN ARRAY ARRAY['infor_comm_relay', 'infor_comm_reader', 'infor_comm_job'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = role_name) THEN
             BEGIN
                 EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
@@ -22,8 +23,9 @@ $roles$;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA infor_comm FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA infor_comm FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA infor_comm FROM PUBLIC;
-GRANT USAGE ON SCHEMA infor_comm TO infor_comm_relay, infor_comm_reader;
+GRANT USAGE ON SCHEMA infor_comm TO infor_comm_relay, infor_comm_reader, infor_comm_job;
 
+-- The relay: its functions and nothing else (they are SECURITY DEFINER).
 GRANT EXECUTE ON FUNCTION
     infor_comm.claim_outbox(integer, interval),
     infor_comm.mark_published(bigint[]),
@@ -33,21 +35,48 @@ GRANT EXECUTE ON FUNCTION
     infor_comm.outbox_backlog()
 TO infor_comm_relay;
 
+-- The reader: the task table, the reports and the views; the outbox's delivery state but not
+-- its payload (inn, ogrn, kpp, okpo, back-system ids).
 GRANT SELECT ON
     infor_comm.infor_communication_task,
-    infor_comm.outbox,
     infor_comm.client_reaction,
     infor_comm.thinking_clients,
     infor_comm.task_reactions,
-    infor_comm.unknown_reaction_pushes
+    infor_comm.unknown_reaction_pushes,
+    infor_comm.outbox_delivery
 TO infor_comm_reader;
--- thinking_clients is evaluated with the reader's own rights (its selection is inlined so that
--- the planner can use the indexes): it reads the outbox, calls these functions, and needs
--- SELECT on the bank's host tables, which the bank grants.
+GRANT SELECT (outbox_id, request_id, task_row_id, organization_id, created_at, available_at,
+              attempts, last_error, published_at, closed_at, close_reason)
+    ON infor_comm.outbox TO infor_comm_reader;
+-- thinking_clients is evaluated with the reader's own rights: it reads the outbox's delivery
+-- state, calls these functions, and needs USAGE on infor_comm.host_schema and SELECT on the
+-- bank's host tables, which the bank grants.
 GRANT EXECUTE ON FUNCTION
     infor_comm.thinking_clients_at(timestamptz),
+    infor_comm.thinking_clients_query(),
+    infor_comm.request_skip_reason(text, boolean, text, text, text, boolean),
     infor_comm.setting_thinking_days(),
     infor_comm.setting_timezone(),
     infor_comm.setting_response_timeout(),
+    infor_comm.setting_host_schema(),
     infor_comm.reaction_level(text)
 TO infor_comm_reader;
+
+-- The daily job, when it runs as a role that is not a superuser (schedule_daily's run_as): the
+-- least it needs on the extension's side. The bank grants USAGE on infor_comm.host_schema and
+-- SELECT on the four host tables (docs/security.md).
+GRANT EXECUTE ON ROUTINE
+    infor_comm.run_daily(),
+    infor_comm.enqueue_thinking_clients(timestamptz),
+    infor_comm.thinking_clients_at(timestamptz),
+    infor_comm.thinking_clients_query(),
+    infor_comm.request_skip_reason(text, boolean, text, text, text, boolean),
+    infor_comm.render_request(uuid, text, text, text, text[], text[], text, text, text, text),
+    infor_comm.format_request_dt(timestamptz),
+    infor_comm.setting_thinking_days(),
+    infor_comm.setting_timezone(),
+    infor_comm.setting_response_timeout(),
+    infor_comm.setting_host_schema()
+TO infor_comm_job;
+GRANT SELECT, INSERT ON infor_comm.infor_communication_task TO infor_comm_job;
+GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_job;

@@ -3,6 +3,7 @@
 -- What the pg_cron job calls once a day: enqueue a request for every thinking client.
 CREATE PROCEDURE infor_comm.run_daily()
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $body$
 DECLARE
     enqueued integer;

@@ -56,3 +56,6 @@ $$;
 CREATE TRIGGER infor_communication_task_touch
     BEFORE UPDATE ON infor_comm.infor_communication_task
     FOR EACH ROW EXECUTE FUNCTION infor_comm.touch_time_update();
+
+-- pg_dump dumps the rows of this table (an extension's own tables are otherwise left out).
+SELECT pg_catalog.pg_extension_config_dump('infor_comm.infor_communication_task', '');

@@ -1,6 +1,6 @@
 //! The `infor_comm.*` settings (GUCs).
 //!
-//! All three are string settings that are checked twice:
+//! All of them are string settings that are checked twice:
 //! - when they are set interactively (`SET`, `ALTER DATABASE … SET`, `ALTER ROLE … SET`), a bad
 //!   value is refused at once, with an error naming the setting and the value;
 //! - when they are read, a bad value that slipped in another way (`postgresql.conf`, a per-database
@@ -29,6 +29,8 @@ static TIMEZONE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"Europe/Moscow"));
 static RESPONSE_TIMEOUT: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"1 day"));
+static HOST_SCHEMA: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"public"));
 
 thread_local! {
     /// True while `_PG_init` defines the settings: values stored earlier as placeholders are
@@ -45,6 +47,8 @@ pub enum Setting {
     Timezone,
     /// `infor_comm.response_timeout`
     ResponseTimeout,
+    /// `infor_comm.host_schema`
+    HostSchema,
 }
 
 impl Setting {
@@ -54,6 +58,7 @@ impl Setting {
             Setting::ThinkingDays => "infor_comm.thinking_days",
             Setting::Timezone => "infor_comm.timezone",
             Setting::ResponseTimeout => "infor_comm.response_timeout",
+            Setting::HostSchema => "infor_comm.host_schema",
         }
     }
 
@@ -63,6 +68,9 @@ impl Setting {
             Setting::ThinkingDays => "a whole number of days from 1 to 3650",
             Setting::Timezone => "a time zone name known to PostgreSQL, such as 'Europe/Moscow'",
             Setting::ResponseTimeout => "a positive interval, such as '1 day' or '36 hours'",
+            Setting::HostSchema => {
+                "the name of the schema of the host tables, 1 to 63 bytes, as written (no quotes)"
+            }
         }
     }
 
@@ -72,6 +80,7 @@ impl Setting {
             Setting::ThinkingDays => "7",
             Setting::Timezone => "Europe/Moscow",
             Setting::ResponseTimeout => "1 day",
+            Setting::HostSchema => "public",
         }
     }
 
@@ -80,6 +89,7 @@ impl Setting {
             Setting::ThinkingDays => &THINKING_DAYS,
             Setting::Timezone => &TIMEZONE,
             Setting::ResponseTimeout => &RESPONSE_TIMEOUT,
+            Setting::HostSchema => &HOST_SCHEMA,
         }
     }
 
@@ -97,6 +107,7 @@ impl Setting {
             Setting::ThinkingDays => parse_thinking_days(value).map(|_| ()),
             Setting::Timezone => parse_timezone(value).map(|_| ()),
             Setting::ResponseTimeout => parse_response_timeout(value).map(|_| ()),
+            Setting::HostSchema => parse_host_schema(value).map(|_| ()),
         }
     }
 
@@ -166,6 +177,27 @@ pub fn parse_response_timeout(value: &str) -> Result<Interval, String> {
     Ok(interval)
 }
 
+/// The longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes).
+pub const MAX_NAME_BYTES: usize = 63;
+
+/// Parses `infor_comm.host_schema`: a schema name as written, without quotes. It is always
+/// quoted where it is used, so any name is safe; only names PostgreSQL would cut are refused.
+pub fn parse_host_schema(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err("the schema name is empty".into());
+    }
+    if value.contains('\0') {
+        return Err("the schema name contains a NUL byte".into());
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "the schema name is {} bytes long; PostgreSQL keeps names up to {MAX_NAME_BYTES} bytes",
+            value.len()
+        ));
+    }
+    Ok(value.to_string())
+}
+
 /// The number of full days a client must have been thinking (`infor_comm.thinking_days`).
 pub fn thinking_days() -> i32 {
     let raw = Setting::ThinkingDays.raw();
@@ -184,14 +216,21 @@ pub fn response_timeout() -> Interval {
     parse_response_timeout(&raw).unwrap_or_else(|why| Setting::ResponseTimeout.invalid(&raw, &why))
 }
 
-/// Checks all three settings, raising the error of the first bad one.
+/// The schema of the bank's host tables (`infor_comm.host_schema`).
+pub fn host_schema() -> String {
+    let raw = Setting::HostSchema.raw();
+    parse_host_schema(&raw).unwrap_or_else(|why| Setting::HostSchema.invalid(&raw, &why))
+}
+
+/// Checks every setting, raising the error of the first bad one.
 pub fn check_all() {
     thinking_days();
     timezone();
     response_timeout();
+    host_schema();
 }
 
-/// The check hook shared by the three settings.
+/// The check hook shared by the settings.
 ///
 /// Interactive sources (`SET`, and the validation that `ALTER DATABASE/ROLE … SET` runs) get an
 /// immediate error. Values from other sources, and every value re-applied while the library
@@ -245,6 +284,15 @@ unsafe extern "C-unwind" fn check_timezone(
 }
 
 #[pg_guard]
+unsafe extern "C-unwind" fn check_host_schema(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    check_setting(Setting::HostSchema, newval, source)
+}
+
+#[pg_guard]
 unsafe extern "C-unwind" fn check_response_timeout(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
@@ -291,6 +339,17 @@ pub fn register() {
             None,
             None,
         );
+        GucRegistry::define_string_guc_with_hooks(
+            c"infor_comm.host_schema",
+            c"Schema of the bank's host tables that the daily job reads.",
+            c"product_migration_clients, wizard_status_change_log, clients_back_system_ids and clientsnapshot are read from this schema only, never through the search_path.",
+            &HOST_SCHEMA,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_host_schema),
+            None,
+            None,
+        );
         pg_sys::MarkGUCPrefixReserved(c"infor_comm".as_ptr());
     }
     DEFINING.with(|defining| defining.set(false));
@@ -301,6 +360,7 @@ pub fn register() {
 
 /// The `infor_comm.thinking_days` in force, validated.
 #[pg_extern(stable, parallel_safe, name = "setting_thinking_days")]
+#[search_path(pg_catalog, pg_temp)]
 fn setting_thinking_days() -> i32 {
     thinking_days()
 }
@@ -316,6 +376,7 @@ COMMENT ON FUNCTION infor_comm.setting_thinking_days() IS
 
 /// The `infor_comm.timezone` in force, validated.
 #[pg_extern(stable, parallel_safe, name = "setting_timezone")]
+#[search_path(pg_catalog, pg_temp)]
 fn setting_timezone() -> String {
     timezone()
 }
@@ -331,6 +392,7 @@ COMMENT ON FUNCTION infor_comm.setting_timezone() IS
 
 /// The `infor_comm.response_timeout` in force, validated.
 #[pg_extern(stable, parallel_safe, name = "setting_response_timeout")]
+#[search_path(pg_catalog, pg_temp)]
 fn setting_response_timeout() -> Interval {
     response_timeout()
 }
@@ -343,3 +405,63 @@ COMMENT ON FUNCTION infor_comm.setting_response_timeout() IS
     name = "setting_response_timeout_comment",
     requires = [setting_response_timeout],
 );
+
+/// The `infor_comm.host_schema` in force, validated.
+#[pg_extern(stable, parallel_safe, name = "setting_host_schema")]
+#[search_path(pg_catalog, pg_temp)]
+fn setting_host_schema() -> String {
+    host_schema()
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.setting_host_schema() IS 'The infor_comm.host_schema in force, validated.';
+"#,
+    name = "setting_host_schema_comment",
+    requires = [setting_host_schema],
+);
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn thinking_days_is_a_whole_number_from_1_to_3650() {
+        assert_eq!(parse_thinking_days(" 7 "), Ok(7));
+        assert_eq!(parse_thinking_days("3650"), Ok(3650));
+        assert!(parse_thinking_days("0").is_err_and(|e| e.contains("outside the range 1 to 3650")));
+        assert!(parse_thinking_days("seven").is_err_and(|e| e.contains("not a whole number")));
+        assert!(parse_thinking_days("7.5").is_err());
+    }
+
+    #[test]
+    fn host_schema_is_any_name_postgresql_keeps_whole() {
+        assert_eq!(parse_host_schema("public"), Ok("public".into()));
+        assert_eq!(
+            parse_host_schema("bank app \"x\""),
+            Ok("bank app \"x\"".into())
+        );
+        assert!(parse_host_schema("").is_err());
+        assert!(parse_host_schema(&"s".repeat(63)).is_ok());
+        assert!(parse_host_schema(&"s".repeat(64)).is_err_and(|e| e.contains("64 bytes")));
+        assert!(parse_host_schema("a\0b").is_err());
+    }
+
+    #[test]
+    fn every_setting_has_a_name_a_default_and_an_explanation() {
+        for setting in [
+            Setting::ThinkingDays,
+            Setting::Timezone,
+            Setting::ResponseTimeout,
+            Setting::HostSchema,
+        ] {
+            assert!(setting.name().starts_with("infor_comm."));
+            assert!(!setting.expected().is_empty());
+            assert!(!setting.default_text().is_empty());
+        }
+        assert_eq!(
+            parse_thinking_days(Setting::ThinkingDays.default_text()),
+            Ok(DEFAULT_THINKING_DAYS)
+        );
+    }
+}

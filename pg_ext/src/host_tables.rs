@@ -1,9 +1,12 @@
-//! The bank's host tables that the extension reads, and the check that they exist.
+//! The bank's host tables that the extension reads, in the schema `infor_comm.host_schema`.
 //!
-//! The host tables are resolved through the caller's `search_path`, like any table the job's
-//! owner can read; `sql/host_tables.sql` creates them for tests and the demo.
+//! Their names are never resolved through the caller's `search_path`: every query of the daily
+//! job names them schema-qualified and quoted ([`HostTables::name`]), and runs with a pinned
+//! `search_path` (`pg_catalog, pg_temp`), so a look-alike table, function or operator in another
+//! schema is never read or run. `sql-by-hand/host_tables.sql` creates them for tests and the demo.
 
 use crate::errors::{raise, spi_fault};
+use crate::gucs;
 use pgrx::prelude::*;
 
 /// The four host tables, in the order they are checked.
@@ -14,45 +17,103 @@ pub const HOST_TABLES: [&str; 4] = [
     "clientsnapshot",
 ];
 
-/// Raises `undefined_table` naming the first host table that the caller cannot see.
-pub fn require() {
-    for table in HOST_TABLES {
-        let found = Spi::get_one_with_args::<bool>(
-            "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
-            &[table.into()],
+/// Quotes an identifier the way `quote_ident` does, always (so any name is safe in SQL text).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The host tables of `infor_comm.host_schema`, checked to exist.
+#[derive(Debug, Clone)]
+pub struct HostTables {
+    schema: String,
+}
+
+impl HostTables {
+    /// The host tables of the schema in force; raises `undefined_table` naming the first one
+    /// that does not exist (or `invalid_schema_name` when the schema does not).
+    pub fn resolve() -> HostTables {
+        let host = HostTables {
+            schema: gucs::host_schema(),
+        };
+        host.require();
+        host
+    }
+
+    /// The host tables of `schema`, unchecked (for SQL text that is only shown, never run).
+    pub fn unchecked(schema: &str) -> HostTables {
+        HostTables {
+            schema: schema.to_string(),
+        }
+    }
+
+    /// The schema-qualified, quoted name of one host table, e.g. `"public"."clientsnapshot"`.
+    pub fn name(&self, table: &str) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(table))
+    }
+
+    fn require(&self) {
+        let schema_exists = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+            &[self.schema.as_str().into()],
         )
-        .unwrap_or_else(|e| spi_fault("looking up the host tables", e))
+        .unwrap_or_else(|e| spi_fault("looking up the host schema", e))
         .unwrap_or(false);
-        if !found {
-            let search_path =
-                Spi::get_one::<String>("SELECT pg_catalog.current_setting('search_path')")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
+        if !schema_exists {
             raise(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-                format!("infor_comm: host table \"{table}\" does not exist"),
+                PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
                 format!(
-                    "infor_comm reads the bank's tables {} through the search_path, which is \"{search_path}\".",
+                    "infor_comm: host schema \"{}\" does not exist",
+                    self.schema
+                ),
+                format!(
+                    "infor_comm.host_schema names the schema of the bank's tables {}.",
                     HOST_TABLES.join(", ")
                 ),
-                "Create the host tables (sql/host_tables.sql has their definition) or add their schema to the search_path.",
+                "Set infor_comm.host_schema to the schema that holds them: ALTER DATABASE … SET infor_comm.host_schema = '…'.",
             );
+        }
+        for table in HOST_TABLES {
+            let found = Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                 WHERE n.nspname = $1 AND c.relname = $2
+                                   AND c.relkind IN ('r', 'p', 'v', 'm', 'f'))",
+                &[self.schema.as_str().into(), table.into()],
+            )
+            .unwrap_or_else(|e| spi_fault("looking up the host tables", e))
+            .unwrap_or(false);
+            if !found {
+                raise(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                    format!(
+                        "infor_comm: host table \"{}.{table}\" does not exist",
+                        self.schema
+                    ),
+                    format!(
+                        "infor_comm reads the bank's tables {} from the schema \"{}\" (infor_comm.host_schema).",
+                        HOST_TABLES.join(", "),
+                        self.schema
+                    ),
+                    "Create the host tables in that schema (the README's \"Host tables\" section has their columns), or set infor_comm.host_schema to the schema that holds them.",
+                );
+            }
         }
     }
 }
 
-/// Checks that the four host tables are visible; raises an error naming the first missing one.
+/// Checks that the four host tables exist in `infor_comm.host_schema`; raises an error naming
+/// the first missing one.
 #[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
 fn require_host_tables() -> bool {
-    require();
+    HostTables::resolve();
     true
 }
 
 extension_sql!(
     r#"
 COMMENT ON FUNCTION infor_comm.require_host_tables() IS
-    'Checks that the four host tables are visible; an error naming the first missing one.';
+    'Checks that the four host tables exist in infor_comm.host_schema; an error naming the first missing one.';
 "#,
     name = "require_host_tables_comment",
     requires = [require_host_tables],

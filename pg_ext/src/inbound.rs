@@ -189,8 +189,21 @@ fn apply_reply(client: &mut SpiClient<'_>, reply: &Reply) -> SpiResult<Verdict> 
                 published_at = coalesce(published_at, pg_catalog.now())
           WHERE task_row_id = $1 AND closed_at IS NULL",
         None,
-        &[row.id.into()],
+        &[row.id.clone().into()],
     )?;
+    if reply.status_code == "0" {
+        // The client has its task now: a newer request of the client that is not published yet
+        // (the daily job asked again after this one timed out) is withdrawn, never published.
+        client.update(
+            "UPDATE infor_comm.outbox
+                SET closed_at = pg_catalog.now(), close_reason = 'withdrawn'
+              WHERE organization_id = (SELECT organization_id
+                                         FROM infor_comm.infor_communication_task WHERE id = $1)
+                AND task_row_id <> $1 AND closed_at IS NULL AND published_at IS NULL",
+            None,
+            &[row.id.into()],
+        )?;
+    }
     verdict.applied = true;
     Ok(verdict)
 }
@@ -260,30 +273,40 @@ fn apply_push_to_row(
         task_row_id: Some(row.id.clone()),
         ..Verdict::new(Kind::Push, Outcome::Push)
     };
-    let seen = client.update(
-        "SELECT count(*) FILTER (WHERE body::jsonb = $2::jsonb),
-                max(message_dt) FILTER (WHERE applied_at IS NOT NULL)::text,
-                bool_or(applied_at IS NOT NULL AND message_dt >= $3::timestamptz)
+    // Earlier pushes for this row: a copy of one of them is a duplicate (compared as JSON, in
+    // Rust, so that no body can make the comparison raise); one with a later dt, or the same dt
+    // received later, wins.
+    let earlier = client.update(
+        "SELECT body, applied_at IS NOT NULL, message_dt > $2::timestamptz, message_dt::text
            FROM infor_comm.inbox
           WHERE task_row_id = $1 AND kind = 'push' AND outcome <> 'rejected'
-            AND inbox_id IS DISTINCT FROM $4",
+            AND inbox_id IS DISTINCT FROM $3",
         None,
         &[
             row.id.clone().into(),
-            body.into(),
             push.dt.clone().into(),
             inbox_id.into(),
         ],
     )?;
-    let seen = seen.first();
-    if seen.get::<i64>(1)?.unwrap_or(0) > 0 {
-        verdict.outcome = Outcome::Duplicate;
-        return Ok(verdict);
+    let this_body = serde_json::from_str::<serde_json::Value>(body).ok();
+    let mut superseded_by = None;
+    for earlier in earlier {
+        let same = earlier
+            .get::<String>(1)?
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .is_some_and(|value| Some(&value) == this_body.as_ref());
+        if same {
+            verdict.outcome = Outcome::Duplicate;
+            return Ok(verdict);
+        }
+        let applied = earlier.get::<bool>(2)?.unwrap_or(false);
+        if applied && earlier.get::<bool>(3)?.unwrap_or(false) {
+            superseded_by = earlier.get::<String>(4)?;
+        }
     }
-    if seen.get::<bool>(3)?.unwrap_or(false) {
+    if let Some(later_dt) = superseded_by {
         verdict.reason = Some(format!(
-            "superseded: a push with a later or equal dt ({}) is already applied; the row is unchanged",
-            seen.get::<String>(2)?.unwrap_or_default()
+            "superseded: a push with a later dt ({later_dt}) is already applied; the row is unchanged"
         ));
         return Ok(verdict);
     }
@@ -473,7 +496,24 @@ fn apply_text(body: &str, message_id: Option<&str>) -> &'static str {
 #[pg_extern(volatile, security_definer, name = "apply_inbound")]
 #[search_path(pg_catalog, pg_temp)]
 fn apply_inbound(body: Option<&str>, message_id: default!(Option<&str>, "NULL")) -> &'static str {
-    apply_text(body.unwrap_or(""), message_id)
+    match body {
+        Some(body) => apply_text(body, message_id),
+        None => reject_unreadable(None, message_id, "the body is NULL".into()),
+    }
+}
+
+/// Journals a body that cannot be read as text (NULL, or not UTF-8) as rejected.
+fn reject_unreadable(
+    bytes: Option<&[u8]>,
+    message_id: Option<&str>,
+    reason: String,
+) -> &'static str {
+    Spi::connect_mut(|client| {
+        let verdict = Verdict::rejected(Kind::Unknown, reason);
+        journal(client, None, bytes, message_id, None, &verdict)?;
+        Ok::<_, SpiError>(verdict.outcome.as_str())
+    })
+    .unwrap_or_else(|e| spi_fault("journaling an inbound message", e))
 }
 
 extension_sql!(
@@ -493,15 +533,12 @@ fn apply_inbound_bytes(
     body: Option<&[u8]>,
     message_id: default!(Option<&str>, "NULL"),
 ) -> &'static str {
-    let bytes = body.unwrap_or_default();
+    let Some(bytes) = body else {
+        return reject_unreadable(None, message_id, "the body is NULL".into());
+    };
     match body_text(bytes) {
         Ok(text) => apply_text(text, message_id),
-        Err(reason) => Spi::connect_mut(|client| {
-            let verdict = Verdict::rejected(Kind::Unknown, reason);
-            journal(client, None, Some(bytes), message_id, None, &verdict)?;
-            Ok::<_, SpiError>(verdict.outcome.as_str())
-        })
-        .unwrap_or_else(|e| spi_fault("journaling an inbound message", e)),
+        Err(reason) => reject_unreadable(Some(bytes), message_id, reason),
     }
 }
 

@@ -29,7 +29,7 @@ pub struct Push {
     pub request_id: Option<String>,
     /// The CRM's task id (`taskID`).
     pub task_id: Option<String>,
-    /// `dt` of the push, as sent (RFC 3339); the later one wins.
+    /// `dt` of the push in UTC, normalised by [`push_dt`]; the later one wins.
     pub dt: String,
     /// `3` processed, `5` not processed.
     pub task_status: String,
@@ -167,12 +167,70 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The path of the first key or string that holds U+0000, if any (JSON escapes it as `\u0000`).
+fn find_nul(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::String(text) if text.contains('\0') => Some(path.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| find_nul(item, &format!("{path}[{i}]"))),
+        Value::Object(object) => object.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(format!("a key of {path}"))
+            } else {
+                find_nul(item, &format!("{path}.{}", shown(key)))
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// The largest UTC offset a push's `dt` may have (real time zones stop at ±14:00).
+pub const MAX_OFFSET_SECONDS: i32 = 14 * 3600;
+
+/// Parses a push's `dt` into the UTC time that PostgreSQL stores, in a form its parser reads
+/// the same way (`2023-07-27T06:27:04.953000Z`); refuses what PostgreSQL would refuse.
+pub fn push_dt(dt: &str) -> Result<String, String> {
+    let parsed = chrono::DateTime::parse_from_rfc3339(dt).map_err(|_| {
+        format!(
+            "dt \"{}\" is not a date and time with offset such as 2023-07-27T09:27:04.953+03:00",
+            shown(dt)
+        )
+    })?;
+    let offset = parsed.offset().local_minus_utc();
+    if offset.abs() > MAX_OFFSET_SECONDS {
+        return Err(format!(
+            "dt \"{}\" has the UTC offset {}{:02}:{:02}, outside -14:00 to +14:00",
+            shown(dt),
+            if offset < 0 { '-' } else { '+' },
+            offset.abs() / 3600,
+            offset.abs() % 3600 / 60
+        ));
+    }
+    let utc = parsed.with_timezone(&chrono::Utc);
+    match chrono::Datelike::year(&utc) {
+        ..=0 => return Err(format!("dt \"{}\" is before the year 1 (UTC)", shown(dt))),
+        10000.. => return Err(format!("dt \"{}\" is after the year 9999 (UTC)", shown(dt))),
+        _ => {}
+    }
+    Ok(utc.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
 /// Parses and validates one inbound body.
 pub fn parse(body: &str) -> Result<Message, Refusal> {
     let value: Value = serde_json::from_str(body).map_err(|e| Refusal {
         kind: Kind::Unknown,
         reason: format!("malformed JSON: {e}"),
     })?;
+    if let Some(path) = find_nul(&value, "$") {
+        return Err(Refusal {
+            kind: Kind::Unknown,
+            reason: format!(
+                "{path} contains the character U+0000, which PostgreSQL text cannot hold"
+            ),
+        });
+    }
     let Value::Object(object) = &value else {
         return Err(Refusal {
             kind: Kind::Unknown,
@@ -243,13 +301,7 @@ fn parse_push(fields: &Fields<'_>) -> Result<Push, String> {
     if task_id.is_none() && request_id.is_none() {
         return Err("both taskID and requestID are missing: the push matches no task".into());
     }
-    let dt = fields.text("dt")?.ok_or("dt is missing")?.to_string();
-    if chrono::DateTime::parse_from_rfc3339(&dt).is_err() {
-        return Err(format!(
-            "dt \"{}\" is not a date and time with offset such as 2023-07-27T09:27:04.953+03:00",
-            shown(&dt)
-        ));
-    }
+    let dt = push_dt(fields.text("dt")?.ok_or("dt is missing")?)?;
     fields.code("statusCode", &STATUS_CODES, false)?;
     fields.text("applicationID")?;
     Ok(Push {
@@ -273,5 +325,105 @@ pub fn body_text(bytes: &[u8]) -> Result<&str, String> {
         Ok(text) if text.contains('\0') => Err("the body contains a NUL character".into()),
         Ok(text) => Ok(text),
         Err(e) => Err(format!("the body is not valid UTF-8: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    fn refusal(body: &str) -> String {
+        parse(body).expect_err(body).reason
+    }
+
+    #[test]
+    fn a_reply_and_a_push_of_the_specification_parse() {
+        let reply = parse(
+            r#"{"requestID": "R", "replyUID": "U", "dt": "2023-07-27T09:27:04.953+03:00", "statusCode": "0", "taskID": "T"}"#,
+        );
+        assert_eq!(
+            reply,
+            Ok(Message::Reply(Reply {
+                request_id: "R".into(),
+                reply_uid: "U".into(),
+                status_code: "0".into(),
+                task_id: Some("T".into()),
+            }))
+        );
+        let Ok(Message::Push(push)) = parse(
+            r#"{"requestID": "R", "taskID": "T", "dt": "2023-07-27T09:27:04.953+03:00", "taskStatus": "3", "firstLevelClientReaction": "Недозвон"}"#,
+        ) else {
+            panic!("a push")
+        };
+        assert_eq!(push.dt, "2023-07-27T06:27:04.953000Z");
+        assert_eq!(push.first_level.as_deref(), Some("Недозвон"));
+    }
+
+    #[test]
+    fn kinds_and_reasons_of_refused_messages() {
+        assert_eq!(parse("[1]").expect_err("array").kind, Kind::Unknown);
+        assert_eq!(
+            parse(r#"{"replyUID": "U", "statusCode": "7", "requestID": "R"}"#)
+                .expect_err("code")
+                .kind,
+            Kind::Reply
+        );
+        assert_eq!(
+            refusal(r#"{"replyUID": "U", "statusCode": "7", "requestID": "R"}"#),
+            r#"statusCode "7" is not one of 0, 1, 2"#
+        );
+        assert_eq!(
+            refusal(r#"{"taskStatus": "3", "dt": "2023-07-27T09:27:04Z"}"#),
+            "both taskID and requestID are missing: the push matches no task"
+        );
+        assert!(refusal("{").starts_with("malformed JSON"));
+        assert_eq!(
+            refusal(&format!(
+                r#"{{"replyUID": "U", "requestID": "{}", "statusCode": "1"}}"#,
+                "x".repeat(201)
+            )),
+            "requestID is 201 characters long, longer than its column (200)"
+        );
+    }
+
+    #[test]
+    fn a_nul_character_in_any_key_or_string_is_refused() {
+        assert_eq!(
+            refusal(r#"{"a": [1, {"b": "x\u0000"}]}"#),
+            "$.a[1].b contains the character U+0000, which PostgreSQL text cannot hold"
+        );
+        assert_eq!(
+            refusal(r#"{"k\u0000": 1}"#),
+            "a key of $ contains the character U+0000, which PostgreSQL text cannot hold"
+        );
+    }
+
+    #[test]
+    fn push_dt_is_normalised_to_utc_and_checked_against_what_postgresql_stores() {
+        assert_eq!(
+            push_dt("2023-07-27T09:27:04.953+03:00"),
+            Ok("2023-07-27T06:27:04.953000Z".into())
+        );
+        assert_eq!(
+            push_dt("0001-01-01T14:00:00+14:00"),
+            Ok("0001-01-01T00:00:00.000000Z".into())
+        );
+        assert!(
+            push_dt("0001-01-01T00:00:00+14:00").is_err_and(|e| e.contains("before the year 1"))
+        );
+        assert!(push_dt("2026-11-21T10:00:00+14:01")
+            .is_err_and(|e| e.contains("+14:01, outside -14:00 to +14:00")));
+        assert!(push_dt("0000-06-01T00:00:00Z").is_err_and(|e| e.contains("before the year 1")));
+        assert!(
+            push_dt("9999-12-31T23:00:00-14:00").is_err_and(|e| e.contains("after the year 9999"))
+        );
+        assert!(push_dt("yesterday").is_err_and(|e| e.contains("is not a date and time")));
+    }
+
+    #[test]
+    fn a_body_with_a_nul_byte_or_invalid_utf8_is_not_text() {
+        assert_eq!(body_text(b"{}"), Ok("{}"));
+        assert!(body_text(b"{\0}").is_err());
+        assert!(body_text(b"\xff").is_err_and(|e| e.starts_with("the body is not valid UTF-8")));
     }
 }

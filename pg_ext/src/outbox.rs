@@ -10,6 +10,9 @@
 //! `outbox_backlog`, all `SECURITY DEFINER` with a pinned `search_path`.
 
 use crate::errors::spi_fault;
+use crate::host_tables::HostTables;
+use crate::request::back_system_ids_sql;
+use crate::selection::selection_sql;
 use pgrx::prelude::*;
 
 /// The advisory lock key of the enqueue ("inforcom" in ASCII).
@@ -32,12 +35,15 @@ UPDATE infor_comm.outbox o
 
 /// Writes the outbox rows and task rows of everyone who qualifies at `$1`, in one statement.
 /// Returns (enqueued, skipped): skipped are the thinking clients whose request cannot be built.
-const ENQUEUE: &str = "
+/// The selection is embedded whole, so the planner sees every lookup.
+fn enqueue_sql(host: &HostTables) -> String {
+    format!(
+        "
 WITH candidates AS MATERIALIZED (
     SELECT t.organization_id, t.mdm_id, t.skip_reason,
            gen_random_uuid() AS request_id,
            gen_random_uuid()::text AS task_row_id
-      FROM infor_comm.thinking_clients_at($1) t
+      FROM ({selection}) t
 ), request_time AS MATERIALIZED (
     SELECT infor_comm.format_request_dt($1) AS dt,
            $1 AT TIME ZONE infor_comm.setting_timezone() AS local_time
@@ -50,8 +56,8 @@ WITH candidates AS MATERIALIZED (
            now(), now()
       FROM candidates c
      CROSS JOIN request_time r
-      JOIN clientsnapshot s ON s.id = c.organization_id
-     CROSS JOIN LATERAL infor_comm.back_system_ids(c.mdm_id) ids
+      JOIN {snapshot} s ON s.id = c.organization_id
+     CROSS JOIN LATERAL ({ids}) ids
      WHERE c.skip_reason IS NULL
      ORDER BY c.organization_id
         ON CONFLICT (organization_id) WHERE closed_at IS NULL DO NOTHING
@@ -65,13 +71,19 @@ WITH candidates AS MATERIALIZED (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM task_rows)::integer,
-       (SELECT count(*) FROM candidates WHERE skip_reason IS NOT NULL)::integer";
+       (SELECT count(*) FROM candidates WHERE skip_reason IS NOT NULL)::integer",
+        selection = selection_sql(host),
+        snapshot = host.name("clientsnapshot"),
+        ids = back_system_ids_sql(host, "c.mdm_id"),
+    )
+}
 
 /// Enqueues a request for every client who qualifies at `as_of`; returns how many.
 #[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
 fn enqueue_thinking_clients(as_of: default!(TimestampWithTimeZone, "now()")) -> i32 {
-    crate::host_tables::require();
     crate::gucs::check_all();
+    let host = HostTables::resolve();
     let (enqueued, skipped) = Spi::connect_mut(|client| {
         client.update(
             "SELECT pg_catalog.pg_advisory_xact_lock($1)",
@@ -79,7 +91,9 @@ fn enqueue_thinking_clients(as_of: default!(TimestampWithTimeZone, "now()")) -> 
             &[ENQUEUE_LOCK_KEY.into()],
         )?;
         client.update(CLOSE_STALE_REQUESTS, None, &[as_of.into()])?;
-        let row = client.update(ENQUEUE, None, &[as_of.into()])?.first();
+        let row = client
+            .update(&enqueue_sql(&host), None, &[as_of.into()])?
+            .first();
         let enqueued = row.get::<i32>(1)?.unwrap_or(0);
         let skipped = row.get::<i32>(2)?.unwrap_or(0);
         if enqueued > 0 {

@@ -5,6 +5,7 @@
 //! its request, with a clear error when it cannot be built.
 
 use crate::errors::{raise, spi_fault};
+use crate::host_tables::HostTables;
 use pgrx::prelude::*;
 use serde::Serialize;
 
@@ -40,9 +41,94 @@ pub struct Request<'a> {
     pub okpo: Option<&'a str>,
 }
 
-/// A value is present when it is not NULL and not blank.
+/// The length of the task table's and the outbox's `organization_id` columns.
+pub const ORGANIZATION_ID_LENGTH: usize = 200;
+
+/// A value is present when it is not NULL and not blank: whitespace of any kind (a tab, a
+/// no-break space) counts as blank.
 fn present(value: Option<&str>) -> Option<&str> {
     value.filter(|v| !v.trim().is_empty())
+}
+
+/// Why a client's request cannot be built or stored, or `None` when it can: the one rule that
+/// the view `thinking_clients`, the daily enqueue and `build_request` share.
+pub fn skip_reason(
+    organization_id: &str,
+    has_snapshot: bool,
+    inn: Option<&str>,
+    ogrn: Option<&str>,
+    kpp: Option<&str>,
+    change_date_unknown: bool,
+) -> Option<String> {
+    let length = organization_id.chars().count();
+    if length > ORGANIZATION_ID_LENGTH {
+        return Some(format!(
+            "organization_id is {length} characters long, longer than the task table's column ({ORGANIZATION_ID_LENGTH})"
+        ));
+    }
+    if change_date_unknown {
+        return Some(
+            "a wizard_status_change_log row has no change_date, so the latest change is unknown"
+                .into(),
+        );
+    }
+    if !has_snapshot {
+        return Some("no clientsnapshot row".into());
+    }
+    let mandatory = [
+        (inn, "empty inn (clientsnapshot.tin)"),
+        (ogrn, "empty ogrn (clientsnapshot.registry_number)"),
+        (kpp, "empty kpp (clientsnapshot.kpp)"),
+    ];
+    mandatory
+        .into_iter()
+        .find(|(value, _)| present(*value).is_none())
+        .map(|(_, reason)| reason.to_string())
+}
+
+/// Why a client's request cannot be built or stored (NULL: it can): `skip_reason` in SQL.
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn request_skip_reason(
+    organization_id: &str,
+    has_snapshot: bool,
+    inn: Option<&str>,
+    ogrn: Option<&str>,
+    kpp: Option<&str>,
+    change_date_unknown: default!(bool, false),
+) -> Option<String> {
+    skip_reason(
+        organization_id,
+        has_snapshot,
+        inn,
+        ogrn,
+        kpp,
+        change_date_unknown,
+    )
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.request_skip_reason(text, boolean, text, text, text, boolean) IS
+    'Why a client''s request cannot be built or stored (the skip_reason of thinking_clients); NULL when it can.';
+"#,
+    name = "request_skip_reason_comment",
+    requires = [request_skip_reason],
+);
+
+/// The client's IBSO and INFOR ids (`ibso`, `infor`: text arrays, sorted) from the host table
+/// `clients_back_system_ids`, for the client whose mdm_id is the SQL expression `mdm_id`.
+pub fn back_system_ids_sql(host: &HostTables, mdm_id: &str) -> String {
+    format!(
+        "SELECT coalesce(pg_catalog.array_agg(DISTINCT b.back_system_id::text ORDER BY b.back_system_id::text)
+                        FILTER (WHERE b.back_system_name = 'ibso'), '{{}}') AS ibso,
+       coalesce(pg_catalog.array_agg(DISTINCT b.back_system_id::text ORDER BY b.back_system_id::text)
+                        FILTER (WHERE b.back_system_name = 'infor'), '{{}}') AS infor
+  FROM {ids} b
+ WHERE b.mdm_id = {mdm_id}
+   AND b.back_system_name IN ('ibso', 'infor')",
+        ids = host.name("clients_back_system_ids"),
+    )
 }
 
 /// Raises the error for a request that cannot be built.
@@ -58,6 +144,7 @@ fn cannot_build(organization_id: &str, why: &str) -> ! {
 /// Renders the request JSON for one client from its data; raises when a mandatory field is missing.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 pub fn render_request(
     request_id: pgrx::Uuid,
     dt: &str,
@@ -70,17 +157,11 @@ pub fn render_request(
     kpp: Option<&str>,
     okpo: Option<&str>,
 ) -> String {
-    let Some(inn) = present(inn) else {
-        cannot_build(organization_id, "inn (clientsnapshot.tin) is empty")
-    };
-    let Some(ogrn) = present(ogrn) else {
-        cannot_build(
-            organization_id,
-            "ogrn (clientsnapshot.registry_number) is empty",
-        )
-    };
-    let Some(kpp) = present(kpp) else {
-        cannot_build(organization_id, "kpp (clientsnapshot.kpp) is empty")
+    if let Some(why) = skip_reason(organization_id, true, inn, ogrn, kpp, false) {
+        cannot_build(organization_id, &why)
+    }
+    let (Some(inn), Some(ogrn), Some(kpp)) = (present(inn), present(ogrn), present(kpp)) else {
+        cannot_build(organization_id, "inn, ogrn or kpp is empty")
     };
     let ibso_ids = ibso_ids.unwrap_or_default();
     let infor_ids = infor_ids.unwrap_or_default();
@@ -140,6 +221,7 @@ COMMENT ON FUNCTION infor_comm.render_request(uuid, text, text, text, text[], te
 -- The request JSON for one client, as the daily job would send it; an error when it cannot be built.
 CREATE FUNCTION infor_comm.build_request(organization_id text, request_id uuid, dt timestamptz)
 RETURNS json VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
 LANGUAGE c AS 'MODULE_PATHNAME', 'build_request_wrapper';
 "#
 )]
@@ -148,19 +230,21 @@ fn build_request(
     request_id: pgrx::Uuid,
     dt: TimestampWithTimeZone,
 ) -> String {
-    crate::host_tables::require();
+    let host = HostTables::resolve();
+    let query = format!(
+        "SELECT c.mdm_id::text, s.id IS NOT NULL, s.tin::text, s.registry_number::text,
+                s.kpp::text, s.okpo::text, infor_comm.format_request_dt($2),
+                ids.ibso, ids.infor
+           FROM {clients} c
+           LEFT JOIN {snapshot} s ON s.id = c.organization_id
+          CROSS JOIN LATERAL ({ids}) ids
+          WHERE c.organization_id = $1",
+        clients = host.name("product_migration_clients"),
+        snapshot = host.name("clientsnapshot"),
+        ids = back_system_ids_sql(&host, "c.mdm_id"),
+    );
     let row = Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT c.mdm_id::text, s.id IS NOT NULL, s.tin::text, s.registry_number::text,
-                    s.kpp::text, s.okpo::text, infor_comm.format_request_dt($2),
-                    ids.ibso, ids.infor
-               FROM product_migration_clients c
-               LEFT JOIN clientsnapshot s ON s.id = c.organization_id
-               CROSS JOIN LATERAL infor_comm.back_system_ids(c.mdm_id) ids
-              WHERE c.organization_id = $1",
-            Some(1),
-            &[organization_id.into(), dt.into()],
-        )?;
+        let rows = client.select(&query, Some(1), &[organization_id.into(), dt.into()])?;
         let mut found = None;
         for row in rows {
             found = Some((
@@ -186,8 +270,15 @@ fn build_request(
             "Pass the client's organization_id (the EHD id).",
         )
     };
-    if !has_snapshot {
-        cannot_build(organization_id, "clientsnapshot has no row for it");
+    if let Some(why) = skip_reason(
+        organization_id,
+        has_snapshot,
+        tin.as_deref(),
+        ogrn.as_deref(),
+        kpp.as_deref(),
+        false,
+    ) {
+        cannot_build(organization_id, &why);
     }
     render_request(
         request_id,
@@ -215,5 +306,73 @@ COMMENT ON FUNCTION infor_comm.build_request(text, uuid, timestamptz) IS
 extension_sql_file!(
     "../sql/request.sql",
     name = "request_sql",
-    requires = ["selection", gucs::setting_timezone],
+    requires = [gucs::setting_timezone],
 );
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn the_skip_rule_names_the_first_reason_and_knows_every_kind_of_whitespace() {
+        let ok = Some("1");
+        assert_eq!(skip_reason("C", true, ok, ok, ok, false), None);
+        assert_eq!(
+            skip_reason("C", false, ok, ok, ok, false).as_deref(),
+            Some("no clientsnapshot row")
+        );
+        for blank in [
+            None,
+            Some(""),
+            Some(" "),
+            Some("\t"),
+            Some("\u{a0}"),
+            Some("\u{2003}\n"),
+        ] {
+            assert_eq!(
+                skip_reason("C", true, blank, ok, ok, false).as_deref(),
+                Some("empty inn (clientsnapshot.tin)"),
+                "{blank:?}"
+            );
+        }
+        assert_eq!(
+            skip_reason("C", true, ok, Some("\t"), ok, false).as_deref(),
+            Some("empty ogrn (clientsnapshot.registry_number)")
+        );
+        assert_eq!(
+            skip_reason("C", true, ok, ok, Some("\u{a0}"), false).as_deref(),
+            Some("empty kpp (clientsnapshot.kpp)")
+        );
+        assert!(skip_reason("C", true, ok, ok, ok, true)
+            .is_some_and(|r| r.contains("has no change_date")));
+        assert_eq!(skip_reason(&"Я".repeat(200), true, ok, ok, ok, false), None);
+        assert!(skip_reason(&"Я".repeat(201), true, ok, ok, ok, false)
+            .is_some_and(|r| r.starts_with("organization_id is 201 characters long")));
+    }
+
+    #[test]
+    fn the_request_has_the_keys_of_the_specification_in_order() {
+        let request = Request {
+            request_id: "e1f73276-7fb6-4e80-85de-fd8a939998f0".into(),
+            dt: "2023-07-27T09:27:04.953+03:00",
+            client_id_list: vec![
+                ClientId {
+                    system_code: "vtb_mdm_id",
+                    id: "123456",
+                },
+                ClientId {
+                    system_code: "ehd_id",
+                    id: "354815252",
+                },
+            ],
+            inn: "1200009193",
+            ogrn: "1231200000844",
+            kpp: "120001001",
+            okpo: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&request).expect("json"),
+            r#"{"requestID":"e1f73276-7fb6-4e80-85de-fd8a939998f0","dt":"2023-07-27T09:27:04.953+03:00","clientIdList":[{"systemCode":"vtb_mdm_id","id":"123456"},{"systemCode":"ehd_id","id":"354815252"}],"inn":"1200009193","ogrn":"1231200000844","kpp":"120001001"}"#
+        );
+    }
+}

@@ -35,42 +35,163 @@ fn require_pg_cron() {
     }
 }
 
-/// Creates or replaces the pg_cron job that runs `infor_comm.run_daily()`; returns its job id.
-#[pg_extern(volatile)]
-fn schedule_daily(cron: default!(&str, "'0 9 * * *'")) -> i64 {
-    require_pg_cron();
-    Spi::get_one_with_args::<i64>(
-        "SELECT cron.schedule($1, $2, $3)",
-        &[JOB_NAME.into(), cron.into(), JOB_COMMAND.into()],
+/// True when the current role is a superuser.
+fn is_superuser() -> bool {
+    Spi::get_one::<bool>("SELECT pg_catalog.current_setting('is_superuser')::boolean")
+        .unwrap_or_else(|e| spi_fault("reading is_superuser", e))
+        .unwrap_or(false)
+}
+
+/// Raises unless the current role may remove every `infor_comm_daily` job of this database.
+fn require_may_replace_jobs(action: &str) {
+    let others = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.string_agg(DISTINCT username, ', ')
+           FROM cron.job
+          WHERE jobname = $1 AND database = pg_catalog.current_database()
+            AND username <> current_user",
+        &[JOB_NAME.into()],
     )
-    .unwrap_or_else(|e| spi_fault("cron.schedule", e))
+    .unwrap_or_else(|e| spi_fault("reading cron.job", e));
+    if let Some(others) = others {
+        if !is_superuser() {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("infor_comm: cannot {action} the job {JOB_NAME} of role(s) {others}"),
+                format!(
+                    "This database has one job {JOB_NAME}, and role(s) {others} scheduled it; pg_cron lets only its owner or a superuser remove it."
+                ),
+                "Run this as a superuser, or as the role that scheduled the job.",
+            );
+        }
+    }
+}
+
+/// Creates or replaces the pg_cron job that runs `infor_comm.run_daily()` in this database as
+/// `run_as` (default: the current role); returns its job id. The database keeps exactly one such
+/// job, whoever scheduled the earlier one.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn schedule_daily(
+    cron: default!(Option<&str>, "'0 9 * * *'"),
+    run_as: default!(Option<&str>, "NULL"),
+) -> i64 {
+    let Some(cron) = cron else {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "infor_comm: the schedule of schedule_daily is NULL",
+            "schedule_daily needs a cron schedule.",
+            "Pass a schedule such as '0 9 * * *' (09:00 every day, in pg_cron's time zone), or leave it out for that default.",
+        )
+    };
+    require_pg_cron();
+    let current_user = Spi::get_one::<String>("SELECT current_user::text")
+        .unwrap_or_else(|e| spi_fault("reading current_user", e))
+        .unwrap_or_default();
+    let run_as = run_as.unwrap_or(&current_user).to_string();
+    let role_can_login = Spi::get_one_with_args::<bool>(
+        "SELECT (SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = $1)",
+        &[run_as.as_str().into()],
+    )
+    .unwrap_or_else(|e| spi_fault("looking up the role", e));
+    match role_can_login {
+        None => raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("infor_comm: role \"{run_as}\" does not exist"),
+            "schedule_daily runs the daily job as this role.",
+            "Create the role (docs/security.md lists the privileges it needs), or pass an existing one.",
+        ),
+        Some(false) => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("infor_comm: role \"{run_as}\" cannot log in"),
+            "pg_cron connects as the role that runs the job, so it needs LOGIN.",
+            format!("ALTER ROLE \"{run_as}\" LOGIN, or pass a role that can log in."),
+        ),
+        Some(true) => {}
+    }
+    if run_as != current_user && !is_superuser() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("infor_comm: only a superuser can schedule the daily job as role \"{run_as}\""),
+            format!("The current role is \"{current_user}\"; pg_cron lets only a superuser schedule a job for another role."),
+            "Run schedule_daily as a superuser, or log in as that role.",
+        );
+    }
+    require_may_replace_jobs("replace");
+    Spi::connect_mut(|client| {
+        // Keep the oldest job of this database (its id stays), remove any other.
+        let existing = client
+            .update(
+                "SELECT pg_catalog.min(jobid) FROM cron.job
+                  WHERE jobname = $1 AND database = pg_catalog.current_database()",
+                None,
+                &[JOB_NAME.into()],
+            )?
+            .first()
+            .get::<i64>(1)?;
+        let Some(job_id) = existing else {
+            return client
+                .update(
+                    "SELECT cron.schedule_in_database($1, $2, $3, pg_catalog.current_database(), $4, true)",
+                    None,
+                    &[
+                        JOB_NAME.into(),
+                        cron.into(),
+                        JOB_COMMAND.into(),
+                        run_as.as_str().into(),
+                    ],
+                )?
+                .first()
+                .get::<i64>(1);
+        };
+        client.update(
+            "SELECT cron.unschedule(jobid) FROM cron.job
+              WHERE jobname = $1 AND database = pg_catalog.current_database() AND jobid <> $2",
+            None,
+            &[JOB_NAME.into(), job_id.into()],
+        )?;
+        client.update(
+            "SELECT cron.alter_job($1, $2, $3, pg_catalog.current_database(), $4, true)",
+            None,
+            &[
+                job_id.into(),
+                cron.into(),
+                JOB_COMMAND.into(),
+                run_as.as_str().into(),
+            ],
+        )?;
+        Ok(Some(job_id))
+    })
+    .unwrap_or_else(|e| spi_fault("cron.schedule_in_database", e))
     .unwrap_or_else(|| {
         raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            "infor_comm: cron.schedule returned no job id",
+            "infor_comm: cron.schedule_in_database returned no job id",
             format!("schedule: {cron}"),
-            "Check the pg_cron installation.",
+            "Check the pg_cron installation (infor_comm needs pg_cron 1.4 or later).",
         )
     })
 }
 
 extension_sql!(
     r#"
-COMMENT ON FUNCTION infor_comm.schedule_daily(text) IS
-    'Creates or replaces the pg_cron job infor_comm_daily that calls infor_comm.run_daily(); returns its job id.';
+COMMENT ON FUNCTION infor_comm.schedule_daily(text, text) IS
+    'Creates or replaces the one pg_cron job infor_comm_daily of this database, which calls infor_comm.run_daily() as run_as (default: the current role); returns its job id.';
 "#,
     name = "schedule_daily_comment",
     requires = [schedule_daily],
 );
 
-/// Removes the pg_cron job of `schedule_daily`; returns false when there was none.
+/// Removes the pg_cron job of `schedule_daily` from this database, whoever scheduled it;
+/// returns false when there was none.
 #[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
 fn unschedule_daily() -> bool {
     require_pg_cron();
+    require_may_replace_jobs("remove");
     Spi::get_one_with_args::<bool>(
         "SELECT coalesce(bool_or(cron.unschedule(jobid)), false)
            FROM cron.job
-          WHERE jobname = $1 AND username = current_user",
+          WHERE jobname = $1 AND database = pg_catalog.current_database()",
         &[JOB_NAME.into()],
     )
     .unwrap_or_else(|e| spi_fault("cron.unschedule", e))
@@ -80,7 +201,7 @@ fn unschedule_daily() -> bool {
 extension_sql!(
     r#"
 COMMENT ON FUNCTION infor_comm.unschedule_daily() IS
-    'Removes the pg_cron job infor_comm_daily; false when there was none.';
+    'Removes the pg_cron job infor_comm_daily of this database, whoever scheduled it; false when there was none.';
 "#,
     name = "unschedule_daily_comment",
     requires = [unschedule_daily],

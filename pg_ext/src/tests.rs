@@ -201,7 +201,7 @@ mod tests {
     }
 
     #[pg_test(
-        error = "infor_comm: cannot build the request for client \"NO_SNAPSHOT\": clientsnapshot has no row for it"
+        error = "infor_comm: cannot build the request for client \"NO_SNAPSHOT\": no clientsnapshot row"
     )]
     fn build_request_refuses_a_client_without_snapshot() {
         host_tables();
@@ -368,12 +368,12 @@ mod tests {
         run("SET LOCAL infor_comm.thinkingdays = 5");
     }
 
-    #[pg_test(error = "infor_comm: host table \"product_migration_clients\" does not exist")]
+    #[pg_test(error = "infor_comm: host table \"public.product_migration_clients\" does not exist")]
     fn enqueue_names_the_missing_host_table() {
         enqueue(AS_OF);
     }
 
-    #[pg_test(error = "infor_comm: host table \"clientsnapshot\" does not exist")]
+    #[pg_test(error = "infor_comm: host table \"public.clientsnapshot\" does not exist")]
     fn enqueue_names_the_one_missing_host_table() {
         host_tables();
         run("DROP TABLE clientsnapshot");
@@ -751,7 +751,7 @@ mod tests {
             "{}",
             task_row("ORG1")
         );
-        // Later: wins (the same instant in another offset is not later).
+        // The same instant in another offset is a tie: the later received wins.
         assert_eq!(
             apply(&push(
                 "2026-11-22T07:00:00.000Z",
@@ -760,7 +760,7 @@ mod tests {
             "push"
         );
         assert!(
-            task_row("ORG1").ends_with("|Недозвон"),
+            task_row("ORG1").ends_with("|Дозвон - планирует миграцию"),
             "{}",
             task_row("ORG1")
         );
@@ -1023,6 +1023,10 @@ mod tests {
                 "permission denied for table inbox",
             ),
             (
+                "SELECT payload FROM infor_comm.outbox",
+                "permission denied for table outbox",
+            ),
+            (
                 "SELECT * FROM infor_comm.infor_communication_task",
                 "permission denied for table infor_communication_task",
             ),
@@ -1068,7 +1072,8 @@ mod tests {
             "SELECT * FROM infor_comm.task_reactions",
             "SELECT * FROM infor_comm.unknown_reaction_pushes",
             "SELECT * FROM infor_comm.thinking_clients",
-            "SELECT * FROM infor_comm.outbox",
+            "SELECT * FROM infor_comm.outbox_delivery",
+            "SELECT organization_id, published_at, closed_at, close_reason FROM infor_comm.outbox",
         ] {
             assert_eq!(as_role("test_reader", sql), "ok", "{sql}");
         }
@@ -1076,6 +1081,10 @@ mod tests {
             (
                 "SELECT * FROM infor_comm.inbox",
                 "permission denied for table inbox",
+            ),
+            (
+                "SELECT payload FROM infor_comm.outbox",
+                "permission denied for table outbox",
             ),
             (
                 "SELECT infor_comm.apply_inbound('{}')",
@@ -1146,5 +1155,452 @@ mod tests {
             "no look-alike ran"
         );
         assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789"));
+    }
+
+    // ---- 0.2.0: one client never stops the run; the job trusts only its host schema --------
+
+    #[pg_test]
+    fn blank_mandatory_fields_of_any_whitespace_are_skipped_and_the_others_are_sent() {
+        host_tables();
+        client("GOOD", "OK", "2026-11-01 09:00:00");
+        client("TAB_INN", "OK", "2026-11-01 09:00:00");
+        client("NBSP_KPP", "OK", "2026-11-01 09:00:00");
+        client("NL_OGRN", "OK", "2026-11-01 09:00:00");
+        run(
+            "UPDATE clientsnapshot SET tin = E'\\t' WHERE id = 'TAB_INN';
+             UPDATE clientsnapshot SET kpp = U&' \\00A0 ' WHERE id = 'NBSP_KPP';
+             UPDATE clientsnapshot SET registry_number = E'\\n\\r' WHERE id = 'NL_OGRN';",
+        );
+        assert_eq!(
+            selected(AS_OF),
+            vec![
+                "GOOD:-",
+                "NBSP_KPP:empty kpp (clientsnapshot.kpp)",
+                "NL_OGRN:empty ogrn (clientsnapshot.registry_number)",
+                "TAB_INN:empty inn (clientsnapshot.tin)",
+            ]
+        );
+        assert_eq!(enqueue(AS_OF), 1);
+    }
+
+    #[pg_test]
+    fn an_organization_id_longer_than_the_task_tables_column_is_skipped_not_fatal() {
+        host_tables();
+        let long = "L".repeat(201);
+        client("GOOD", "OK", "2026-11-01 09:00:00");
+        client(&long, "OK", "2026-11-01 09:00:00");
+        assert_eq!(
+            selected(AS_OF),
+            vec![
+                "GOOD:-".to_string(),
+                format!("{long}:organization_id is 201 characters long, longer than the task table's column (200)"),
+            ]
+        );
+        assert_eq!(enqueue(AS_OF), 1);
+    }
+
+    #[pg_test]
+    fn a_null_change_date_makes_the_latest_change_unknown_and_the_client_is_not_sent() {
+        host_tables();
+        run("ALTER TABLE wizard_status_change_log ALTER change_date DROP NOT NULL");
+        client("OLD_AND_NULL", "OK", "2026-11-01 09:00:00");
+        client("ONLY_NULL", "OK", "2026-11-01 09:00:00");
+        client("RECENT_AND_NULL", "OK", "2026-11-19 09:00:00");
+        run("INSERT INTO wizard_status_change_log VALUES ('OLD_AND_NULL', 'OK', NULL),
+                                                        ('RECENT_AND_NULL', 'OK', NULL);
+             UPDATE wizard_status_change_log SET change_date = NULL WHERE organization_id = 'ONLY_NULL';");
+        let unknown =
+            "a wizard_status_change_log row has no change_date, so the latest change is unknown";
+        assert_eq!(
+            selected(AS_OF),
+            vec![
+                format!("OLD_AND_NULL:{unknown}"),
+                format!("ONLY_NULL:{unknown}")
+            ]
+        );
+        assert_eq!(enqueue(AS_OF), 0);
+    }
+
+    #[pg_test(error = "invalid value for parameter \"infor_comm.host_schema\": \"\"")]
+    fn an_empty_host_schema_is_refused() {
+        run("SET LOCAL infor_comm.host_schema = ''");
+    }
+
+    #[pg_test(error = "infor_comm: host schema \"nowhere\" does not exist")]
+    fn a_missing_host_schema_is_named() {
+        run("SET LOCAL infor_comm.host_schema = 'nowhere'");
+        enqueue(AS_OF);
+    }
+
+    /// Look-alikes of what the daily job uses, in `schema`, each tripping a wire when it runs.
+    fn plant_look_alikes(schema: &str) {
+        run(&format!(
+            r#"
+            CREATE FUNCTION {schema}.btrim(varchar) RETURNS text LANGUAGE sql
+                AS $$ SELECT CASE WHEN public.trip('{schema}.btrim') THEN 'x' END $$;
+            CREATE FUNCTION {schema}.max(timestamp, timestamp) RETURNS timestamp LANGUAGE sql
+                AS $$ SELECT CASE WHEN public.trip('{schema}.max') THEN $1 END $$;
+            CREATE FUNCTION {schema}.now() RETURNS timestamptz LANGUAGE sql
+                AS $$ SELECT CASE WHEN public.trip('{schema}.now') THEN pg_catalog.now() END $$;
+            CREATE FUNCTION {schema}.gen_random_uuid() RETURNS uuid LANGUAGE sql
+                AS $$ SELECT CASE WHEN public.trip('{schema}.gen_random_uuid') THEN pg_catalog.gen_random_uuid() END $$;
+            CREATE FUNCTION {schema}.varchar_eq_trap(varchar, varchar) RETURNS boolean LANGUAGE sql
+                AS $$ SELECT public.trip('{schema}.= varchar') $$;
+            CREATE OPERATOR {schema}.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = {schema}.varchar_eq_trap);
+            CREATE FUNCTION {schema}.text_eq_trap(text, text) RETURNS boolean LANGUAGE sql
+                AS $$ SELECT public.trip('{schema}.= text') $$;
+            CREATE OPERATOR {schema}.= (LEFTARG = text, RIGHTARG = text, FUNCTION = {schema}.text_eq_trap);
+            CREATE FUNCTION {schema}.ts_le_trap(timestamp, timestamp) RETURNS boolean LANGUAGE sql
+                AS $$ SELECT public.trip('{schema}.<= timestamp') $$;
+            CREATE OPERATOR {schema}.<= (LEFTARG = timestamp, RIGHTARG = timestamp, FUNCTION = {schema}.ts_le_trap);
+            "#
+        ));
+    }
+
+    #[pg_test]
+    fn the_daily_job_reads_only_its_host_schema_and_runs_no_look_alike() {
+        // The bank's tables are in "bank app"; public and an earlier schema hold look-alikes.
+        run(r#"CREATE SCHEMA "bank app"; SET LOCAL search_path = "bank app";"#);
+        host_tables();
+        client("REAL", "OK", "2026-11-01 09:00:00");
+        run(r#"CREATE TABLE public.tripwire (what text);
+               CREATE FUNCTION public.trip(what text) RETURNS boolean LANGUAGE sql
+                   AS $$ INSERT INTO public.tripwire VALUES (what) RETURNING true $$;
+               CREATE SCHEMA early;
+               SET LOCAL search_path = early;"#);
+        host_tables();
+        client("EVIL", "OK", "2026-11-01 09:00:00");
+        plant_look_alikes("public");
+        plant_look_alikes("early");
+        run(
+            r#"CREATE TEMP TABLE product_migration_clients (organization_id varchar);
+               SET LOCAL search_path = early, public, "bank app", pg_temp;
+               SET LOCAL infor_comm.host_schema = 'bank app';"#,
+        );
+        assert_eq!(selected(AS_OF), vec!["REAL:-"]);
+        assert_eq!(enqueue(AS_OF), 1);
+        run("CALL infor_comm.run_daily()");
+        assert_eq!(
+            text("SELECT string_agg(organization_id, ',') FROM infor_comm.outbox"),
+            Some("REAL".into())
+        );
+        assert!(
+            text("SELECT infor_comm.build_request('REAL', gen_random_uuid(), now())::text")
+                .is_some_and(|json| json.contains(r#""ehd_id","id":"REAL""#))
+        );
+        run("RESET search_path");
+        assert_eq!(
+            text("SELECT coalesce(string_agg(DISTINCT what, ', '), 'none') FROM public.tripwire"),
+            Some("none".into()),
+            "no look-alike ran"
+        );
+    }
+
+    #[pg_test]
+    fn the_daily_job_runs_as_a_role_with_the_least_privileges() {
+        host_tables();
+        client("ORG1", "OK", "2026-11-01 09:00:00");
+        run("CREATE ROLE test_job LOGIN IN ROLE infor_comm_job;
+             GRANT USAGE ON SCHEMA public TO test_job;
+             GRANT SELECT ON product_migration_clients, wizard_status_change_log,
+                             clients_back_system_ids, clientsnapshot TO test_job;");
+        assert_eq!(
+            as_role(
+                "test_job",
+                "SELECT infor_comm.enqueue_thinking_clients('2026-11-20 12:00:00+03')"
+            ),
+            "ok"
+        );
+        assert_eq!(int("SELECT count(*) FROM infor_comm.outbox"), 1);
+        // Nothing more than that: not the relay's functions, not the inbox, not the payload.
+        for (sql, message) in [
+            (
+                "SELECT * FROM infor_comm.inbox",
+                "permission denied for table inbox",
+            ),
+            (
+                "SELECT infor_comm.apply_inbound('{}')",
+                "permission denied for function apply_inbound",
+            ),
+            (
+                "SELECT infor_comm.schedule_daily()",
+                "permission denied for function schedule_daily",
+            ),
+            (
+                "DELETE FROM infor_comm.outbox",
+                "permission denied for table outbox",
+            ),
+        ] {
+            assert_eq!(as_role("test_job", sql), message, "{sql}");
+        }
+        run("REVOKE SELECT ON clientsnapshot FROM test_job");
+        assert_eq!(
+            as_role("test_job", "CALL infor_comm.run_daily()"),
+            "permission denied for table clientsnapshot"
+        );
+    }
+
+    #[pg_test]
+    fn schedule_daily_keeps_one_job_per_database_whoever_scheduled_it() {
+        run("CREATE EXTENSION IF NOT EXISTS pg_cron;
+             CREATE ROLE test_dba_a LOGIN SUPERUSER; CREATE ROLE test_dba_b LOGIN SUPERUSER;
+             CREATE ROLE test_runner LOGIN;");
+        run("SET LOCAL ROLE test_dba_a");
+        int("SELECT infor_comm.schedule_daily()");
+        run("SET LOCAL ROLE test_dba_b");
+        int("SELECT infor_comm.schedule_daily('15 8 * * *', 'test_runner')");
+        run("RESET ROLE");
+        assert_eq!(
+            text("SELECT string_agg(username || ' ' || schedule || ' ' || database, ';') FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            Some("test_runner 15 8 * * * pgrx_tests".into())
+        );
+        run("SET LOCAL ROLE test_dba_a");
+        assert_eq!(
+            text("SELECT infor_comm.unschedule_daily()::text"),
+            Some("true".into())
+        );
+        run("RESET ROLE");
+        assert_eq!(
+            int("SELECT count(*) FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            0
+        );
+    }
+
+    #[pg_test(error = "infor_comm: the schedule of schedule_daily is NULL")]
+    fn schedule_daily_refuses_a_null_schedule() {
+        run("CREATE EXTENSION IF NOT EXISTS pg_cron");
+        int("SELECT infor_comm.schedule_daily(NULL)");
+    }
+
+    #[pg_test(error = "infor_comm: role \"nobody_here\" does not exist")]
+    fn schedule_daily_refuses_an_unknown_role() {
+        run("CREATE EXTENSION IF NOT EXISTS pg_cron");
+        int("SELECT infor_comm.schedule_daily('0 9 * * *', 'nobody_here')");
+    }
+
+    // ---- 0.2.0: apply_inbound never raises on content ---------------------------------------
+
+    #[pg_test]
+    fn a_nul_character_anywhere_is_rejected_and_never_blocks_the_reply() {
+        let request_id = enqueued_request("ORG1");
+        // An orphan push with \u0000 in a reaction: rejected at once, so it can never make its
+        // reply raise later.
+        let push = r#"{"requestID": "72a26ab9-b99e-40aa-9f7e-2247b3709394", "taskID": "123456789", "dt": "2026-11-21T10:00:00.000+03:00", "taskStatus": "3", "firstLevelClientReaction": "a\u0000b"}"#;
+        assert_eq!(apply(push), "rejected");
+        assert_eq!(
+            last_reason(),
+            "$.firstLevelClientReaction contains the character U+0000, which PostgreSQL text cannot hold"
+        );
+        let reply_with_nul = format!(
+            r#"{{"requestID": "CRM\u0000X", "replyUID": "{request_id}", "statusCode": "0", "taskID": "1"}}"#
+        );
+        assert_eq!(apply(&reply_with_nul), "rejected");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789"));
+        assert_eq!(apply(r#"{"a\u0000": 1}"#), "rejected");
+        assert_eq!(int("SELECT count(*) FROM infor_comm.inbox"), 4);
+    }
+
+    #[pg_test]
+    fn a_push_dt_that_postgresql_cannot_store_is_rejected() {
+        let request_id = enqueued_request("ORG1");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        for (dt, reason) in [
+            (
+                "2026-11-21T10:00:00+20:00",
+                "has the UTC offset +20:00, outside -14:00 to +14:00",
+            ),
+            ("0000-01-01T00:00:00Z", "is before the year 1"),
+            ("9999-12-31T23:00:00-14:00", "is after the year 9999"),
+            ("2026-13-01T00:00:00Z", "is not a date and time with offset"),
+        ] {
+            let push = format!(
+                r#"{{"requestID": "{CRM_ID}", "taskID": "123456789", "dt": "{dt}", "taskStatus": "3"}}"#
+            );
+            assert_eq!(apply(&push), "rejected", "{dt}");
+            assert!(last_reason().contains(reason), "{dt}: {}", last_reason());
+        }
+        // The extremes that are fine are applied.
+        for dt in [
+            "0001-01-01T14:00:00+14:00",
+            "9999-12-31T09:59:59.999999-14:00",
+            "2016-12-31T23:59:60Z",
+        ] {
+            let push = format!(
+                r#"{{"requestID": "{CRM_ID}", "taskID": "123456789", "dt": "{dt}", "taskStatus": "5", "taskExecDescr": "{dt}"}}"#
+            );
+            assert_ne!(apply(&push), "rejected", "{dt}: {}", last_reason());
+        }
+    }
+
+    #[pg_test]
+    fn of_two_pushes_with_the_same_dt_the_later_received_wins() {
+        let request_id = enqueued_request("ORG1");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        let push = |first: &str| {
+            format!(
+                r#"{{"requestID": "{CRM_ID}", "taskID": "123456789", "dt": "2026-11-21T10:00:00+03:00", "taskStatus": "3", "firstLevelClientReaction": "{first}"}}"#
+            )
+        };
+        assert_eq!(apply(&push("Недозвон")), "push");
+        assert_eq!(apply(&push("Дозвон - планирует миграцию")), "push");
+        assert_eq!(
+            task_row("ORG1"),
+            format!("{CRM_ID}|0|123456789|3|Дозвон - планирует миграцию")
+        );
+        // The first one again is a duplicate and changes nothing.
+        assert_eq!(apply(&push("Недозвон")), "duplicate");
+    }
+
+    #[pg_test]
+    fn a_late_created_reply_withdraws_the_clients_newer_unpublished_request() {
+        let old_request = enqueued_request("ORG1");
+        // Published, then unanswered past the timeout: the next day's job asks again.
+        run("UPDATE infor_comm.outbox SET published_at = '2026-11-20 12:00:00+03'");
+        assert_eq!(enqueue("2026-11-21 12:30:00+03"), 1);
+        assert_eq!(
+            text("SELECT string_agg(close_reason, ',' ORDER BY outbox_id) FROM infor_comm.outbox"),
+            Some("timed_out".into())
+        );
+        // The old request's '0' arrives late: the newer request is withdrawn, never published.
+        assert_eq!(apply(&success_reply(&old_request)), "reply");
+        assert_eq!(
+            text("SELECT string_agg(coalesce(close_reason, 'open'), ',' ORDER BY outbox_id) FROM infor_comm.outbox"),
+            Some("timed_out,withdrawn".into())
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
+            0
+        );
+    }
+
+    #[pg_test]
+    fn a_null_body_is_journaled_as_null() {
+        host_tables_once();
+        assert_eq!(
+            text("SELECT infor_comm.apply_inbound(NULL::text)"),
+            Some("rejected".into())
+        );
+        assert_eq!(
+            text("SELECT infor_comm.apply_inbound(NULL::bytea, 'm-1')"),
+            Some("rejected".into())
+        );
+        assert_eq!(
+            text("SELECT string_agg(coalesce(body, 'NULL') || ' ' || coalesce(body_bytes::text, 'NULL') || ' ' || reason, ';') FROM infor_comm.inbox"),
+            Some("NULL NULL the body is NULL;NULL NULL the body is NULL".into())
+        );
+    }
+
+    /// A small deterministic pseudo-random generator (xorshift64*), so that a failing mutation
+    /// can be replayed.
+    struct Xorshift(u64);
+
+    impl Xorshift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Mutates a body: bytes flipped, cut, escapes and odd values inserted, fields replaced.
+    fn mutate(body: &[u8], rng: &mut Xorshift) -> Vec<u8> {
+        const INSERTS: [&str; 16] = [
+            r"\u0000", r"\ud800", r"\udfff", r"\uffff", "\\", "\"", "1e999999", "-0",
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+            "null", "{}", "\u{0}", "\u{fffd}", "\u{00a0}", "99999999999999999999999999", "\u{10ffff}",
+        ];
+        const VALUES: [&str; 10] = [
+            "\"2026-11-21T10:00:00+20:00\"", "\"0000-01-01T00:00:00Z\"", "\"9999-12-31T23:59:60-14:00\"",
+            "\"3\"", "\"0\"", "null", "12", "\"\\u0000\"", "[\"x\"]", "\"LLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLL\"",
+        ];
+        let mut out = body.to_vec();
+        for _ in 0..=rng.below(3) {
+            match rng.below(5) {
+                0 if !out.is_empty() => {
+                    let at = rng.below(out.len());
+                    out[at] ^= 1 << rng.below(8);
+                }
+                1 if !out.is_empty() => out.truncate(rng.below(out.len())),
+                2 => {
+                    let at = rng.below(out.len() + 1);
+                    let insert = INSERTS[rng.below(INSERTS.len())].as_bytes();
+                    out.splice(at..at, insert.iter().copied());
+                }
+                3 => {
+                    // Replace the value after a colon with an odd one.
+                    let colons: Vec<usize> = out
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, b)| **b == b':')
+                        .map(|(i, _)| i)
+                        .collect();
+                    if let Some(&colon) = colons.get(rng.below(colons.len().max(1))) {
+                        let end = out[colon..]
+                            .iter()
+                            .position(|b| *b == b',' || *b == b'}')
+                            .map_or(out.len(), |p| colon + p);
+                        let value = VALUES[rng.below(VALUES.len())].as_bytes();
+                        out.splice(colon + 1..end, value.iter().copied());
+                    }
+                }
+                _ => {
+                    let at = rng.below(out.len() + 1);
+                    let byte = (rng.next() & 0xff) as u8;
+                    out.insert(at, byte);
+                }
+            }
+        }
+        out
+    }
+
+    #[pg_test]
+    fn apply_inbound_returns_an_outcome_and_journals_once_for_thousands_of_mutated_bodies() {
+        let request_id = enqueued_request("ORG1");
+        let other = enqueued_request("ORG2");
+        let seeds = [
+            success_reply(&request_id),
+            format!(r#"{{"requestID": "CRM-2", "replyUID": "{other}", "dt": "2023-07-27T09:27:04.953+03:00", "statusCode": "1", "statusMsg": "Клиент не найден."}}"#),
+            MANUAL_PUSH.to_string(),
+            AUTOMATIC_PUSH.to_string(),
+            r#"{"requestID": "CRM-2", "taskID": "T-2", "dt": "2026-11-21T10:00:00.000+03:00", "taskStatus": "5"}"#.to_string(),
+        ];
+        let mut rng = Xorshift(0x1c0f_fee5_eed0_0001);
+        const MUTATIONS: i64 = 4000;
+        let outcomes = ["reply", "push", "duplicate", "orphan", "rejected"];
+        for n in 0..MUTATIONS {
+            let seed = seeds[rng.below(seeds.len())].as_bytes();
+            let body = mutate(seed, &mut rng);
+            let outcome = Spi::get_one_with_args::<String>(
+                "SELECT infor_comm.apply_inbound($1::bytea, $2)",
+                &[body.as_slice().into(), format!("fuzz-{n}").into()],
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "mutation {n} raised: {e}; body: {}",
+                    String::from_utf8_lossy(&body)
+                )
+            });
+            assert!(
+                outcome.as_deref().is_some_and(|o| outcomes.contains(&o)),
+                "mutation {n}: {outcome:?}"
+            );
+        }
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.inbox WHERE message_id LIKE 'fuzz-%'"),
+            MUTATIONS,
+            "every message journaled exactly once"
+        );
+        assert_eq!(
+            int("SELECT count(DISTINCT message_id) FROM infor_comm.inbox WHERE message_id LIKE 'fuzz-%'"),
+            MUTATIONS
+        );
+        // The seeds themselves still apply as they should.
+        assert!(int("SELECT count(*) FROM infor_comm.inbox WHERE outcome = 'rejected'") > 0);
     }
 }
