@@ -9,7 +9,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// Requests the broker confirmed.
 pub const PUBLISHED: &str = "infor_relay_published_total";
@@ -141,38 +143,197 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves `/metrics`, `/health` and `/ready` until shutdown.
+/// The most connections the endpoint serves at once; more are answered 503 and closed.
+pub const MAX_CONNECTIONS: usize = 32;
+/// How long a client may take to send its request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may stay open, idle or not (a scrape takes milliseconds).
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest pause after a failed accept (out of file descriptors, for example).
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+/// How often a streak of failed accepts is logged.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What is answered, then closed, when [`MAX_CONNECTIONS`] are open.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 5\r\nconnection: close\r\n\r\nbusy\n";
+
+/// Failed accepts: a pause that doubles up to [`MAX_ACCEPT_PAUSE`], and a log line at most every
+/// [`ACCEPT_LOG_INTERVAL`] that says how many failed since the last one.
+#[derive(Debug, Default)]
+struct AcceptFailures {
+    pause: Duration,
+    unlogged: u64,
+    last_logged: Option<Instant>,
+}
+
+impl AcceptFailures {
+    /// Records a failed accept; returns how long to pause before the next one.
+    fn failed(&mut self, error: &std::io::Error) -> Duration {
+        self.unlogged += 1;
+        let due = self
+            .last_logged
+            .is_none_or(|at| at.elapsed() >= ACCEPT_LOG_INTERVAL);
+        if due {
+            tracing::warn!(
+                %error,
+                failed_accepts = self.unlogged,
+                "metrics endpoint: accept failed; pausing accepts (logged at most once a minute)"
+            );
+            self.unlogged = 0;
+            self.last_logged = Some(Instant::now());
+        }
+        self.pause = (self.pause * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_PAUSE);
+        self.pause
+    }
+
+    /// Records a successful accept: the pause starts small again.
+    fn succeeded(&mut self) {
+        self.pause = Duration::ZERO;
+    }
+}
+
+/// Serves `/metrics`, `/health` and `/ready` until shutdown. At most [`MAX_CONNECTIONS`] at once,
+/// each with a header timeout and a lifetime limit; a failed accept (no file descriptors left)
+/// pauses accepting instead of spinning, and is logged at most once a minute.
 pub async fn serve(
     listener: TcpListener,
     handle: PrometheusHandle,
     health: Arc<Health>,
     mut shutdown: Shutdown,
 ) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut failures = AcceptFailures::default();
     loop {
-        let (stream, _) = tokio::select! {
+        let (mut stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    failures.succeeded();
+                    accepted
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "metrics endpoint: accept failed");
-                    continue;
+                    let pause = failures.failed(&error);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => continue,
+                        _ = shutdown.recv() => return,
+                    }
                 }
             },
             _ = shutdown.recv() => return,
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                // Answer, close our side, and read what the client sent (briefly), so that the
+                // close does not reset the connection before the client reads the answer.
+                let _ = tokio::time::timeout(HEADER_TIMEOUT, async {
+                    stream.write_all(BUSY).await?;
+                    stream.shutdown().await?;
+                    let mut sink = [0u8; 1024];
+                    while stream.read(&mut sink).await? > 0 {}
+                    Ok::<_, std::io::Error>(())
+                })
+                .await;
+            });
+            continue;
+        };
         let (handle, health) = (handle.clone(), health.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let service =
                 hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                     let response = route(request.uri().path(), &handle, &health);
                     async move { Ok::<_, std::convert::Infallible>(response) }
                 });
             let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                tracing::debug!(%error, "metrics endpoint: connection failed");
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(io, service);
+            match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
+                Ok(Err(error)) => tracing::debug!(%error, "metrics endpoint: connection failed"),
+                Err(_) => tracing::debug!("metrics endpoint: connection open too long; closed"),
+                Ok(Ok(())) => {}
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// Sends one request and returns the status line of the answer.
+    async fn status_line(addr: SocketAddr, path: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("read");
+        String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_idle_connections_is_capped_and_the_endpoint_keeps_answering() {
+        let handle = install().expect("recorder");
+        let listener = bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let server = tokio::spawn(serve(
+            listener,
+            handle,
+            Arc::new(Health::default()),
+            shutdown,
+        ));
+        // Many more idle connections than the cap: they send nothing.
+        let mut idle = Vec::new();
+        for _ in 0..(MAX_CONNECTIONS * 4) {
+            idle.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        // A probe is answered at once: 503 busy while the cap is reached, never left hanging.
+        let answer = tokio::time::timeout(Duration::from_secs(2), status_line(addr, "/health"))
+            .await
+            .expect("answered within 2 s");
+        assert_eq!(answer, "HTTP/1.1 503 Service Unavailable");
+        // The idle connections over the cap were closed by the endpoint.
+        let mut closed = 0;
+        for stream in &mut idle {
+            let mut byte = [0u8; 64];
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte)).await
+            {
+                closed += 1;
+            }
+        }
+        assert!(closed >= MAX_CONNECTIONS * 3, "{closed} closed");
+        // The ones within the cap are closed after the header timeout; then it answers 200.
+        drop(idle);
+        let answer = tokio::time::timeout(Duration::from_secs(2), status_line(addr, "/health"))
+            .await
+            .expect("answered within 2 s");
+        assert_eq!(answer, "HTTP/1.1 200 OK");
+        trigger.trigger();
+        server.await.expect("server stops");
+    }
+
+    #[test]
+    fn failed_accepts_pause_longer_each_time_and_are_logged_once_a_minute() {
+        let mut failures = AcceptFailures::default();
+        let error = std::io::Error::from_raw_os_error(24); // EMFILE
+        let pauses: Vec<Duration> = (0..10).map(|_| failures.failed(&error)).collect();
+        assert_eq!(pauses[0], Duration::from_millis(10));
+        assert_eq!(pauses[1], Duration::from_millis(20));
+        assert_eq!(*pauses.last().expect("pauses"), MAX_ACCEPT_PAUSE);
+        // The first failure was logged; the nine after it wait for the next log line.
+        assert_eq!(failures.unlogged, 9);
+        failures.succeeded();
+        assert_eq!(failures.failed(&error), Duration::from_millis(10));
     }
 }
