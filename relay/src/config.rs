@@ -66,6 +66,12 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "INFOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Let the database and AMQP client libraries log at debug and trace level, which prints
+    /// statement parameters and message bodies (clients' tax ids). Off by default: without it no
+    /// RUST_LOG setting can put client data into the log.
+    #[arg(long, env = "INFOR_LOG_CLIENT_DATA")]
+    pub log_client_data: bool,
 }
 
 /// How logs are written.

@@ -8,6 +8,7 @@
 //! - [`database`]: all the SQL, as a member of `infor_comm_relay`, with TLS when asked for;
 //! - [`config`]: command-line flags, queue names, durations, passwords hidden from logs;
 //! - [`metrics`]: Prometheus metrics, `/health` and `/ready`;
+//! - [`logging`]: text or JSON logs, and the guard that keeps client data out of them;
 //! - [`shutdown`]: SIGTERM and SIGINT, and the handle every task watches;
 //! - [`errors`]: error messages with their causes.
 //!
@@ -22,6 +23,7 @@ pub mod config;
 pub mod database;
 pub mod errors;
 pub mod inbound;
+pub mod logging;
 pub mod metrics;
 pub mod outbound;
 pub mod session;

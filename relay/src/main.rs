@@ -1,25 +1,13 @@
 //! `infor-relay`: parses the command line, sets up logging, and runs until SIGTERM or SIGINT.
 
 use clap::Parser;
-use infor_relay::config::{Config, LogFormat};
-use std::io::IsTerminal;
+use infor_relay::config::Config;
+use infor_relay::logging;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    match config.log_format {
-        // Colours only for a person at a terminal, never in a log file or a collector.
-        LogFormat::Text => tracing_subscriber::fmt()
-            .with_ansi(std::io::stdout().is_terminal())
-            .with_env_filter(filter)
-            .init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
-    }
+    logging::init(config.log_format, config.log_client_data);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
