@@ -55,6 +55,7 @@ impl Broker {
     /// Checks `--amqp-url` before the relay starts: a URL that cannot be parsed is a
     /// configuration error, not a reason to retry for ever. The message never shows the password.
     pub fn check_url(url: &str) -> Result<(), String> {
+        crate::config::check_at_signs("--amqp-url", url)?;
         match url.parse::<lapin::uri::AMQPUri>() {
             Ok(_) => Ok(()),
             Err(reason) => Err(format!(

@@ -188,6 +188,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Refuses a URL whose user name or password holds an unencoded `@`
+/// (`postgresql://relay:p@ss@db/bank`): parsers disagree on where its host starts, so the relay
+/// would try one host and log another. The message never shows the password.
+pub fn check_at_signs(flag: &str, connection: &str) -> Result<(), String> {
+    let Some((_, rest)) = connection.split_once("://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.matches('@').count() > 1 {
+        return Err(format!(
+            "invalid {flag} {}: more than one '@' before the host; write an '@' in the user name or \
+             password as %40 (for example relay:p%40ss@db)",
+            redact(connection)
+        ));
+    }
+    Ok(())
+}
+
 /// A connection string with its password replaced by `***`, for logs and errors.
 ///
 /// Handles URLs (`postgresql://user:secret@host/db`, `amqps://user:secret@host/vhost`) and
@@ -270,6 +288,29 @@ fn redact_key_values(connection: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_unencoded_at_sign_in_the_password_is_refused_without_showing_it() {
+        let error = check_at_signs(
+            "--database-url",
+            "postgresql://relay:p@ss@db.bank:5432/bank",
+        )
+        .expect_err("two '@'");
+        assert!(
+            error.contains("more than one '@' before the host"),
+            "{error}"
+        );
+        assert!(error.contains("%40"), "{error}");
+        assert!(!error.contains("p@ss") && !error.contains(":p@"), "{error}");
+        assert_eq!(
+            check_at_signs("--amqp-url", "amqp://relay:p%40ss@mq/%2f"),
+            Ok(())
+        );
+        assert_eq!(check_at_signs("--amqp-url", "amqp://mq/vhost@x"), Ok(()));
+        assert!(crate::broker::Broker::check_url("amqp://relay:p@ss@mq.bank/prod").is_err());
+        assert!(crate::database::DatabaseTarget::new("postgresql://r:a@b@db/bank", None).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -42,6 +42,7 @@ impl DatabaseTarget {
     /// Errors never show the password.
     pub fn new(url: &str, ca_file: Option<&Path>) -> Result<DatabaseTarget, String> {
         let shown = redact(url);
+        crate::config::check_at_signs("--database-url", url)?;
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|error| format!("invalid --database-url {shown}: {}", Chain(&error)))?;
