@@ -465,3 +465,37 @@ mod unit_tests {
         );
     }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    #[allow(unused_imports)]
+    use crate::test_support::*;
+    use pgrx::prelude::*;
+
+    #[pg_test(error = "invalid value for parameter \"infor_comm.thinking_days\": \"seven\"")]
+    fn a_bad_thinking_days_is_refused_with_its_name_and_value() {
+        run("SET LOCAL infor_comm.thinking_days = 'seven'");
+    }
+
+    #[pg_test(error = "invalid value for parameter \"infor_comm.timezone\": \"Mars/Olympus\"")]
+    fn a_bad_timezone_is_refused_with_its_name_and_value() {
+        run("SET LOCAL infor_comm.timezone = 'Mars/Olympus'");
+    }
+
+    #[pg_test(error = "invalid value for parameter \"infor_comm.response_timeout\": \"0\"")]
+    fn a_zero_response_timeout_is_refused_with_its_name_and_value() {
+        run("SET LOCAL infor_comm.response_timeout = '0'");
+    }
+
+    #[pg_test(error = "invalid configuration parameter name \"infor_comm.thinkingdays\"")]
+    fn a_misspelt_setting_is_refused_once_the_library_is_loaded() {
+        text("SELECT infor_comm.setting_timezone()");
+        run("SET LOCAL infor_comm.thinkingdays = 5");
+    }
+
+    #[pg_test(error = "invalid value for parameter \"infor_comm.host_schema\": \"\"")]
+    fn an_empty_host_schema_is_refused() {
+        run("SET LOCAL infor_comm.host_schema = ''");
+    }
+}

@@ -118,3 +118,29 @@ COMMENT ON FUNCTION infor_comm.require_host_tables() IS
     name = "require_host_tables_comment",
     requires = [require_host_tables],
 );
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    #[allow(unused_imports)]
+    use crate::test_support::*;
+    use pgrx::prelude::*;
+
+    #[pg_test(error = "infor_comm: host table \"public.product_migration_clients\" does not exist")]
+    fn enqueue_names_the_missing_host_table() {
+        enqueue(AS_OF);
+    }
+
+    #[pg_test(error = "infor_comm: host table \"public.clientsnapshot\" does not exist")]
+    fn enqueue_names_the_one_missing_host_table() {
+        host_tables();
+        run("DROP TABLE clientsnapshot");
+        enqueue(AS_OF);
+    }
+
+    #[pg_test(error = "infor_comm: host schema \"nowhere\" does not exist")]
+    fn a_missing_host_schema_is_named() {
+        run("SET LOCAL infor_comm.host_schema = 'nowhere'");
+        enqueue(AS_OF);
+    }
+}

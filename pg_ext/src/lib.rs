@@ -41,7 +41,7 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-mod tests;
+mod test_support;
 
 /// Required by `cargo pgrx test`: the settings of the throwaway test cluster.
 #[cfg(test)]

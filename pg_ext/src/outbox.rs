@@ -11,8 +11,8 @@
 
 use crate::errors::spi_fault;
 use crate::host_tables::HostTables;
-use crate::request::back_system_ids_sql;
-use crate::selection::selection_sql;
+use crate::request::{back_system_ids_sql, render, skip_reason, ClientData};
+use crate::selection::thinking_rows_sql;
 use pgrx::prelude::*;
 
 /// The advisory lock key of the enqueue ("inforcom" in ASCII).
@@ -33,52 +33,118 @@ UPDATE infor_comm.outbox o
    AND (t.status_code IS NOT NULL
         OR o.published_at <= $1 - (SELECT infor_comm.setting_response_timeout()))";
 
-/// Writes the outbox rows and task rows of everyone who qualifies at `$1`, in one statement.
-/// Returns (enqueued, skipped): skipped are the thinking clients whose request cannot be built.
-/// The selection is embedded whole, so the planner sees every lookup.
-fn enqueue_sql(host: &HostTables) -> String {
+/// The thinking clients at `$1` with everything their request needs, a new request id and task
+/// row id each, ordered by organization_id. The selection is embedded whole, so the planner sees
+/// every lookup; no function is called per row.
+fn candidates_sql(host: &HostTables) -> String {
     format!(
-        "
-WITH candidates AS MATERIALIZED (
-    SELECT t.organization_id, t.mdm_id, t.skip_reason,
-           gen_random_uuid() AS request_id,
-           gen_random_uuid()::text AS task_row_id
-      FROM ({selection}) t
-), request_time AS MATERIALIZED (
-    SELECT infor_comm.format_request_dt($1) AS dt,
-           $1 AT TIME ZONE infor_comm.setting_timezone() AS local_time
-), outbox_rows AS (
+        "SELECT t.organization_id::text, t.mdm_id::text, t.has_snapshot, t.tin, t.ogrn, t.kpp,
+       t.okpo, t.unknown_change, ids.ibso, ids.infor,
+       gen_random_uuid()::text AS request_id, gen_random_uuid()::text AS task_row_id
+  FROM ({rows}) t
+ CROSS JOIN LATERAL ({ids}) ids
+ ORDER BY t.organization_id",
+        rows = thinking_rows_sql(host),
+        ids = back_system_ids_sql(host, "t.mdm_id"),
+    )
+}
+
+/// Writes the outbox rows (`$1` request ids, `$2` task row ids, `$3` organization ids, `$4`
+/// payloads) and their task rows (`$5` the request's dt, `$6` its wall time) in one statement;
+/// a client with an open request already is skipped. Returns how many were written.
+const INSERT_REQUESTS: &str = "
+WITH outbox_rows AS (
     INSERT INTO infor_comm.outbox (request_id, task_row_id, organization_id, payload, created_at, available_at)
-    SELECT c.request_id, c.task_row_id, c.organization_id,
-           infor_comm.render_request(c.request_id, r.dt, c.organization_id, c.mdm_id,
-                                     ids.ibso, ids.infor,
-                                     s.tin, s.registry_number, s.kpp, s.okpo)::json,
-           now(), now()
-      FROM candidates c
-     CROSS JOIN request_time r
-      JOIN {snapshot} s ON s.id = c.organization_id
-     CROSS JOIN LATERAL ({ids}) ids
-     WHERE c.skip_reason IS NULL
-     ORDER BY c.organization_id
+    SELECT r::uuid, t, o, p::json, now(), now()
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u (r, t, o, p)
         ON CONFLICT (organization_id) WHERE closed_at IS NULL DO NOTHING
     RETURNING request_id, task_row_id, organization_id
 ), task_rows AS (
     INSERT INTO infor_comm.infor_communication_task
            (id, vtbc_request_id, organization_id, request_date, time_create)
-    SELECT o.task_row_id, o.request_id::text, o.organization_id, r.dt, r.local_time
+    SELECT o.task_row_id, o.request_id::text, o.organization_id, $5, $6
       FROM outbox_rows o
-     CROSS JOIN request_time r
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM task_rows)::integer,
-       (SELECT count(*) FROM candidates WHERE skip_reason IS NOT NULL)::integer",
-        selection = selection_sql(host),
-        snapshot = host.name("clientsnapshot"),
-        ids = back_system_ids_sql(host, "c.mdm_id"),
-    )
+SELECT count(*)::integer FROM task_rows";
+
+/// The requests of one run, column by column, for [`INSERT_REQUESTS`].
+#[derive(Default)]
+struct Requests {
+    request_ids: Vec<String>,
+    task_row_ids: Vec<String>,
+    organization_ids: Vec<String>,
+    payloads: Vec<String>,
+    skipped: usize,
+}
+
+/// Reads the candidates, applies the skip rule and renders each request, in Rust.
+fn render_requests(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    host: &HostTables,
+    as_of: TimestampWithTimeZone,
+    dt: &str,
+) -> Result<Requests, pgrx::spi::SpiError> {
+    let mut requests = Requests::default();
+    for row in client.update(&candidates_sql(host), None, &[as_of.into()])? {
+        let organization_id = row.get::<String>(1)?.unwrap_or_default();
+        let (mdm_id, tin, ogrn, kpp, okpo) = (
+            row.get::<String>(2)?,
+            row.get::<String>(4)?,
+            row.get::<String>(5)?,
+            row.get::<String>(6)?,
+            row.get::<String>(7)?,
+        );
+        let has_snapshot = row.get::<bool>(3)?.unwrap_or(false);
+        let unknown_change = row.get::<bool>(8)?.unwrap_or(false);
+        let skip = skip_reason(
+            &organization_id,
+            has_snapshot,
+            tin.as_deref(),
+            ogrn.as_deref(),
+            kpp.as_deref(),
+            unknown_change,
+        );
+        if skip.is_some() {
+            requests.skipped += 1;
+            continue;
+        }
+        let (ibso_ids, infor_ids) = (
+            row.get::<Vec<Option<String>>>(9)?.unwrap_or_default(),
+            row.get::<Vec<Option<String>>>(10)?.unwrap_or_default(),
+        );
+        let request_id = row.get::<String>(11)?.unwrap_or_default();
+        let data = ClientData {
+            organization_id: &organization_id,
+            mdm_id: mdm_id.as_deref(),
+            ibso_ids: &ibso_ids,
+            infor_ids: &infor_ids,
+            inn: tin.as_deref(),
+            ogrn: ogrn.as_deref(),
+            kpp: kpp.as_deref(),
+            okpo: okpo.as_deref(),
+        };
+        match render(&request_id, dt, &data) {
+            Ok(payload) => {
+                requests.payloads.push(payload);
+                requests.request_ids.push(request_id);
+                requests
+                    .task_row_ids
+                    .push(row.get::<String>(12)?.unwrap_or_default());
+                requests.organization_ids.push(organization_id);
+            }
+            // The skip rule above already refused what render refuses.
+            Err(_) => requests.skipped += 1,
+        }
+    }
+    Ok(requests)
 }
 
 /// Enqueues a request for every client who qualifies at `as_of`; returns how many.
+///
+/// One transaction, serialised by an advisory lock: stale requests are closed, the candidates
+/// are read in one statement, the skip rule and the request JSON are applied in Rust, and the
+/// outbox rows and task rows are written in one statement.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn enqueue_thinking_clients(as_of: default!(TimestampWithTimeZone, "now()")) -> i32 {
@@ -91,11 +157,34 @@ fn enqueue_thinking_clients(as_of: default!(TimestampWithTimeZone, "now()")) -> 
             &[ENQUEUE_LOCK_KEY.into()],
         )?;
         client.update(CLOSE_STALE_REQUESTS, None, &[as_of.into()])?;
-        let row = client
-            .update(&enqueue_sql(&host), None, &[as_of.into()])?
+        let time = client
+            .update(
+                "SELECT infor_comm.format_request_dt($1),
+                        $1 AT TIME ZONE infor_comm.setting_timezone()",
+                None,
+                &[as_of.into()],
+            )?
             .first();
-        let enqueued = row.get::<i32>(1)?.unwrap_or(0);
-        let skipped = row.get::<i32>(2)?.unwrap_or(0);
+        let dt = time.get::<String>(1)?.unwrap_or_default();
+        let local_time = time.get::<Timestamp>(2)?;
+        let requests = render_requests(client, &host, as_of, &dt)?;
+        let skipped = requests.skipped;
+        let enqueued = client
+            .update(
+                INSERT_REQUESTS,
+                None,
+                &[
+                    requests.request_ids.into(),
+                    requests.task_row_ids.into(),
+                    requests.organization_ids.into(),
+                    requests.payloads.into(),
+                    dt.into(),
+                    local_time.into(),
+                ],
+            )?
+            .first()
+            .get::<i32>(1)?
+            .unwrap_or(0);
         if enqueued > 0 {
             client.update(
                 "SELECT pg_catalog.pg_notify($1, $2)",
@@ -129,3 +218,154 @@ extension_sql_file!(
     name = "relay_functions",
     requires = ["outbox_table"],
 );
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    #[allow(unused_imports)]
+    use crate::test_support::*;
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn an_answered_request_is_closed_by_the_next_run() {
+        host_tables();
+        client("ANSWERED", "OK", "2026-11-01 09:00:00");
+        assert_eq!(enqueue(AS_OF), 1);
+        run("UPDATE infor_comm.infor_communication_task SET status_code = '2'");
+        // Failed on 2026-11-20: blocked that day, asked again the next.
+        assert_eq!(enqueue("2026-11-20 18:00:00+03"), 0);
+        assert_eq!(enqueue("2026-11-21 09:00:00+03"), 1);
+        assert_eq!(
+            text("SELECT string_agg(coalesce(close_reason, 'open'), ',' ORDER BY outbox_id) FROM infor_comm.outbox"),
+            Some("answered,open".into())
+        );
+    }
+
+    #[pg_test]
+    fn the_task_row_is_written_with_its_outbox_row() {
+        host_tables();
+        client("ORG1", "OK", "2026-11-01 09:00:00");
+        client("ORG2", "TO_SIGN", "2026-11-02 09:00:00");
+        assert_eq!(enqueue("2026-11-20 09:27:04.953+03"), 2);
+        // Every outbox row has its task row, with the request's id, dt and client.
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.outbox o
+                   JOIN infor_comm.infor_communication_task t ON t.id = o.task_row_id
+                  WHERE t.vtbc_request_id = o.request_id::text
+                    AND t.vtbc_request_id = o.payload->>'requestID'
+                    AND t.organization_id = o.organization_id
+                    AND t.request_date = o.payload->>'dt'
+                    AND t.request_date = '2026-11-20T09:27:04.953+03:00'
+                    AND t.time_create = '2026-11-20 09:27:04.953'
+                    AND t.status_code IS NULL AND t.infor_response_id IS NULL
+                    AND o.published_at IS NULL AND o.closed_at IS NULL"),
+            2
+        );
+        // The payload is the text build_request renders for the same id and time.
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.outbox o
+                  WHERE o.payload::text = infor_comm.build_request(o.organization_id, o.request_id,
+                                                                    '2026-11-20 09:27:04.953+03')::text"),
+            2
+        );
+        assert_eq!(
+            text("SELECT payload->>'requestID' FROM infor_comm.outbox WHERE organization_id = 'ORG1'"),
+            text("SELECT lower(payload->>'requestID') FROM infor_comm.outbox WHERE organization_id = 'ORG1'")
+        );
+    }
+
+    #[pg_test]
+    fn running_twice_a_day_asks_nobody_twice() {
+        host_tables();
+        client("ORG1", "OK", "2026-11-01 09:00:00");
+        client("ORG2", "OK", "2026-11-01 09:00:00");
+        assert_eq!(enqueue(AS_OF), 2);
+        assert_eq!(enqueue(AS_OF), 0);
+        assert_eq!(enqueue("2026-11-20 21:00:00+03"), 0);
+        assert_eq!(int("SELECT count(*) FROM infor_comm.outbox"), 2);
+    }
+
+    #[pg_test]
+    fn enqueue_notifies_the_relay() {
+        host_tables();
+        client("ORG1", "OK", "2026-11-01 09:00:00");
+        run("LISTEN infor_comm_outbox");
+        assert_eq!(enqueue(AS_OF), 1);
+        // A pending notification is visible in the queue usage of this backend.
+        assert!(Spi::get_one::<f64>("SELECT pg_notification_queue_usage()")
+            .expect("usage")
+            .is_some());
+    }
+
+    #[pg_test]
+    fn claim_hands_out_a_row_once_until_its_lease_ends() {
+        host_tables();
+        client("ORG1", "OK", "2026-11-01 09:00:00");
+        client("ORG2", "OK", "2026-11-01 09:00:00");
+        enqueue(AS_OF);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(1, '1 minute')"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
+            1
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
+            0
+        );
+        // A lease that ended makes the row claimable again.
+        run("UPDATE infor_comm.outbox SET available_at = now() - interval '1 second' WHERE organization_id = 'ORG1'");
+        assert_eq!(
+            text("SELECT (payload::json->>'requestID' = request_id)::text FROM infor_comm.claim_outbox(10, '1 minute')"),
+            Some("true".into())
+        );
+        assert_eq!(int("SELECT infor_comm.mark_published(array_agg(outbox_id))::bigint FROM infor_comm.outbox"), 2);
+        assert_eq!(int("SELECT infor_comm.mark_published(array_agg(outbox_id))::bigint FROM infor_comm.outbox"), 0);
+        run("UPDATE infor_comm.outbox SET available_at = now() - interval '1 hour'");
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
+            0,
+            "published rows are not claimed"
+        );
+        assert_eq!(int("SELECT pending FROM infor_comm.outbox_backlog()"), 0);
+    }
+
+    #[pg_test]
+    fn mark_failed_counts_attempts_keeps_the_error_and_backs_off() {
+        host_tables();
+        client("ORG1", "OK", "2026-11-01 09:00:00");
+        enqueue(AS_OF);
+        let id = int("SELECT outbox_id FROM infor_comm.claim_outbox(1, '1 minute')");
+        let delays: Vec<String> = (1..=9)
+            .map(|n| {
+                text(&format!(
+                    "SELECT (infor_comm.mark_failed({id}, 'nack {n}') - now())::text"
+                ))
+                .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            delays,
+            [
+                "00:00:05", "00:00:10", "00:00:20", "00:00:40", "00:01:20", "00:02:40", "00:05:20",
+                "00:10:00", "00:10:00"
+            ]
+        );
+        assert_eq!(
+            text("SELECT attempts || ' ' || last_error FROM infor_comm.outbox"),
+            Some("9 nack 9".into())
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
+            0
+        );
+        assert_eq!(int("SELECT pending FROM infor_comm.outbox_backlog()"), 1);
+    }
+
+    #[pg_test(error = "infor_comm: invalid batch_size 0")]
+    fn claim_refuses_a_zero_batch() {
+        run("SELECT * FROM infor_comm.claim_outbox(0, '1 minute')");
+    }
+}

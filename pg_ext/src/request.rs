@@ -141,6 +141,76 @@ fn cannot_build(organization_id: &str, why: &str) -> ! {
     )
 }
 
+/// One client's data, as the request needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientData<'a> {
+    /// `organization_id`, the EHD id.
+    pub organization_id: &'a str,
+    /// `mdm_id`.
+    pub mdm_id: Option<&'a str>,
+    /// The IBSO ids (`clients_back_system_ids`).
+    pub ibso_ids: &'a [Option<String>],
+    /// The INFOR ids.
+    pub infor_ids: &'a [Option<String>],
+    /// `clientsnapshot.tin`.
+    pub inn: Option<&'a str>,
+    /// `clientsnapshot.registry_number`.
+    pub ogrn: Option<&'a str>,
+    /// `clientsnapshot.kpp`.
+    pub kpp: Option<&'a str>,
+    /// `clientsnapshot.okpo`.
+    pub okpo: Option<&'a str>,
+}
+
+/// Renders the request JSON (`request_id` lower case); `Err` is the skip reason when it cannot
+/// be built. Pure Rust: the daily job calls it for every client without a round trip to SQL.
+pub fn render(request_id: &str, dt: &str, client: &ClientData<'_>) -> Result<String, String> {
+    let organization_id = client.organization_id;
+    if let Some(why) = skip_reason(
+        organization_id,
+        true,
+        client.inn,
+        client.ogrn,
+        client.kpp,
+        false,
+    ) {
+        return Err(why);
+    }
+    let (Some(inn), Some(ogrn), Some(kpp)) = (
+        present(client.inn),
+        present(client.ogrn),
+        present(client.kpp),
+    ) else {
+        return Err("inn, ogrn or kpp is empty".into());
+    };
+    let mut client_id_list = Vec::with_capacity(2 + client.ibso_ids.len() + client.infor_ids.len());
+    if let Some(mdm_id) = present(client.mdm_id) {
+        client_id_list.push(ClientId {
+            system_code: "vtb_mdm_id",
+            id: mdm_id,
+        });
+    }
+    client_id_list.push(ClientId {
+        system_code: "ehd_id",
+        id: organization_id,
+    });
+    for (system_code, ids) in [("IBSO", client.ibso_ids), ("INFOR", client.infor_ids)] {
+        for id in ids.iter().filter_map(|id| present(id.as_deref())) {
+            client_id_list.push(ClientId { system_code, id });
+        }
+    }
+    let request = Request {
+        request_id: request_id.to_lowercase(),
+        dt,
+        client_id_list,
+        inn,
+        ogrn,
+        kpp,
+        okpo: present(client.okpo),
+    };
+    serde_json::to_string(&request).map_err(|e| format!("cannot serialise the request: {e}"))
+}
+
 /// Renders the request JSON for one client from its data; raises when a mandatory field is missing.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(immutable, parallel_safe)]
@@ -157,49 +227,19 @@ pub fn render_request(
     kpp: Option<&str>,
     okpo: Option<&str>,
 ) -> String {
-    if let Some(why) = skip_reason(organization_id, true, inn, ogrn, kpp, false) {
-        cannot_build(organization_id, &why)
-    }
-    let (Some(inn), Some(ogrn), Some(kpp)) = (present(inn), present(ogrn), present(kpp)) else {
-        cannot_build(organization_id, "inn, ogrn or kpp is empty")
-    };
-    let ibso_ids = ibso_ids.unwrap_or_default();
-    let infor_ids = infor_ids.unwrap_or_default();
-    let mut client_id_list = Vec::with_capacity(2 + ibso_ids.len() + infor_ids.len());
-    if let Some(mdm_id) = present(mdm_id) {
-        client_id_list.push(ClientId {
-            system_code: "vtb_mdm_id",
-            id: mdm_id,
-        });
-    }
-    client_id_list.push(ClientId {
-        system_code: "ehd_id",
-        id: organization_id,
-    });
-    for (system_code, ids) in [("IBSO", &ibso_ids), ("INFOR", &infor_ids)] {
-        for id in ids.iter().filter_map(|id| present(id.as_deref())) {
-            client_id_list.push(ClientId { system_code, id });
-        }
-    }
-    let request = Request {
-        request_id: request_id.to_string().to_lowercase(),
-        dt,
-        client_id_list,
+    let (ibso_ids, infor_ids) = (ibso_ids.unwrap_or_default(), infor_ids.unwrap_or_default());
+    let client = ClientData {
+        organization_id,
+        mdm_id,
+        ibso_ids: &ibso_ids,
+        infor_ids: &infor_ids,
         inn,
         ogrn,
         kpp,
-        okpo: present(okpo),
+        okpo,
     };
-    serde_json::to_string(&request).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!(
-                "infor_comm: cannot serialise the request for client \"{organization_id}\": {e}"
-            ),
-            "serde_json refused the request.",
-            "This is a bug; please report it.",
-        )
-    })
+    render(&request_id.to_string(), dt, &client)
+        .unwrap_or_else(|why| cannot_build(organization_id, &why))
 }
 
 extension_sql!(
@@ -373,6 +413,107 @@ mod unit_tests {
         assert_eq!(
             serde_json::to_string(&request).expect("json"),
             r#"{"requestID":"e1f73276-7fb6-4e80-85de-fd8a939998f0","dt":"2023-07-27T09:27:04.953+03:00","clientIdList":[{"systemCode":"vtb_mdm_id","id":"123456"},{"systemCode":"ehd_id","id":"354815252"}],"inn":"1200009193","ogrn":"1231200000844","kpp":"120001001"}"#
+        );
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    #[allow(unused_imports)]
+    use crate::test_support::*;
+    use pgrx::prelude::*;
+
+    #[pg_test(
+        error = "infor_comm: cannot build the request for client \"NO_SNAPSHOT\": no clientsnapshot row"
+    )]
+    fn build_request_refuses_a_client_without_snapshot() {
+        host_tables();
+        client("NO_SNAPSHOT", "OK", "2026-11-01 09:00:00");
+        run("DELETE FROM clientsnapshot");
+        text("SELECT infor_comm.build_request('NO_SNAPSHOT', gen_random_uuid(), now())::text");
+    }
+
+    #[pg_test(error = "infor_comm: client \"NOBODY\" not found")]
+    fn build_request_refuses_an_unknown_client() {
+        host_tables();
+        text("SELECT infor_comm.build_request('NOBODY', gen_random_uuid(), now())::text");
+    }
+
+    #[pg_test]
+    fn the_request_json_is_exactly_the_contract() {
+        host_tables();
+        client("354815252", "OK", "2026-11-01 09:00:00");
+        run("UPDATE product_migration_clients SET mdm_id = '123456';
+             UPDATE clients_back_system_ids SET mdm_id = '123456';
+             UPDATE clients_back_system_ids SET back_system_id = '354815252' WHERE back_system_name = 'ibso';
+             UPDATE clients_back_system_ids SET back_system_id = 'A6UJ9A00EEG' WHERE back_system_name = 'infor';
+             INSERT INTO clients_back_system_ids VALUES ('123456', 'bisquit', 'ignored');");
+        let json = text(
+            "SELECT infor_comm.build_request('354815252', 'E1F73276-7FB6-4E80-85DE-FD8A939998F0',
+                                             '2023-07-27 06:27:04.953+00')::text",
+        );
+        assert_eq!(
+            json.as_deref(),
+            Some(concat!(
+                r#"{"requestID":"e1f73276-7fb6-4e80-85de-fd8a939998f0","#,
+                r#""dt":"2023-07-27T09:27:04.953+03:00","#,
+                r#""clientIdList":[{"systemCode":"vtb_mdm_id","id":"123456"},"#,
+                r#"{"systemCode":"ehd_id","id":"354815252"},"#,
+                r#"{"systemCode":"IBSO","id":"354815252"},"#,
+                r#"{"systemCode":"INFOR","id":"A6UJ9A00EEG"}],"#,
+                r#""inn":"1200009193","ogrn":"1231200000844","kpp":"120001001","okpo":"02847208"}"#
+            ))
+        );
+    }
+
+    #[pg_test]
+    fn missing_ids_and_a_null_okpo_are_left_out() {
+        host_tables();
+        client("BARE", "OK", "2026-11-01 09:00:00");
+        run("DELETE FROM clients_back_system_ids;
+             UPDATE product_migration_clients SET mdm_id = NULL;
+             UPDATE clientsnapshot SET okpo = NULL;");
+        let json = text(
+            "SELECT infor_comm.build_request('BARE', 'e1f73276-7fb6-4e80-85de-fd8a939998f0',
+                                             '2026-01-15 21:00:00.5+00')::text",
+        );
+        assert_eq!(
+            json.as_deref(),
+            Some(concat!(
+                r#"{"requestID":"e1f73276-7fb6-4e80-85de-fd8a939998f0","#,
+                r#""dt":"2026-01-16T00:00:00.500+03:00","#,
+                r#""clientIdList":[{"systemCode":"ehd_id","id":"BARE"}],"#,
+                r#""inn":"1200009193","ogrn":"1231200000844","kpp":"120001001"}"#
+            ))
+        );
+        // Only one of the two back-system ids.
+        run("UPDATE product_migration_clients SET mdm_id = 'M1';
+             INSERT INTO clients_back_system_ids VALUES ('M1', 'infor', 'INF1');");
+        let json = text(
+            "SELECT (infor_comm.build_request('BARE', gen_random_uuid(), now())->'clientIdList')::text",
+        );
+        assert_eq!(
+            json.as_deref(),
+            Some(
+                r#"[{"systemCode":"vtb_mdm_id","id":"M1"},{"systemCode":"ehd_id","id":"BARE"},{"systemCode":"INFOR","id":"INF1"}]"#
+            )
+        );
+    }
+
+    #[pg_test]
+    fn dt_follows_infor_comm_timezone() {
+        host_tables();
+        client("TZ", "OK", "2026-11-01 09:00:00");
+        run("SET LOCAL infor_comm.timezone = 'America/Sao_Paulo'");
+        assert_eq!(
+            text("SELECT infor_comm.build_request('TZ', gen_random_uuid(), '2023-07-27 06:27:04.953+00')->>'dt'"),
+            Some("2023-07-27T03:27:04.953-03:00".into())
+        );
+        run("SET LOCAL infor_comm.timezone = 'Asia/Kolkata'");
+        assert_eq!(
+            text("SELECT infor_comm.format_request_dt('2023-07-27 06:27:04.953+00')"),
+            Some("2023-07-27T11:57:04.953+05:30".into())
         );
     }
 }

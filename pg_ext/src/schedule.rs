@@ -212,3 +212,100 @@ extension_sql_file!(
     name = "run_daily",
     requires = [outbox::enqueue_thinking_clients],
 );
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    #[allow(unused_imports)]
+    use crate::test_support::*;
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn run_daily_enqueues() {
+        host_tables();
+        run(
+            "INSERT INTO product_migration_clients VALUES ('NOW', 'M', 'in_wizard', 'OK');
+             INSERT INTO wizard_status_change_log
+                  VALUES ('NOW', 'OK', (now() - interval '8 days') AT TIME ZONE 'Europe/Moscow');
+             INSERT INTO clientsnapshot VALUES ('NOW', '1', '2', '3', NULL);",
+        );
+        run("CALL infor_comm.run_daily()");
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.outbox WHERE organization_id = 'NOW'"),
+            1
+        );
+        assert_eq!(int("SELECT count(*) FROM infor_comm.thinking_clients"), 0);
+    }
+
+    #[pg_test]
+    fn schedule_daily_creates_one_pg_cron_job() {
+        run("CREATE EXTENSION IF NOT EXISTS pg_cron");
+        let first = int("SELECT infor_comm.schedule_daily()");
+        let second = int("SELECT infor_comm.schedule_daily('30 6 * * *')");
+        assert_eq!(first, second, "the job is replaced, not added");
+        assert_eq!(
+            text("SELECT schedule || ' ' || command FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            Some("30 6 * * * CALL infor_comm.run_daily()".into())
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            1
+        );
+        assert_eq!(
+            text("SELECT infor_comm.unschedule_daily()::text"),
+            Some("true".into())
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            0
+        );
+        assert_eq!(
+            text("SELECT infor_comm.unschedule_daily()::text"),
+            Some("false".into())
+        );
+    }
+
+    #[pg_test(error = "infor_comm: pg_cron is not installed in database \"pgrx_tests\"")]
+    fn schedule_daily_without_pg_cron_says_how_to_install_it() {
+        run("DROP EXTENSION IF EXISTS pg_cron");
+        int("SELECT infor_comm.schedule_daily()");
+    }
+
+    #[pg_test]
+    fn schedule_daily_keeps_one_job_per_database_whoever_scheduled_it() {
+        run("CREATE EXTENSION IF NOT EXISTS pg_cron;
+             CREATE ROLE test_dba_a LOGIN SUPERUSER; CREATE ROLE test_dba_b LOGIN SUPERUSER;
+             CREATE ROLE test_runner LOGIN;");
+        run("SET LOCAL ROLE test_dba_a");
+        int("SELECT infor_comm.schedule_daily()");
+        run("SET LOCAL ROLE test_dba_b");
+        int("SELECT infor_comm.schedule_daily('15 8 * * *', 'test_runner')");
+        run("RESET ROLE");
+        assert_eq!(
+            text("SELECT string_agg(username || ' ' || schedule || ' ' || database, ';') FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            Some("test_runner 15 8 * * * pgrx_tests".into())
+        );
+        run("SET LOCAL ROLE test_dba_a");
+        assert_eq!(
+            text("SELECT infor_comm.unschedule_daily()::text"),
+            Some("true".into())
+        );
+        run("RESET ROLE");
+        assert_eq!(
+            int("SELECT count(*) FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            0
+        );
+    }
+
+    #[pg_test(error = "infor_comm: the schedule of schedule_daily is NULL")]
+    fn schedule_daily_refuses_a_null_schedule() {
+        run("CREATE EXTENSION IF NOT EXISTS pg_cron");
+        int("SELECT infor_comm.schedule_daily(NULL)");
+    }
+
+    #[pg_test(error = "infor_comm: role \"nobody_here\" does not exist")]
+    fn schedule_daily_refuses_an_unknown_role() {
+        run("CREATE EXTENSION IF NOT EXISTS pg_cron");
+        int("SELECT infor_comm.schedule_daily('0 9 * * *', 'nobody_here')");
+    }
+}
