@@ -40,8 +40,10 @@ pub struct Outgoing<'a> {
 pub enum PublishOutcome {
     /// Acked and routed: the message is in the queue.
     Confirmed,
-    /// Nacked, returned as unroutable, or not confirmed in time; the reason says which.
+    /// Nacked, or not confirmed in time; the reason says which.
     Refused(String),
+    /// Returned by the broker: no queue takes it (the queue is missing); the reason says so.
+    Unroutable(String),
 }
 
 impl Broker {
@@ -133,6 +135,18 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Declares `queue` durable on this channel (for RabbitMQ, with `--declare-queues`).
+    pub async fn declare(&self, queue: &str) -> Result<(), BrokerError> {
+        self.channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions::durable(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Publishes a batch to `queue` (default exchange, persistent, JSON, mandatory) and waits up
     /// to `timeout` for all the confirms. Returns one outcome per message, in order. An error
     /// means the channel failed while sending: no outcome is known and none may be marked.
@@ -178,7 +192,7 @@ impl Publisher {
                 }
                 Ok(Ok(confirmation)) => match confirmation.take_message() {
                     None => PublishOutcome::Confirmed,
-                    Some(returned) => PublishOutcome::Refused(format!(
+                    Some(returned) => PublishOutcome::Unroutable(format!(
                         "returned by the broker: {} {} (does the queue exist?)",
                         returned.reply_code, returned.reply_text
                     )),

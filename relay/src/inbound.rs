@@ -22,6 +22,10 @@ impl Side for Inbound {
     type Channel = Consumer;
 
     async fn open(broker: &Broker, context: &Context) -> Result<Consumer, BrokerError> {
+        if context.config.declare_queues {
+            // On every connection, not only at start: a queue deleted meanwhile comes back.
+            broker.declare_queues(&[&context.queue]).await?;
+        }
         broker
             .consumer(&context.queue, context.config.prefetch, "infor-relay")
             .await

@@ -14,7 +14,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-/// The libraries whose debug and trace events can carry statement parameters or message bodies.
+/// The libraries whose debug and trace events can carry statement parameters or message bodies
+/// (a prefix: `amq_protocol` covers `amq_protocol_tcp` and `amq_protocol_types` too).
 pub const CLIENT_DATA_TARGETS: [&str; 4] = [
     "tokio_postgres",
     "postgres_protocol",
@@ -28,7 +29,7 @@ pub fn carries_client_data(target: &str, level: Level, log_client_data: bool) ->
         && level > Level::INFO
         && CLIENT_DATA_TARGETS
             .iter()
-            .any(|library| target == *library || target.starts_with(&format!("{library}::")))
+            .any(|library| target.starts_with(library))
 }
 
 /// Installs the global subscriber; call once, first thing in `main`.
@@ -75,6 +76,7 @@ mod tests {
             Level::DEBUG,
             false
         ));
-        assert!(!carries_client_data("lapinx", Level::DEBUG, false));
+        assert!(carries_client_data("amq_protocol_tcp", Level::TRACE, false));
+        assert!(!carries_client_data("hyper", Level::DEBUG, false));
     }
 }

@@ -28,6 +28,8 @@ pub const OUTBOX_BACKLOG: &str = "infor_relay_outbox_backlog";
 pub const OUTBOX_OLDEST_AGE: &str = "infor_relay_outbox_oldest_age_seconds";
 /// 1 when a connection is up, by `connection` (database, broker) and `direction`.
 pub const CONNECTION_UP: &str = "infor_relay_connection_up";
+/// 1 while the broker returns published requests as unroutable (the outbound queue is missing).
+pub const OUTBOUND_UNROUTABLE: &str = "infor_relay_outbound_unroutable";
 /// Reconnection attempts, by `connection` and `direction`.
 pub const RECONNECTS: &str = "infor_relay_reconnects_total";
 
@@ -82,10 +84,12 @@ impl Link {
     }
 }
 
-/// The state of the four connections, for `/ready` and the `connection_up` gauges.
+/// The state of the four connections, for `/ready` and the `connection_up` gauges, and whether
+/// the broker routes what the relay publishes.
 #[derive(Debug, Default)]
 pub struct Health {
     up: [AtomicBool; 4],
+    unroutable: AtomicBool,
 }
 
 impl Health {
@@ -110,6 +114,19 @@ impl Health {
     /// True when every connection is up.
     pub fn ready(&self) -> bool {
         self.up.iter().all(|up| up.load(Ordering::Relaxed))
+            && !self.unroutable.load(Ordering::Relaxed)
+    }
+
+    /// True while published requests come back unroutable.
+    pub fn is_unroutable(&self) -> bool {
+        self.unroutable.load(Ordering::Relaxed)
+    }
+
+    /// Records whether the last batch's messages came back unroutable (the outbound queue is
+    /// missing): `/ready` is false while they do.
+    pub fn set_unroutable(&self, unroutable: bool) {
+        self.unroutable.store(unroutable, Ordering::Relaxed);
+        metrics::gauge!(OUTBOUND_UNROUTABLE).set(if unroutable { 1.0 } else { 0.0 });
     }
 }
 

@@ -21,8 +21,13 @@ impl Side for Outbound {
     const LISTEN: bool = true;
     type Channel = Publisher;
 
-    async fn open(broker: &Broker, _context: &Context) -> Result<Publisher, BrokerError> {
-        broker.publisher().await
+    async fn open(broker: &Broker, context: &Context) -> Result<Publisher, BrokerError> {
+        let publisher = broker.publisher().await?;
+        if context.config.declare_queues {
+            // On every connection, not only at start: a queue deleted meanwhile comes back.
+            publisher.declare(&context.queue).await?;
+        }
+        Ok(publisher)
     }
 
     /// Claims and publishes until a connection fails or shutdown is asked for.
@@ -98,18 +103,51 @@ async fn publish(
         .await
         .map_err(broker_error)?;
     let mut confirmed = Vec::with_capacity(rows.len());
+    let (mut refused, mut unroutable) = (0usize, 0usize);
+    let mut first_reason = None;
     for (row, outcome) in rows.iter().zip(outcomes) {
-        match outcome {
-            PublishOutcome::Confirmed => confirmed.push(row.outbox_id),
-            PublishOutcome::Refused(reason) => {
-                tracing::warn!(outbox_id = row.outbox_id, request_id = %row.request_id, %reason, "outbound: not published");
-                ::metrics::counter!(metrics::PUBLISH_FAILED).increment(1);
-                database
-                    .mark_failed(row.outbox_id, &reason)
-                    .await
-                    .map_err(database_error)?;
+        let reason = match outcome {
+            PublishOutcome::Confirmed => {
+                confirmed.push(row.outbox_id);
+                continue;
             }
+            PublishOutcome::Refused(reason) => {
+                refused += 1;
+                reason
+            }
+            PublishOutcome::Unroutable(reason) => {
+                unroutable += 1;
+                reason
+            }
+        };
+        ::metrics::counter!(metrics::PUBLISH_FAILED).increment(1);
+        database
+            .mark_failed(row.outbox_id, &reason)
+            .await
+            .map_err(database_error)?;
+        first_reason.get_or_insert(reason);
+    }
+    // One line per batch, however many rows failed.
+    if let Some(reason) = first_reason {
+        tracing::warn!(
+            refused,
+            unroutable,
+            batch = rows.len(),
+            %reason,
+            "outbound: requests not published; they are retried after a back-off"
+        );
+    }
+    let was_unroutable = context.health.is_unroutable();
+    context
+        .health
+        .set_unroutable(unroutable > 0 && confirmed.is_empty());
+    if unroutable > 0 && context.config.declare_queues {
+        // The queue was deleted under us: declare it again, as at start.
+        if let Err(error) = publisher.declare(&context.queue).await {
+            tracing::warn!(error = %Chain(&error), "outbound: cannot declare the queue again");
         }
+    } else if was_unroutable && unroutable == 0 && !confirmed.is_empty() {
+        tracing::info!("outbound: the broker routes the requests again");
     }
     if !confirmed.is_empty() {
         let marked = database

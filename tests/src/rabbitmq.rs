@@ -146,6 +146,13 @@ impl RabbitNode {
         self.await_startup().expect("back up");
     }
 
+    /// Deletes a queue of a virtual host, as an operator would by mistake.
+    pub fn delete_queue(&self, vhost_url: &str, queue: &str) {
+        let vhost = vhost_url.rsplit('/').next().unwrap_or("/");
+        self.ctl(&["delete_queue", "-p", vhost, queue])
+            .expect("delete_queue");
+    }
+
     /// Messages ready in a queue of a virtual host.
     pub fn queue_depth(&self, vhost_url: &str, queue: &str) -> u64 {
         let vhost = vhost_url.rsplit('/').next().unwrap_or("/");

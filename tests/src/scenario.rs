@@ -125,13 +125,29 @@ impl Scenario {
         )
     }
 
-    /// Starts a relay; `extra` flags override the test defaults.
+    /// Starts a relay; `extra` flags override the test defaults (`--no-declare`: without
+    /// `--declare-queues`).
     pub fn relay(&self, name: &str, extra: &[&str]) -> Process {
         self.relay_with_metrics(name, extra, free_port())
     }
 
+    /// Starts a relay with more environment variables (`RUST_LOG`, say).
+    pub fn relay_with_env(&self, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Process {
+        self.start_relay(name, extra, free_port(), env)
+    }
+
     /// Starts a relay whose /metrics, /health and /ready listen on `metrics_port`.
     pub fn relay_with_metrics(&self, name: &str, extra: &[&str], metrics_port: u16) -> Process {
+        self.start_relay(name, extra, metrics_port, &[])
+    }
+
+    fn start_relay(
+        &self,
+        name: &str,
+        extra: &[&str],
+        metrics_port: u16,
+        env: &[(&str, &str)],
+    ) -> Process {
         let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let defaults = [
             ("--poll-interval", "500ms"),
@@ -140,7 +156,17 @@ impl Scenario {
             ("--max-backoff", "1s"),
             ("--metrics-addr", metrics_addr.as_str()),
         ];
-        let mut args = vec!["--declare-queues".to_string()];
+        // "--no-declare" (a test flag, not the relay's) leaves the queues as they are.
+        let mut args = if extra.contains(&"--no-declare") {
+            Vec::new()
+        } else {
+            vec!["--declare-queues".to_string()]
+        };
+        let extra: Vec<&str> = extra
+            .iter()
+            .copied()
+            .filter(|flag| *flag != "--no-declare")
+            .collect();
         for (flag, value) in defaults {
             if !extra.contains(&flag) {
                 args.extend([flag.to_string(), value.to_string()]);
@@ -155,7 +181,10 @@ impl Scenario {
                 ("DATABASE_URL", self.relay_database_url()),
                 ("AMQP_URL", self.amqp_url.clone()),
                 ("INFOR_ZONE", self.zone.clone()),
-            ],
+            ]
+            .into_iter()
+            .chain(env.iter().map(|(key, value)| (*key, value.to_string())))
+            .collect::<Vec<_>>(),
         )
     }
 

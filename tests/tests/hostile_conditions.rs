@@ -1,0 +1,193 @@
+//! The relay under broken conditions, with the real binaries, PostgreSQL and RabbitMQ: a
+//! deleted outbound queue, and client data kept out of a debug log.
+
+use infor_comm_tests::postgres::free_port;
+use infor_comm_tests::scenario::{http_get, AS_OF};
+use infor_comm_tests::{wait_until, Scenario};
+use std::time::Duration;
+
+/// Enqueues `count` more requests for new clients (named `tag-1`…), as the next daily job would.
+async fn enqueue_more(scenario: &Scenario, tag: &str, count: i32) {
+    let client = scenario.db.connect().await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO product_migration_clients
+             SELECT '{tag}-' || n, '{tag}-M' || n, 'in_wizard', 'OK' FROM generate_series(1, {count}) n;
+             INSERT INTO wizard_status_change_log
+             SELECT organization_id, 'OK', ('{AS_OF}'::timestamptz - interval '10 days') AT TIME ZONE 'Europe/Moscow'
+               FROM product_migration_clients WHERE organization_id LIKE '{tag}-%';
+             INSERT INTO clientsnapshot
+             SELECT organization_id, '1200009193', '1231200000844', '120001001', NULL
+               FROM product_migration_clients WHERE organization_id LIKE '{tag}-%';"
+        ))
+        .await
+        .expect("new clients");
+    let enqueued: i32 = client
+        .query_one(
+            "SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)",
+            &[&AS_OF],
+        )
+        .await
+        .expect("enqueue")
+        .get(0);
+    assert_eq!(enqueued, count);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_outbound_queue_makes_the_relay_unready_logs_once_a_batch_and_is_declared_again()
+{
+    let scenario = Scenario::new(10).await;
+    let mut first = scenario.relay("declares", &[]);
+    assert!(
+        scenario
+            .wait_until_published(10, Duration::from_secs(30))
+            .await,
+        "relay output: {}",
+        first.output()
+    );
+    first.terminate(Duration::from_secs(10));
+
+    // The outbound queue is deleted; a relay that does not declare queues meets it missing.
+    scenario
+        .rabbit
+        .delete_queue(&scenario.amqp_url, &scenario.outbound_queue());
+    enqueue_more(&scenario, "second", 30).await;
+    let metrics_port = free_port();
+    let mut relay = scenario.relay_with_metrics(
+        "no-declare",
+        &["--no-declare", "--batch-size", "50"],
+        metrics_port,
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            http_get(metrics_port, "/ready")
+                .await
+                .is_some_and(|(status, _)| status == 503)
+        })
+        .await,
+        "/ready is false while every publish comes back unroutable: {}",
+        relay.output()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let output = relay.output();
+    let batches = output.matches("outbound: requests not published").count();
+    assert!(
+        (1..=3).contains(&batches),
+        "one line per batch of 30 rows, not one per row: {batches} lines\n{output}"
+    );
+    assert!(output.contains("unroutable=30"), "{output}");
+    let (_, metrics) = http_get(metrics_port, "/metrics").await.expect("metrics");
+    assert!(
+        metrics.contains("infor_relay_outbound_unroutable 1"),
+        "{metrics}"
+    );
+    relay.terminate(Duration::from_secs(10));
+
+    // A relay with --declare-queues declares the queue when it connects: everything is published.
+    let metrics_port = free_port();
+    let relay = scenario.relay_with_metrics("declares-again", &[], metrics_port);
+    assert!(
+        scenario
+            .wait_until_published(40, Duration::from_secs(60))
+            .await,
+        "relay output: {}",
+        relay.output()
+    );
+    // Deleted while it runs: the returns make it declare the queue again, and the retries land.
+    scenario
+        .rabbit
+        .delete_queue(&scenario.amqp_url, &scenario.outbound_queue());
+    enqueue_more(&scenario, "third", 5).await;
+    assert!(
+        scenario
+            .wait_until_published(45, Duration::from_secs(60))
+            .await,
+        "relay output: {}",
+        relay.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            http_get(metrics_port, "/ready")
+                .await
+                .is_some_and(|(status, _)| status == 200)
+        })
+        .await,
+        "ready again: {}",
+        relay.output()
+    );
+    assert_eq!(
+        scenario
+            .rabbit
+            .queue_depth(&scenario.amqp_url, &scenario.outbound_queue()),
+        5
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_log_holds_no_message_body_unless_asked_for() {
+    let scenario = Scenario::new(1).await;
+    let marker = "TAX-ID-7700000000-SECRET";
+    let body = format!(
+        r#"{{"requestID": "CRM-1", "replyUID": "nobody", "statusCode": "1", "statusMsg": "{marker}"}}"#
+    );
+    let mut quiet = scenario.relay_with_env("quiet", &[], &[("RUST_LOG", "trace")]);
+    // Publish once the relay consumes (it declares the queue).
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            quiet.output().contains("consuming")
+        })
+        .await,
+        "{}",
+        quiet.output()
+    );
+    scenario.publish_inbound(&[body.as_bytes()], "m-1").await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            scenario.inbox_count("rejected").await == 1
+        })
+        .await,
+        "{}",
+        quiet.output()
+    );
+    quiet.terminate(Duration::from_secs(10));
+    let output = quiet.output();
+    // tokio-postgres logs every statement with its parameters (the body, byte for byte) and
+    // lapin every frame, at debug and trace level: none of those lines.
+    let library_debug_lines: Vec<&str> = output
+        .lines()
+        .filter(|line| line.contains(" DEBUG ") || line.contains(" TRACE "))
+        .filter(|line| {
+            [
+                "tokio_postgres",
+                "postgres_protocol",
+                "lapin",
+                "amq_protocol",
+            ]
+            .iter()
+            .any(|library| line.contains(library))
+        })
+        .collect();
+    assert!(library_debug_lines.is_empty(), "{library_debug_lines:#?}");
+    assert!(
+        !output.contains(marker),
+        "the body leaked into the log:\n{output}"
+    );
+
+    let mut verbose =
+        scenario.relay_with_env("verbose", &["--log-client-data"], &[("RUST_LOG", "debug")]);
+    scenario.publish_inbound(&[body.as_bytes()], "m-2").await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            scenario.inbox_count("rejected").await == 2
+        })
+        .await,
+        "{}",
+        verbose.output()
+    );
+    verbose.terminate(Duration::from_secs(10));
+    assert!(
+        verbose.output().contains("executing statement"),
+        "--log-client-data lets tokio-postgres log its statements: {}",
+        verbose.output()
+    );
+}
