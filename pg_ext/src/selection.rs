@@ -37,7 +37,9 @@ pub fn selection_sql(host: &HostTables) -> String {
 /// The thinking clients at `$1` with the data the skip rule and the request need, and no
 /// function called per row: organization_id, mdm_id, wizard_status, status_since, full_days,
 /// has_snapshot, tin, ogrn, kpp, okpo, unknown_change. The daily job applies the skip rule
-/// and renders the requests in Rust, over these rows.
+/// and renders the requests in Rust, over these rows. The latest change is a `max()` (one
+/// backward probe of the log's index); a log row without `change_date` is looked for only for
+/// the clients that qualify, or that have no dated row at all.
 pub fn thinking_rows_sql(host: &HostTables) -> String {
     format!(
         "SELECT c.organization_id::varchar AS organization_id,
@@ -51,11 +53,11 @@ pub fn thinking_rows_sql(host: &HostTables) -> String {
        s.registry_number::text AS ogrn,
        s.kpp::text AS kpp,
        s.okpo::text AS okpo,
-       l.unknown_change
+       EXISTS (SELECT 1 FROM {log} w
+                WHERE w.organization_id = c.organization_id AND w.change_date IS NULL) AS unknown_change
   FROM {clients} c
  CROSS JOIN LATERAL (
-       SELECT pg_catalog.max(w.change_date) AS last_change,
-              pg_catalog.count(*) <> pg_catalog.count(w.change_date) AS unknown_change
+       SELECT pg_catalog.max(w.change_date) AS last_change
          FROM {log} w
         WHERE w.organization_id = c.organization_id) l
   LEFT JOIN {snapshot} s ON s.id = c.organization_id
@@ -63,7 +65,9 @@ pub fn thinking_rows_sql(host: &HostTables) -> String {
    AND c.wizard_status IN ('OK', 'IN_PROGRESS', 'TO_SIGN')
    AND (l.last_change <= (SELECT ($1 - pg_catalog.make_interval(hours => 24 * infor_comm.setting_thinking_days()))
                                  AT TIME ZONE infor_comm.setting_timezone())
-        OR (l.last_change IS NULL AND l.unknown_change))
+        OR (l.last_change IS NULL
+            AND EXISTS (SELECT 1 FROM {log} w
+                         WHERE w.organization_id = c.organization_id AND w.change_date IS NULL)))
    AND NOT EXISTS (
        SELECT 1
          FROM infor_comm.infor_communication_task t
