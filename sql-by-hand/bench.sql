@@ -1,5 +1,5 @@
 -- Benchmarks of the extension against plain SQL doing the same visible work, in one session,
--- on the data of sql/generate_data.sql. Each measurement runs in a subtransaction that is rolled
+-- on the data of sql-by-hand/generate_data.sql. Each measurement runs in a subtransaction that is rolled
 -- back, so the rounds start from the same state; rounds alternate baseline and extension, and
 -- the median of :rounds is reported. Run by scripts/bench.
 
