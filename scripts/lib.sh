@@ -68,6 +68,9 @@ install_extension() {
     log "installing the infor_comm extension into PostgreSQL $PG_VERSION $*"
     local sudo_flag=()
     [[ $(id -u) -eq 0 ]] || sudo_flag=(--sudo)
+    # One install at a time into PostgreSQL's directories (scripts/test-packages takes the same lock).
+    exec {lock_fd}>"$EXTENSION_LOCK"
+    flock -w 1800 "$lock_fd"
     (cd "$REPO_ROOT/pg_ext" && cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@" >/dev/null)
     # cargo pgrx install copies the upgrade scripts (infor_comm--A--B.sql) but not the frozen
     # scripts of released versions (infor_comm--A.sql); without them CREATE EXTENSION … VERSION
@@ -78,7 +81,12 @@ install_extension() {
         [[ $(basename "$script") == infor_comm--*--*.sql ]] && continue
         as_root install -m 0644 "$script" "$extension_dir/"
     done
+    exec {lock_fd}>&-
 }
+
+# Taken while the extension is installed into PostgreSQL's directories, so that two scripts of
+# this repository never install at the same moment.
+EXTENSION_LOCK=$([[ -d /run/lock ]] && echo /run/lock || echo /tmp)/infor-comm-extension.lock
 
 # start_cluster DIR PORT CRON_DATABASE: a new cluster in DIR on 127.0.0.1:PORT, pg_cron preloaded.
 start_cluster() {
@@ -157,8 +165,11 @@ install_release() {
     [[ $(id -u) -eq 0 ]] || sudo_flag=(--sudo)
     # A target directory of its own: sharing this tree's would leave the released library
     # where cargo pgrx install of this tree picks it up (target/debug/libinfor_comm.so).
+    exec {lock_fd}>"$EXTENSION_LOCK"
+    flock -w 1800 "$lock_fd"
     (cd "$tree/pg_ext" && CARGO_TARGET_DIR=$REPO_ROOT/target/released \
         cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@" >/dev/null)
+    exec {lock_fd}>&-
     # pgrx orders the script's blocks differently from one run to the next, so the blocks are
     # compared as a sorted list: the same blocks, each byte for byte.
     local generated frozen=$REPO_ROOT/pg_ext/sql/infor_comm--$version.sql
