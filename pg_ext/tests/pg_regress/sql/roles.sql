@@ -24,4 +24,4 @@ SELECT p.oid::regprocedure AS routine,
        array_to_string(p.proconfig, ', ') AS settings
   FROM pg_proc p CROSS JOIN role_name
  WHERE p.pronamespace = 'infor_comm'::regnamespace
- GROUP BY p.oid ORDER BY 1::text;
+ GROUP BY p.oid ORDER BY p.oid::regprocedure::text;
