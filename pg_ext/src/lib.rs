@@ -2,11 +2,13 @@
 //! migration wizard, writes a request for InforCRM for each of them into an outbox, and
 //! records InforCRM's answers in `infor_comm.infor_communication_task`.
 //!
-//! One module per concern:
+//! One module per concern; the SQL of each (tables with their indexes and comments, views, SQL
+//! functions) is in `pg_ext/sql/`, loaded with `extension_sql_file!`, and each module keeps its
+//! in-database tests (`#[pg_test]`) beside it:
 //! - [`gucs`]: the `infor_comm.*` settings and their validation;
 //! - [`errors`]: user-facing errors with a SQLSTATE, detail and hint;
 //! - [`schema`]: the extension's tables (the task table and the outbox);
-//! - [`host_tables`]: the bank's tables that the extension reads;
+//! - [`host_tables`]: the bank's tables that the extension reads, in `infor_comm.host_schema`;
 //! - [`selection`]: who is a thinking client (`thinking_clients`);
 //! - [`request`]: the request JSON (`build_request`);
 //! - [`outbox`]: the daily enqueue (`enqueue_thinking_clients`) and the relay's outbox functions
@@ -14,8 +16,12 @@
 //! - [`inbound_message`]: parsing and validating InforCRM's replies and pushes;
 //! - [`inbound`]: the inbox and `apply_inbound`;
 //! - [`reports`]: the reference table of client reactions and the report views;
-//! - [`roles`]: the roles `infor_comm_relay` and `infor_comm_reader`;
-//! - [`schedule`]: the pg_cron job (`run_daily`, `schedule_daily`, `unschedule_daily`).
+//! - [`roles`]: the roles `infor_comm_relay`, `infor_comm_reader` and `infor_comm_job`;
+//! - [`schedule`]: the pg_cron job (`run_daily`, `schedule_daily`, `unschedule_daily`);
+//! - `test_support` (tests only): the helpers of the in-database tests.
+//!
+//! Released versions: `pg_ext/sql/infor_comm--<version>.sql` (frozen) and the upgrade scripts
+//! `infor_comm--<from>--<to>.sql`; docs/upgrading.md says how to add one.
 
 use pgrx::prelude::*;
 

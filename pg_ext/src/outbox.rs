@@ -1,5 +1,7 @@
 //! The daily enqueue: one transaction writes a task row and an outbox row for every thinking
-//! client, with the request JSON the relay will publish.
+//! client, with the request JSON the relay will publish. The candidates are read in one
+//! statement; the skip rule and the JSON are applied in Rust (a SQL function per row would cost
+//! a `search_path` change per call); the rows are written in one statement.
 //!
 //! Runs are serialised by a transaction-level advisory lock, and the unique index
 //! `outbox_one_open_request_per_client` keeps at most one open request per client whatever
