@@ -160,7 +160,11 @@ install_release() {
     local version=$1 tree=$2 commit=${RELEASES[$1]}
     shift 2
     log "building infor_comm $version from commit $commit $*"
-    git -C "$REPO_ROOT" worktree add --detach "$tree" "$commit" >/dev/null 2>&1
+    if ! git -C "$REPO_ROOT" cat-file -e "$commit^{commit}" 2>/dev/null; then
+        echo "error: commit $commit (infor_comm $version) is not in this clone's history; a shallow clone cannot run the upgrade test (git fetch --unshallow)" >&2
+        return 1
+    fi
+    git -C "$REPO_ROOT" worktree add --detach "$tree" "$commit" >/dev/null
     local sudo_flag=()
     [[ $(id -u) -eq 0 ]] || sudo_flag=(--sudo)
     # A target directory of its own: sharing this tree's would leave the released library
