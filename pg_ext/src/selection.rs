@@ -41,6 +41,12 @@ pub fn selection_sql(host: &HostTables) -> String {
 /// backward probe of the log's index); a log row without `change_date` is looked for only for
 /// the clients that qualify, or that have no dated row at all.
 pub fn thinking_rows_sql(host: &HostTables) -> String {
+    let log = host.name("wizard_status_change_log");
+    // A log row of the client without change_date: its latest change is unknown.
+    let undated_change = format!(
+        "EXISTS (SELECT 1 FROM {log} w
+                 WHERE w.organization_id = c.organization_id AND w.change_date IS NULL)"
+    );
     format!(
         "SELECT c.organization_id::varchar AS organization_id,
        c.mdm_id::varchar AS mdm_id,
@@ -53,8 +59,7 @@ pub fn thinking_rows_sql(host: &HostTables) -> String {
        s.registry_number::text AS ogrn,
        s.kpp::text AS kpp,
        s.okpo::text AS okpo,
-       EXISTS (SELECT 1 FROM {log} w
-                WHERE w.organization_id = c.organization_id AND w.change_date IS NULL) AS unknown_change
+       {undated_change} AS unknown_change
   FROM {clients} c
  CROSS JOIN LATERAL (
        SELECT pg_catalog.max(w.change_date) AS last_change
@@ -65,9 +70,7 @@ pub fn thinking_rows_sql(host: &HostTables) -> String {
    AND c.wizard_status IN ('OK', 'IN_PROGRESS', 'TO_SIGN')
    AND (l.last_change <= (SELECT ($1 - pg_catalog.make_interval(hours => 24 * infor_comm.setting_thinking_days()))
                                  AT TIME ZONE infor_comm.setting_timezone())
-        OR (l.last_change IS NULL
-            AND EXISTS (SELECT 1 FROM {log} w
-                         WHERE w.organization_id = c.organization_id AND w.change_date IS NULL)))
+        OR (l.last_change IS NULL AND {undated_change}))
    AND NOT EXISTS (
        SELECT 1
          FROM infor_comm.infor_communication_task t
@@ -85,7 +88,6 @@ pub fn thinking_rows_sql(host: &HostTables) -> String {
           AND (o.published_at IS NULL
                OR o.published_at > $1 - (SELECT infor_comm.setting_response_timeout())))",
         clients = host.name("product_migration_clients"),
-        log = host.name("wizard_status_change_log"),
         snapshot = host.name("clientsnapshot"),
     )
 }

@@ -52,24 +52,31 @@ impl Scenario {
             )
             .await
             .expect("relay role");
-        let enqueued: i32 = client
+        let rabbit = RabbitNode::shared();
+        let amqp_url = rabbit.new_vhost();
+        let zone = format!("T{}", free_port());
+        let scenario = Scenario {
+            db,
+            amqp_url,
+            zone,
+            rabbit,
+        };
+        assert_eq!(scenario.enqueue().await, clients);
+        scenario
+    }
+
+    /// Runs the daily job at [`AS_OF`]; returns how many requests it enqueued.
+    pub async fn enqueue(&self) -> i32 {
+        self.db
+            .connect()
+            .await
             .query_one(
                 "SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)",
                 &[&AS_OF],
             )
             .await
             .expect("enqueue")
-            .get(0);
-        assert_eq!(enqueued, clients);
-        let rabbit = RabbitNode::shared();
-        let amqp_url = rabbit.new_vhost();
-        let zone = format!("T{}", free_port());
-        Scenario {
-            db,
-            amqp_url,
-            zone,
-            rabbit,
-        }
+            .get(0)
     }
 
     /// The relay's database URL: a login role that is only a member of infor_comm_relay.

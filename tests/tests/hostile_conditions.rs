@@ -22,15 +22,7 @@ async fn enqueue_more(scenario: &Scenario, tag: &str, count: i32) {
         ))
         .await
         .expect("new clients");
-    let enqueued: i32 = client
-        .query_one(
-            "SELECT infor_comm.enqueue_thinking_clients($1::text::timestamptz)",
-            &[&AS_OF],
-        )
-        .await
-        .expect("enqueue")
-        .get(0);
-    assert_eq!(enqueued, count);
+    assert_eq!(scenario.enqueue().await, count);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
