@@ -166,3 +166,68 @@ SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox_outbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('infor_comm.inbox', '');
 SELECT pg_catalog.pg_extension_config_dump('infor_comm.inbox_inbox_id_seq', '');
+
+-- ---------------------------------------------------------------------------------------------
+-- Hostile deliveries: a message id that is not text, an oversized body, a message set aside.
+-- ---------------------------------------------------------------------------------------------
+ALTER TABLE infor_comm.inbox
+    ADD COLUMN message_id_bytes bytea,
+    ADD COLUMN body_size bigint,
+    ADD COLUMN body_sha256 bytea,
+    ADD CONSTRAINT inbox_one_message_id CHECK (message_id IS NULL OR message_id_bytes IS NULL),
+    ADD CONSTRAINT inbox_oversized_check
+        CHECK ((body_size IS NULL) = (body_sha256 IS NULL)
+               AND (body_sha256 IS NULL OR (outcome = 'rejected' AND body IS NULL)));
+COMMENT ON COLUMN infor_comm.inbox.message_id IS 'The broker''s message id, when it gave one that is text (else see message_id_bytes).';
+COMMENT ON COLUMN infor_comm.inbox.message_id_bytes IS 'The broker''s message id as it came, when it was not text PostgreSQL can store (a NUL byte, or not UTF-8); message_id is then NULL.';
+COMMENT ON COLUMN infor_comm.inbox.body_size IS 'For a body over the relay''s size limit: its size in bytes (body_bytes keeps its first 64 KiB).';
+COMMENT ON COLUMN infor_comm.inbox.body_sha256 IS 'For a body over the relay''s size limit: the SHA-256 of the whole body.';
+
+CREATE FUNCTION infor_comm."apply_delivery"(
+	"body" bytea,
+	"message_id" bytea
+) RETURNS TEXT
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'apply_delivery_wrapper';
+COMMENT ON FUNCTION infor_comm.apply_delivery(bytea, bytea) IS
+    'apply_inbound for a body and a message id as the broker delivered them (bytes); an id that is not valid text is kept as bytes.';
+
+CREATE FUNCTION infor_comm."reject_oversized"(
+	"head" bytea,
+	"message_id" bytea,
+	"body_size" bigint,
+	"body_sha256" bytea,
+	"size_limit" bigint
+) RETURNS TEXT
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'reject_oversized_wrapper';
+COMMENT ON FUNCTION infor_comm.reject_oversized(bytea, bytea, bigint, bytea, bigint) IS
+    'Journals an inbound body over the relay''s size limit as rejected: its size, SHA-256 and first 64 KiB; returns rejected.';
+
+CREATE FUNCTION infor_comm."set_aside_inbound"(
+	"body" bytea,
+	"message_id" bytea,
+	"attempts" INT,
+	"error" TEXT
+) RETURNS TEXT
+VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'set_aside_inbound_wrapper';
+COMMENT ON FUNCTION infor_comm.set_aside_inbound(bytea, bytea, integer, text) IS
+    'Journals an inbound message whose apply kept failing as rejected, with the attempts and the last error, without applying it.';
+
+REVOKE ALL ON FUNCTION
+    infor_comm.apply_delivery(bytea, bytea),
+    infor_comm.reject_oversized(bytea, bytea, bigint, bytea, bigint),
+    infor_comm.set_aside_inbound(bytea, bytea, integer, text)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    infor_comm.apply_delivery(bytea, bytea),
+    infor_comm.reject_oversized(bytea, bytea, bigint, bytea, bigint),
+    infor_comm.set_aside_inbound(bytea, bytea, integer, text)
+TO infor_comm_relay;

@@ -32,6 +32,9 @@ GRANT EXECUTE ON FUNCTION
     infor_comm.mark_failed(bigint, text),
     infor_comm.apply_inbound(text, text),
     infor_comm.apply_inbound(bytea, text),
+    infor_comm.apply_delivery(bytea, bytea),
+    infor_comm.reject_oversized(bytea, bytea, bigint, bytea, bigint),
+    infor_comm.set_aside_inbound(bytea, bytea, integer, text),
     infor_comm.outbox_backlog()
 TO infor_comm_relay;
 

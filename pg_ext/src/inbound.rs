@@ -15,7 +15,7 @@
 //! task id it carries (always in that order), so a reply and its pushes, or two copies of one
 //! message, are applied one after the other, never interleaved.
 
-use crate::errors::spi_fault;
+use crate::errors::{raise, spi_fault};
 use crate::inbound_message::{body_text, parse, Kind, Message, Push, Reply};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiError};
@@ -91,6 +91,43 @@ struct TaskRow {
 }
 
 type SpiResult<T> = Result<T, SpiError>;
+
+/// The most of an oversized body the inbox keeps (docs/contract.md, "Oversized messages").
+pub const OVERSIZED_HEAD_BYTES: usize = 64 * 1024;
+
+/// What the inbox keeps of how a message was delivered, beside its body.
+#[derive(Debug, Default, Clone, Copy)]
+struct Envelope<'a> {
+    /// The broker's message id, when it is text PostgreSQL can store.
+    message_id: Option<&'a str>,
+    /// The broker's message id as it came, when it is not (a NUL byte, or not UTF-8).
+    message_id_bytes: Option<&'a [u8]>,
+    /// An oversized body's full size and SHA-256 (the inbox keeps only its head).
+    oversized: Option<(i64, &'a [u8])>,
+}
+
+impl<'a> Envelope<'a> {
+    /// An envelope whose id came as text (from SQL, so it holds no NUL).
+    fn text_id(message_id: Option<&'a str>) -> Envelope<'a> {
+        Envelope {
+            message_id,
+            ..Envelope::default()
+        }
+    }
+
+    /// An envelope whose id came as the broker's bytes: kept as text when it is clean UTF-8,
+    /// else as bytes, so that it round-trips either way and never makes the apply fail.
+    fn raw_id(message_id: Option<&'a [u8]>) -> Envelope<'a> {
+        match message_id.map(|bytes| (bytes, body_text(bytes))) {
+            None => Envelope::default(),
+            Some((_, Ok(text))) => Envelope::text_id(Some(text)),
+            Some((bytes, Err(_))) => Envelope {
+                message_id_bytes: Some(bytes),
+                ..Envelope::default()
+            },
+        }
+    }
+}
 
 fn lock(client: &mut SpiClient<'_>, class: i32, key: Option<&str>) -> SpiResult<()> {
     if let Some(key) = key {
@@ -427,7 +464,7 @@ fn journal(
     client: &mut SpiClient<'_>,
     body: Option<&str>,
     body_bytes: Option<&[u8]>,
-    message_id: Option<&str>,
+    envelope: &Envelope<'_>,
     message: Option<&Message>,
     verdict: &Verdict,
 ) -> SpiResult<i64> {
@@ -438,13 +475,14 @@ fn journal(
     let table = client.update(
         "INSERT INTO infor_comm.inbox
                 (message_id, body, body_bytes, kind, outcome, reason, task_row_id,
-                 message_dt, push_task_id, push_request_id, applied_at)
+                 message_dt, push_task_id, push_request_id, applied_at,
+                 message_id_bytes, body_size, body_sha256)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, $9, $10,
-                 CASE WHEN $11 THEN pg_catalog.now() END)
+                 CASE WHEN $11 THEN pg_catalog.now() END, $12, $13, $14)
          RETURNING inbox_id",
         None,
         &[
-            message_id.into(),
+            envelope.message_id.into(),
             body.into(),
             body_bytes.into(),
             verdict.kind.as_str().into(),
@@ -455,13 +493,16 @@ fn journal(
             push.and_then(|p| p.task_id.clone()).into(),
             push.and_then(|p| p.request_id.clone()).into(),
             verdict.applied.into(),
+            envelope.message_id_bytes.into(),
+            envelope.oversized.map(|(size, _)| size).into(),
+            envelope.oversized.map(|(_, sha256)| sha256).into(),
         ],
     )?;
     Ok(table.first().get::<i64>(1)?.unwrap_or_default())
 }
 
 /// Journals and applies one body that is valid text.
-fn apply_text(body: &str, message_id: Option<&str>) -> &'static str {
+fn apply_text(body: &str, envelope: &Envelope<'_>) -> &'static str {
     Spi::connect_mut(|client| {
         let (message, verdict) = match parse(body) {
             Err(refusal) => (None, Verdict::rejected(refusal.kind, refusal.reason)),
@@ -477,7 +518,7 @@ fn apply_text(body: &str, message_id: Option<&str>) -> &'static str {
             client,
             Some(body),
             None,
-            message_id,
+            envelope,
             message.as_ref(),
             &verdict,
         )?;
@@ -496,21 +537,22 @@ fn apply_text(body: &str, message_id: Option<&str>) -> &'static str {
 #[pg_extern(volatile, security_definer, name = "apply_inbound")]
 #[search_path(pg_catalog, pg_temp)]
 fn apply_inbound(body: Option<&str>, message_id: default!(Option<&str>, "NULL")) -> &'static str {
+    let envelope = Envelope::text_id(message_id);
     match body {
-        Some(body) => apply_text(body, message_id),
-        None => reject_unreadable(None, message_id, "the body is NULL".into()),
+        Some(body) => apply_text(body, &envelope),
+        None => reject_unreadable(None, &envelope, "the body is NULL".into()),
     }
 }
 
 /// Journals a body that cannot be read as text (NULL, or not UTF-8) as rejected.
 fn reject_unreadable(
     bytes: Option<&[u8]>,
-    message_id: Option<&str>,
+    envelope: &Envelope<'_>,
     reason: String,
 ) -> &'static str {
     Spi::connect_mut(|client| {
         let verdict = Verdict::rejected(Kind::Unknown, reason);
-        journal(client, None, bytes, message_id, None, &verdict)?;
+        journal(client, None, bytes, envelope, None, &verdict)?;
         Ok::<_, SpiError>(verdict.outcome.as_str())
     })
     .unwrap_or_else(|e| spi_fault("journaling an inbound message", e))
@@ -533,12 +575,17 @@ fn apply_inbound_bytes(
     body: Option<&[u8]>,
     message_id: default!(Option<&str>, "NULL"),
 ) -> &'static str {
+    apply_bytes(body, &Envelope::text_id(message_id))
+}
+
+/// Journals and applies a body given as bytes.
+fn apply_bytes(body: Option<&[u8]>, envelope: &Envelope<'_>) -> &'static str {
     let Some(bytes) = body else {
-        return reject_unreadable(None, message_id, "the body is NULL".into());
+        return reject_unreadable(None, envelope, "the body is NULL".into());
     };
     match body_text(bytes) {
-        Ok(text) => apply_text(text, message_id),
-        Err(reason) => reject_unreadable(Some(bytes), message_id, reason),
+        Ok(text) => apply_text(text, envelope),
+        Err(reason) => reject_unreadable(Some(bytes), envelope, reason),
     }
 }
 
@@ -549,6 +596,118 @@ COMMENT ON FUNCTION infor_comm.apply_inbound(bytea, text) IS
 "#,
     name = "apply_inbound_bytes_comment",
     requires = [apply_inbound_bytes],
+);
+
+/// The relay's entry point: `apply_inbound` for a body and a message id exactly as the broker
+/// delivered them. An id that PostgreSQL cannot store as text (a NUL byte, or not UTF-8) is
+/// journaled in `message_id_bytes` and never makes the apply fail (docs/contract.md, "Headers
+/// are content too").
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn apply_delivery(body: Option<&[u8]>, message_id: Option<&[u8]>) -> &'static str {
+    apply_bytes(body, &Envelope::raw_id(message_id))
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.apply_delivery(bytea, bytea) IS
+    'apply_inbound for a body and a message id as the broker delivered them (bytes); an id that is not valid text is kept as bytes.';
+"#,
+    name = "apply_delivery_comment",
+    requires = [apply_delivery],
+);
+
+/// Journals a body larger than the relay's limit as `rejected`, without applying it: its size,
+/// its SHA-256 and at most its first 64 KiB (docs/contract.md, "Oversized messages").
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn reject_oversized(
+    head: &[u8],
+    message_id: Option<&[u8]>,
+    body_size: i64,
+    body_sha256: &[u8],
+    size_limit: i64,
+) -> &'static str {
+    if body_sha256.len() != 32 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "infor_comm: body_sha256 is {} bytes, not 32",
+                body_sha256.len()
+            ),
+            "reject_oversized keeps the SHA-256 of the whole body, 32 bytes.",
+            "Pass the digest as bytes, e.g. sha256(body).",
+        );
+    }
+    if body_size < 0 || size_limit < 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("infor_comm: a negative size (body_size {body_size}, size_limit {size_limit})"),
+            "body_size is the size of the whole body and size_limit the relay's limit, in bytes.",
+            "Pass the sizes in bytes.",
+        );
+    }
+    let kept = &head[..head.len().min(OVERSIZED_HEAD_BYTES)];
+    let mut envelope = Envelope::raw_id(message_id);
+    envelope.oversized = Some((body_size, body_sha256));
+    let reason = format!(
+        "the body is {body_size} bytes, over the relay's limit of {size_limit} bytes; \
+         kept: its size, its SHA-256 and its first {} bytes",
+        kept.len()
+    );
+    Spi::connect_mut(|client| {
+        let verdict = Verdict::rejected(Kind::Unknown, reason);
+        journal(client, None, Some(kept), &envelope, None, &verdict)?;
+        Ok::<_, SpiError>(verdict.outcome.as_str())
+    })
+    .unwrap_or_else(|e| spi_fault("journaling an oversized inbound message", e))
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.reject_oversized(bytea, bytea, bigint, bytea, bigint) IS
+    'Journals an inbound body over the relay''s size limit as rejected: its size, SHA-256 and first 64 KiB; returns rejected.';
+"#,
+    name = "reject_oversized_comment",
+    requires = [reject_oversized],
+);
+
+/// Journals a message whose apply kept failing as `rejected`, with the last error, without
+/// applying it, so that it no longer holds the queue (the relay sets it aside after a bounded
+/// number of tries while other messages apply).
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_aside_inbound(
+    body: Option<&[u8]>,
+    message_id: Option<&[u8]>,
+    attempts: i32,
+    error: &str,
+) -> &'static str {
+    let envelope = Envelope::raw_id(message_id);
+    let text = body.and_then(|bytes| body_text(bytes).ok());
+    let kind = match text.map(parse) {
+        Some(Ok(Message::Reply(_))) => Kind::Reply,
+        Some(Ok(Message::Push(_))) => Kind::Push,
+        Some(Err(refusal)) => refusal.kind,
+        None => Kind::Unknown,
+    };
+    let reason = format!("set aside by the relay after {attempts} failed applies; last error: {error}");
+    let bytes = if text.is_some() { None } else { body };
+    Spi::connect_mut(|client| {
+        let verdict = Verdict::rejected(kind, reason);
+        journal(client, text, bytes, &envelope, None, &verdict)?;
+        Ok::<_, SpiError>(verdict.outcome.as_str())
+    })
+    .unwrap_or_else(|e| spi_fault("journaling a set-aside inbound message", e))
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.set_aside_inbound(bytea, bytea, integer, text) IS
+    'Journals an inbound message whose apply kept failing as rejected, with the attempts and the last error, without applying it.';
+"#,
+    name = "set_aside_inbound_comment",
+    requires = [set_aside_inbound],
 );
 
 extension_sql_file!(
@@ -935,6 +1094,82 @@ mod tests {
         assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789"));
         assert_eq!(apply(r#"{"a\u0000": 1}"#), "rejected");
         assert_eq!(int("SELECT count(*) FROM infor_comm.inbox"), 4);
+    }
+
+    #[pg_test]
+    fn a_message_id_that_is_not_text_is_kept_as_bytes_and_the_message_applied() {
+        let request_id = enqueued_request("ORG1");
+        let reply = success_reply(&request_id);
+        // The id of issue 13: a NUL byte in the AMQP message_id made the relay's apply fail.
+        let outcome = text(&format!(
+            "SELECT infor_comm.apply_delivery(convert_to($${reply}$$, 'UTF8'), '\\x6162006364'::bytea)"
+        ));
+        assert_eq!(outcome.as_deref(), Some("reply"));
+        assert_eq!(task_row("ORG1"), format!("{CRM_ID}|0|123456789"));
+        assert_eq!(
+            text("SELECT concat_ws('|', message_id IS NULL, encode(message_id_bytes, 'hex'), outcome) FROM infor_comm.inbox"),
+            Some("t|6162006364|reply".into())
+        );
+        // Not UTF-8, and clean text: each kept so that it round-trips.
+        assert_eq!(
+            text("SELECT infor_comm.apply_delivery(convert_to('{}', 'UTF8'), '\\xff41'::bytea)")
+                .as_deref(),
+            Some("rejected")
+        );
+        assert_eq!(
+            text("SELECT infor_comm.apply_delivery(NULL, convert_to('id-ü', 'UTF8'))").as_deref(),
+            Some("rejected")
+        );
+        assert_eq!(
+            text("SELECT string_agg(concat_ws('|', message_id, encode(message_id_bytes, 'hex')), ',' ORDER BY inbox_id) FROM infor_comm.inbox"),
+            Some("6162006364,ff41,id-ü".into())
+        );
+    }
+
+    #[pg_test]
+    fn an_oversized_body_is_journaled_by_size_digest_and_head_and_never_applied() {
+        let request_id = enqueued_request("ORG1");
+        let outcome = text(&format!(
+            "SELECT infor_comm.reject_oversized(convert_to(rpad($${reply}$$, 70000, ' '), 'UTF8'),
+                    convert_to('big-1', 'UTF8'), 52428800, sha256('x'), 1048576)",
+            reply = success_reply(&request_id)
+        ));
+        assert_eq!(outcome.as_deref(), Some("rejected"));
+        assert_eq!(task_row("ORG1"), "", "the row is untouched");
+        assert_eq!(
+            text("SELECT concat_ws('|', message_id, kind, body IS NULL, length(body_bytes), body_size, encode(body_sha256, 'hex') = encode(sha256('x'), 'hex')) FROM infor_comm.inbox"),
+            Some("big-1|unknown|t|65536|52428800|t".into())
+        );
+        assert_eq!(
+            last_reason(),
+            "the body is 52428800 bytes, over the relay's limit of 1048576 bytes; kept: its size, its SHA-256 and its first 65536 bytes"
+        );
+    }
+
+    #[pg_test(error = "infor_comm: body_sha256 is 3 bytes, not 32")]
+    fn an_oversized_body_needs_a_whole_digest() {
+        run("SELECT infor_comm.reject_oversized('\\x00', NULL, 5, '\\x010203', 1)");
+    }
+
+    #[pg_test]
+    fn a_set_aside_message_is_journaled_with_its_error_and_not_applied() {
+        let request_id = enqueued_request("ORG1");
+        let outcome = text(&format!(
+            "SELECT infor_comm.set_aside_inbound(convert_to($${reply}$$, 'UTF8'), '\\x6100'::bytea, 5, 'canceling statement due to statement timeout')",
+            reply = success_reply(&request_id)
+        ));
+        assert_eq!(outcome.as_deref(), Some("rejected"));
+        assert_eq!(task_row("ORG1"), "", "the row is untouched");
+        assert_eq!(
+            text("SELECT concat_ws('|', kind, body IS NOT NULL, encode(message_id_bytes, 'hex')) FROM infor_comm.inbox"),
+            Some("reply|t|6100".into())
+        );
+        assert_eq!(
+            last_reason(),
+            "set aside by the relay after 5 failed applies; last error: canceling statement due to statement timeout"
+        );
+        // The same reply delivered again later applies normally.
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
     }
 
     #[pg_test]
