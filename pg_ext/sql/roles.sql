@@ -46,14 +46,18 @@ GRANT SELECT ON
     infor_comm.thinking_clients,
     infor_comm.task_reactions,
     infor_comm.unknown_reaction_pushes,
-    infor_comm.outbox_delivery
+    infor_comm.outbox_delivery,
+    infor_comm.daily_funnel,
+    infor_comm.daily_runs,
+    infor_comm.health
 TO infor_comm_reader;
 GRANT SELECT (outbox_id, request_id, task_row_id, organization_id, created_at, available_at,
               attempts, last_error, published_at, closed_at, close_reason)
     ON infor_comm.outbox TO infor_comm_reader;
--- thinking_clients is evaluated with the reader's own rights: it reads the outbox's delivery
--- state, calls these functions, and needs USAGE on infor_comm.host_schema and SELECT on the
--- bank's host tables, which the bank grants.
+-- thinking_clients and effectiveness are evaluated with the reader's own rights: they read the
+-- outbox's delivery state, call these functions, and need USAGE on infor_comm.host_schema and
+-- SELECT on the bank's host tables, which the bank grants. client_history and health_report are
+-- SECURITY DEFINER: they read the inbox (never the request payload) and pg_cron's tables.
 GRANT EXECUTE ON FUNCTION
     infor_comm.thinking_clients_at(timestamptz),
     infor_comm.thinking_clients_query(),
@@ -62,19 +66,25 @@ GRANT EXECUTE ON FUNCTION
     infor_comm.setting_timezone(),
     infor_comm.setting_response_timeout(),
     infor_comm.setting_host_schema(),
-    infor_comm.reaction_level(text)
+    infor_comm.reaction_level(text),
+    infor_comm.effectiveness(date, date),
+    infor_comm.effectiveness_query(),
+    infor_comm.client_history(text),
+    infor_comm.health_report()
 TO infor_comm_reader;
 
 -- The daily job, when it runs as a role that is not a superuser (schedule_daily's run_as): the
--- least it needs on the extension's side. The bank grants USAGE on infor_comm.host_schema and
--- SELECT on the four host tables (docs/security.md).
+-- least it needs on the extension's side (it renders the requests in Rust: not render_request,
+-- request_skip_reason nor the selection's SQL functions), and its run history. The bank grants
+-- USAGE on infor_comm.host_schema and SELECT on the four host tables (docs/security.md).
 GRANT EXECUTE ON ROUTINE
     infor_comm.run_daily(),
+    infor_comm.daily_run_can_commit(),
+    infor_comm.daily_run_start(),
+    infor_comm.daily_run_enqueue(bigint),
+    infor_comm.daily_run_failed(bigint, text, text),
+    infor_comm.daily_run_raise(text, text, text, text),
     infor_comm.enqueue_thinking_clients(timestamptz),
-    infor_comm.thinking_clients_at(timestamptz),
-    infor_comm.thinking_clients_query(),
-    infor_comm.request_skip_reason(text, boolean, text, text, text, boolean),
-    infor_comm.render_request(uuid, text, text, text, text[], text[], text, text, text, text),
     infor_comm.format_request_dt(timestamptz),
     infor_comm.setting_thinking_days(),
     infor_comm.setting_timezone(),
@@ -83,3 +93,4 @@ GRANT EXECUTE ON ROUTINE
 TO infor_comm_job;
 GRANT SELECT, INSERT ON infor_comm.infor_communication_task TO infor_comm_job;
 GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_job;
+GRANT SELECT, INSERT, UPDATE ON infor_comm.daily_runs TO infor_comm_job;

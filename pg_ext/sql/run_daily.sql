@@ -1,16 +1,49 @@
 -- The daily job that pg_cron runs.
 
--- What the pg_cron job calls once a day: enqueue a request for every thinking client.
+-- What the pg_cron job calls once a day: enqueue a request for every thinking client, and record
+-- the run in infor_comm.daily_runs.
+--
+-- Called on its own (pg_cron, or CALL at the top level of a session), it commits the 'running'
+-- row of the run before the enqueue, and after a failure commits the 'failed' row before
+-- raising the error again: a failed or interrupted run stays visible although the enqueue's own
+-- work is rolled back. Called inside a transaction block, it cannot commit, and the run's row
+-- lives or dies with the caller's transaction.
+--
+-- It has no SET search_path clause, unlike every other routine of the schema, because
+-- PostgreSQL refuses COMMIT in a procedure that has one. It is safe all the same: its body
+-- names only schema-qualified functions (each with a pinned search_path) and uses no operator,
+-- so nothing in it is looked up through the caller's search_path.
 CREATE PROCEDURE infor_comm.run_daily()
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $body$
 DECLARE
-    enqueued integer;
+    committing  boolean;
+    run         bigint;
+    err_state   text;
+    err_message text;
+    err_detail  text;
+    err_hint    text;
 BEGIN
-    enqueued := infor_comm.enqueue_thinking_clients(now());
-    RAISE LOG 'infor_comm.run_daily: % request(s) enqueued', enqueued;
+    committing := infor_comm.daily_run_can_commit();
+    run := infor_comm.daily_run_start();
+    IF committing THEN
+        COMMIT;
+    END IF;
+    BEGIN
+        PERFORM infor_comm.daily_run_enqueue(run);
+    EXCEPTION WHEN OTHERS THEN
+        IF NOT committing THEN
+            RAISE;
+        END IF;
+        GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
+                                err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+        PERFORM infor_comm.daily_run_failed(run, err_state, err_message);
+    END;
+    IF err_state IS NOT NULL THEN
+        COMMIT;
+        PERFORM infor_comm.daily_run_raise(err_state, err_message, err_detail, err_hint);
+    END IF;
 END
 $body$;
 COMMENT ON PROCEDURE infor_comm.run_daily() IS
-    'The daily job: enqueues a request to InforCRM for every thinking client (see schedule_daily).';
+    'The daily job: enqueues a request to InforCRM for every thinking client (see schedule_daily) and records the run in daily_runs.';

@@ -15,7 +15,9 @@
 //!   (`claim_outbox`, `mark_published`, `mark_failed`, `outbox_backlog`);
 //! - [`inbound_message`]: parsing and validating InforCRM's replies and pushes;
 //! - [`inbound`]: the inbox and `apply_inbound`;
-//! - [`reports`]: the reference table of client reactions and the report views;
+//! - [`reports`]: the reference table of client reactions, the report views and the reports
+//!   (`daily_funnel`, `effectiveness`, `client_history`, `health`; docs/reports.md);
+//! - [`run_history`]: the run history of the daily job (`daily_runs`);
 //! - [`roles`]: the roles `infor_comm_relay`, `infor_comm_reader` and `infor_comm_job`;
 //! - [`schedule`]: the pg_cron job (`run_daily`, `schedule_daily`, `unschedule_daily`);
 //! - `test_support` (tests only): the helpers of the in-database tests.
@@ -34,6 +36,7 @@ pub mod outbox;
 pub mod reports;
 pub mod request;
 pub mod roles;
+pub mod run_history;
 pub mod schedule;
 pub mod schema;
 pub mod selection;

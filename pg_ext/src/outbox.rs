@@ -150,6 +150,18 @@ fn render_requests(
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn enqueue_thinking_clients(as_of: default!(TimestampWithTimeZone, "now()")) -> i32 {
+    enqueue(as_of).enqueued
+}
+
+/// What one enqueue did: requests written, and thinking clients that cannot be sent.
+pub struct Enqueued {
+    pub enqueued: i32,
+    pub skipped: i32,
+}
+
+/// The enqueue of [`enqueue_thinking_clients`], also run by the daily job's run history
+/// (`crate::run_history`), which records both counts.
+pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
     crate::gucs::check_all();
     let host = HostTables::resolve();
     let (enqueued, skipped) = Spi::connect_mut(|client| {
@@ -203,7 +215,10 @@ fn enqueue_thinking_clients(as_of: default!(TimestampWithTimeZone, "now()")) -> 
              infor_comm.thinking_clients shows them with their skip_reason"
         );
     }
-    enqueued
+    Enqueued {
+        enqueued,
+        skipped: i32::try_from(skipped).unwrap_or(i32::MAX),
+    }
 }
 
 extension_sql!(

@@ -1,0 +1,139 @@
+//! The run history of the daily job: `run_daily` records every run in `infor_comm.daily_runs`
+//! (started, finished, `as_of`, sent, skipped, by whom, the error of a failed run).
+//!
+//! `run_daily` (pg_ext/sql/run_daily.sql) commits the run's 'running' row before the enqueue
+//! when it may commit (called on its own, as pg_cron does), so a run whose enqueue fails, or
+//! whose backend dies, stays visible: the failure is recorded and committed before the error is
+//! raised again, and a 'running' row whose backend is gone is an interrupted run.
+
+use crate::errors::{raise, spi_fault};
+use pgrx::prelude::*;
+
+/// True when the calling procedure may COMMIT: it was called on its own (not inside a
+/// transaction block, a function, or a procedure with a SET clause).
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn daily_run_can_commit() -> bool {
+    // SAFETY: reads the SPI stack of the calling PL/pgSQL procedure; no SPI call is made here.
+    unsafe { pg_sys::SPI_inside_nonatomic_context() }
+}
+
+/// Runs the enqueue of the daily run `run_id` at its `as_of`, and records what it did.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn daily_run_enqueue(run_id: i64) -> i32 {
+    let as_of = Spi::get_one_with_args::<TimestampWithTimeZone>(
+        "SELECT (SELECT as_of FROM infor_comm.daily_runs WHERE run_id = $1 AND status = 'running')",
+        &[run_id.into()],
+    )
+    .unwrap_or_else(|e| spi_fault("reading the daily run", e))
+    .unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            format!("infor_comm: no running daily run {run_id}"),
+            "daily_run_enqueue runs the enqueue of a run that infor_comm.daily_run_start() recorded.",
+            "Run the daily job with CALL infor_comm.run_daily().",
+        )
+    });
+    let done = crate::outbox::enqueue(as_of);
+    Spi::run_with_args(
+        "UPDATE infor_comm.daily_runs
+            SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(), sent = $2, skipped = $3
+          WHERE run_id = $1",
+        &[run_id.into(), done.enqueued.into(), done.skipped.into()],
+    )
+    .unwrap_or_else(|e| spi_fault("recording the daily run", e));
+    log!(
+        "infor_comm.run_daily: {} request(s) enqueued, {} skipped",
+        done.enqueued,
+        done.skipped
+    );
+    done.enqueued
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.daily_run_can_commit() IS
+    'True when the calling procedure may commit (called on its own, as pg_cron calls run_daily). Called by run_daily.';
+COMMENT ON FUNCTION infor_comm.daily_run_enqueue(bigint) IS
+    'Enqueues the requests of a daily run at its as_of and records sent and skipped; returns how many were sent. Called by run_daily.';
+"#,
+    name = "run_history_comments",
+    requires = [daily_run_can_commit, daily_run_enqueue],
+);
+
+extension_sql_file!(
+    "../sql/run_history.sql",
+    name = "run_history",
+    requires = [daily_run_can_commit, daily_run_enqueue],
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    #[allow(unused_imports)]
+    use crate::test_support::*;
+    use pgrx::prelude::*;
+
+    /// A thinking client of today whose request can be sent, and one that cannot (no snapshot).
+    fn two_thinking_clients() {
+        host_tables();
+        run(
+            "INSERT INTO product_migration_clients VALUES ('NOW', 'M', 'in_wizard', 'OK'),
+                                                         ('NO_SNAPSHOT', 'M2', 'in_wizard', 'OK');
+             INSERT INTO wizard_status_change_log
+                  SELECT organization_id, 'OK', (now() - interval '8 days') AT TIME ZONE 'Europe/Moscow'
+                    FROM product_migration_clients;
+             INSERT INTO clientsnapshot VALUES ('NOW', '1', '2', '3', NULL);",
+        );
+    }
+
+    #[pg_test]
+    fn a_run_records_when_as_whom_and_what_it_did() {
+        two_thinking_clients();
+        // Inside a transaction (as here) the run cannot commit: its row is part of the caller's
+        // transaction. pg_regress's run_history test covers a run that commits.
+        assert!(text("SELECT infor_comm.daily_run_can_commit()::text") == Some("false".into()));
+        run("CALL infor_comm.run_daily()");
+        assert_eq!(
+            text(
+                "SELECT concat_ws(' ', status, sent, skipped, run_by = current_user,
+                                  as_of = now(), finished_at >= started_at, error IS NULL,
+                                  backend_pid = pg_backend_pid())
+                   FROM infor_comm.daily_runs"
+            ),
+            Some("succeeded 1 1 t t t t t".into())
+        );
+        // A second run the same day sends nobody and is recorded too.
+        run("CALL infor_comm.run_daily()");
+        assert_eq!(
+            text("SELECT string_agg(sent || '/' || skipped, ',' ORDER BY run_id) FROM infor_comm.daily_runs"),
+            Some("1/1,0/1".into())
+        );
+    }
+
+    #[pg_test]
+    fn a_failed_run_raises_the_jobs_error() {
+        two_thinking_clients();
+        run("SET LOCAL infor_comm.host_schema = 'nowhere'");
+        let outcome = PgTryBuilder::new(|| {
+            Spi::run("CALL infor_comm.run_daily()")
+                .map(|_| "ok".to_string())
+                .unwrap_or_else(|e| e.to_string())
+        })
+        .catch_others(|e| match e {
+            pg_sys::panic::CaughtError::PostgresError(report) => report.message().to_string(),
+            other => format!("{other:?}"),
+        })
+        .execute();
+        assert_eq!(
+            outcome,
+            "infor_comm: host schema \"nowhere\" does not exist"
+        );
+    }
+
+    #[pg_test(error = "infor_comm: no running daily run 42")]
+    fn the_enqueue_of_an_unknown_run_is_refused() {
+        run("SELECT infor_comm.daily_run_enqueue(42)");
+    }
+}

@@ -1,0 +1,54 @@
+-- The daily funnel (infor_comm.daily_funnel) of the last 30 days as an SVG bar chart, with
+-- plain SQL: one group of bars a day, one bar a stage. scripts/demo writes it to
+-- docs/reports-funnel.svg, which docs/reports.md embeds:
+--   psql -X -q -At -f sql-by-hand/funnel_chart.sql -o funnel.svg
+WITH funnel AS (
+    SELECT * FROM infor_comm.daily_funnel ORDER BY day DESC LIMIT 30
+), stage (n, name, color) AS (
+    VALUES (1, 'thinking clients', '#c6dbef'),
+           (2, 'requests sent', '#9ecae1'),
+           (3, 'confirmed by the broker', '#6baed6'),
+           (4, 'task created (reply 0)', '#3182bd'),
+           (5, 'call made (task processed)', '#08519c'),
+           (6, 'task not processed', '#fd8d3c'),
+           (7, 'no task (reply 1 or 2)', '#e6550d')
+), day AS (
+    SELECT f.*, (pg_catalog.row_number() OVER (ORDER BY f.day) - 1)::integer AS i FROM funnel f
+), bar AS (
+    SELECT d.day, d.i, s.n, s.name, s.color,
+           CASE s.n WHEN 1 THEN coalesce(d.thinking_clients, d.requests_sent)
+                    WHEN 2 THEN d.requests_sent
+                    WHEN 3 THEN d.confirmed_by_broker
+                    WHEN 4 THEN d.replied_task_created
+                    WHEN 5 THEN d.tasks_processed
+                    WHEN 6 THEN d.tasks_not_processed
+                    ELSE d.replied_client_not_found + d.replied_other_error END AS v
+      FROM day d CROSS JOIN stage s
+), scale AS (
+    SELECT greatest(max(v), 1) AS vmax, greatest(count(DISTINCT day), 1) AS days FROM bar
+), layout AS (
+    -- 60 px left margin, 7 bars of 20 px and a 30 px gap a day, a 300 px high plot from y = 50.
+    SELECT vmax, days, 60 + days * 170 + 250 AS width FROM scale
+)
+SELECT concat(
+    format('<svg xmlns="http://www.w3.org/2000/svg" width="%s" height="420" font-family="sans-serif" font-size="11">', l.width),
+    format('<rect width="%s" height="420" fill="white"/>', l.width),
+    '<text x="60" y="24" font-size="15" font-weight="bold">infor_comm.daily_funnel: each day''s requests, stage by stage</text>',
+    '<line x1="55" y1="350" x2="', 60 + l.days * 170, '" y2="350" stroke="#444"/>',
+    format('<text x="50" y="54" text-anchor="end">%s</text><text x="50" y="354" text-anchor="end">0</text>', l.vmax),
+    (SELECT string_agg(
+        format('<rect x="%s" y="%s" width="18" height="%s" fill="%s"><title>%s, %s: %s</title></rect>'
+               '<text x="%s" y="%s" text-anchor="middle" font-size="9">%s</text>',
+               70 + b.i * 170 + (b.n - 1) * 20, 350 - round(300.0 * b.v / l.vmax), round(300.0 * b.v / l.vmax),
+               b.color, b.day, b.name, b.v,
+               79 + b.i * 170 + (b.n - 1) * 20, 346 - round(300.0 * b.v / l.vmax), b.v),
+        '' ORDER BY b.i, b.n) FROM bar b),
+    (SELECT string_agg(format('<text x="%s" y="368" text-anchor="middle">%s</text>', 139 + d.i * 170, d.day), '' ORDER BY d.i)
+       FROM day d),
+    (SELECT string_agg(format('<rect x="%s" y="%s" width="12" height="12" fill="%s"/><text x="%s" y="%s">%s</text>',
+                              l.width - 230, 50 + (s.n - 1) * 20, s.color, l.width - 212, 60 + (s.n - 1) * 20, s.name),
+                       '' ORDER BY s.n) FROM stage s),
+    CASE WHEN NOT EXISTS (SELECT 1 FROM funnel)
+         THEN '<text x="60" y="200">no request yet</text>' END,
+    '</svg>')
+  FROM layout l;
