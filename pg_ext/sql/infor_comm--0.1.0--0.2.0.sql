@@ -438,7 +438,13 @@ SELECT d.day,
                ) AS timed_out,
                pg_catalog.count(*) FILTER (WHERE t.status_code IS NULL AND o.close_reason = 'withdrawn') AS withdrawn
           FROM infor_comm.infor_communication_task t
-          LEFT JOIN infor_comm.outbox o ON o.task_row_id = t.id
+          -- One index probe per task row (LIMIT 1 keeps it a probe: a report of the last days
+          -- never reads the whole outbox).
+          LEFT JOIN LATERAL (
+                SELECT o.published_at, o.closed_at, o.close_reason
+                  FROM infor_comm.outbox o
+                 WHERE o.task_row_id = t.id
+                 LIMIT 1) o ON true
          GROUP BY 1) d
   LEFT JOIN LATERAL (
         SELECT pg_catalog.count(*) AS runs,
@@ -449,7 +455,7 @@ SELECT d.day,
            AND (x.as_of AT TIME ZONE (SELECT infor_comm.setting_timezone()))::date = d.day) r ON true
   LEFT JOIN LATERAL (
         SELECT pg_catalog.jsonb_object_agg(l.first_level, l.pushes ORDER BY l.first_level) AS reactions
-          FROM (SELECT coalesce(infor_comm.reaction_level(t.first_level_client_reaction), '-') AS first_level,
+          FROM (SELECT coalesce(nullif(nullif(pg_catalog.btrim(t.first_level_client_reaction), ''), '-'), '-') AS first_level,
                        pg_catalog.count(*) AS pushes
                   FROM infor_comm.infor_communication_task t
                  WHERE t.time_create::date = d.day AND t.task_status IS NOT NULL
@@ -685,6 +691,7 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET work_mem = '64MB'
 AS $body$
 BEGIN
     RETURN QUERY EXECUTE infor_comm.effectiveness_query() USING asked_from, asked_to;

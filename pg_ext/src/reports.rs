@@ -46,10 +46,11 @@ pub fn effectiveness_sql(host: &HostTables) -> String {
                 ELSE 'still_thinking' END AS now
       FROM asked a
       LEFT JOIN {clients} c ON c.organization_id = a.organization_id
+      -- The latest wizard status change, looked up only for the clients still in the wizard.
       LEFT JOIN LATERAL (
             SELECT pg_catalog.max(w.change_date) AS last_change
               FROM {log} w
-             WHERE w.organization_id = a.organization_id) l ON true
+             WHERE w.organization_id = a.organization_id AND c.status = 'in_wizard') l ON true
 )
 SELECT (ARRAY['called (task processed)', 'task not processed', 'task created, no outcome yet',
               'not called: client not found', 'not called: other error',
