@@ -27,24 +27,32 @@ WITH funnel AS (
 ), scale AS (
     SELECT greatest(max(v), 1) AS vmax, greatest(count(DISTINCT day), 1) AS days FROM bar
 ), layout AS (
-    -- 60 px left margin, 7 bars of 20 px and a 30 px gap a day, a 300 px high plot from y = 50.
-    SELECT vmax, days, 60 + days * 170 + 250 AS width FROM scale
+    -- A plot 300 px high from y = 50 and at most 1,000 px wide from x = 60: a group of 7 bars
+    -- a day (170 px for a few days, narrower for many), the legend on the right.
+    SELECT vmax, days, least(170, 1000 / days) AS gw, least(170, 1000 / days) * 0.8 / 7 AS bw,
+           60 + days * least(170, 1000 / days) + 250 AS width,
+           greatest(1, ceil(days * 80.0 / 1000)::int) AS label_every
+      FROM scale
 )
 SELECT concat(
     format('<svg xmlns="http://www.w3.org/2000/svg" width="%s" height="420" font-family="sans-serif" font-size="11">', l.width),
     format('<rect width="%s" height="420" fill="white"/>', l.width),
     '<text x="60" y="24" font-size="15" font-weight="bold">infor_comm.daily_funnel: each day''s requests, stage by stage</text>',
-    '<line x1="55" y1="350" x2="', 60 + l.days * 170, '" y2="350" stroke="#444"/>',
+    format('<line x1="55" y1="350" x2="%s" y2="350" stroke="#444"/>', 60 + l.days * l.gw),
     format('<text x="50" y="54" text-anchor="end">%s</text><text x="50" y="354" text-anchor="end">0</text>', l.vmax),
     (SELECT string_agg(
-        format('<rect x="%s" y="%s" width="18" height="%s" fill="%s"><title>%s, %s: %s</title></rect>'
-               '<text x="%s" y="%s" text-anchor="middle" font-size="9">%s</text>',
-               70 + b.i * 170 + (b.n - 1) * 20, 350 - round(300.0 * b.v / l.vmax), round(300.0 * b.v / l.vmax),
-               b.color, b.day, b.name, b.v,
-               79 + b.i * 170 + (b.n - 1) * 20, 346 - round(300.0 * b.v / l.vmax), b.v),
+        format('<rect x="%s" y="%s" width="%s" height="%s" fill="%s"><title>%s, %s: %s</title></rect>',
+               round(60 + b.i * l.gw + 0.1 * l.gw + (b.n - 1) * l.bw, 1), 350 - round(300.0 * b.v / l.vmax),
+               round(l.bw * 0.9, 1), round(300.0 * b.v / l.vmax), b.color, b.day, b.name, b.v)
+        || CASE WHEN l.bw >= 14
+                THEN format('<text x="%s" y="%s" text-anchor="middle" font-size="9">%s</text>',
+                            round(60 + b.i * l.gw + 0.1 * l.gw + (b.n - 0.5) * l.bw, 1),
+                            346 - round(300.0 * b.v / l.vmax), b.v)
+                ELSE '' END,
         '' ORDER BY b.i, b.n) FROM bar b),
-    (SELECT string_agg(format('<text x="%s" y="368" text-anchor="middle">%s</text>', 139 + d.i * 170, d.day), '' ORDER BY d.i)
-       FROM day d),
+    (SELECT string_agg(format('<text x="%s" y="368" text-anchor="middle">%s</text>',
+                              round(60 + (d.i + 0.5) * l.gw, 1), to_char(d.day, 'YYYY-MM-DD')), '' ORDER BY d.i)
+       FROM day d WHERE (l.days - 1 - d.i) % l.label_every = 0),
     (SELECT string_agg(format('<rect x="%s" y="%s" width="12" height="12" fill="%s"/><text x="%s" y="%s">%s</text>',
                               l.width - 230, 50 + (s.n - 1) * 20, s.color, l.width - 212, 60 + (s.n - 1) * 20, s.name),
                        '' ORDER BY s.n) FROM stage s),
