@@ -1,9 +1,10 @@
 //! Everything that speaks AMQP 0-9-1 (lapin) lives here, so that another transport (the bank's
 //! TIBCO EMS) can be added beside it without touching the rest of the relay.
 //!
-//! - [`Publisher`]: a channel in confirm mode; a batch is published, then its confirms are
-//!   awaited together. A message counts as published only when the broker acked it and did not
-//!   return it (every publish is `mandatory`, so an unroutable message comes back).
+//! - [`Publisher`]: a channel in confirm mode; [`Publisher::send`] publishes a message and
+//!   returns its [`PendingConfirm`] at once, so that many confirms can be in flight. A message
+//!   counts as published only when the broker acked it and did not return it (every publish is
+//!   `mandatory`, so an unroutable message comes back).
 //! - [`Consumer`]: manual acknowledgements with a bounded prefetch.
 
 use futures_util::StreamExt;
@@ -44,6 +45,41 @@ pub enum PublishOutcome {
     Refused(String),
     /// Returned by the broker: no queue takes it (the queue is missing); the reason says so.
     Unroutable(String),
+}
+
+/// A published message whose confirm is awaited: [`PendingConfirm::outcome`] says what the
+/// broker answered, or that it did not answer before the deadline.
+pub struct PendingConfirm {
+    confirm: lapin::PublisherConfirm,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+}
+
+impl PendingConfirm {
+    /// Waits for the broker's confirm until the deadline (`timeout` after the publish):
+    /// confirmed only when acked and not returned. Cancel-safe: dropped before it finishes, it
+    /// can be awaited again; once it has returned, it must not be awaited again.
+    pub async fn outcome(&mut self) -> PublishOutcome {
+        let timeout = self.timeout;
+        match tokio::time::timeout_at(self.deadline, &mut self.confirm).await {
+            Err(_) => {
+                PublishOutcome::Refused(format!("no confirm from the broker within {timeout:?}"))
+            }
+            Ok(Err(error)) => {
+                PublishOutcome::Refused(format!("confirm failed: {}", crate::errors::Chain(&error)))
+            }
+            Ok(Ok(confirmation)) if confirmation.is_nack() => {
+                PublishOutcome::Refused("nacked by the broker".into())
+            }
+            Ok(Ok(confirmation)) => match confirmation.take_message() {
+                None => PublishOutcome::Confirmed,
+                Some(returned) => PublishOutcome::Unroutable(format!(
+                    "returned by the broker: {} {} (does the queue exist?)",
+                    returned.reply_code, returned.reply_text
+                )),
+            },
+        }
+    }
 }
 
 impl Broker {
@@ -147,9 +183,42 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes a batch to `queue` (default exchange, persistent, JSON, mandatory) and waits up
-    /// to `timeout` for all the confirms. Returns one outcome per message, in order. An error
-    /// means the channel failed while sending: no outcome is known and none may be marked.
+    /// Publishes one message to `queue` (default exchange, persistent, JSON, mandatory) without
+    /// waiting for its confirm: the returned [`PendingConfirm`] resolves to the broker's answer,
+    /// so that many messages can be in flight at once. The call itself waits (at most `timeout`)
+    /// only until the message is handed to the connection. An error means the channel failed:
+    /// nothing is known of this message.
+    pub async fn send(
+        &self,
+        queue: &str,
+        message: Outgoing<'_>,
+        timeout: Duration,
+    ) -> Result<PendingConfirm, BrokerError> {
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(message.message_id.into());
+        let send = self.channel.basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            message.payload,
+            properties,
+        );
+        let confirm = bounded(timeout, "a publish", send).await?;
+        Ok(PendingConfirm {
+            confirm,
+            deadline: tokio::time::Instant::now() + timeout,
+            timeout,
+        })
+    }
+
+    /// Publishes a batch to `queue` and waits up to `timeout` for all the confirms. Returns one
+    /// outcome per message, in order. An error means the channel failed while sending: no
+    /// outcome is known and none may be marked.
     pub async fn publish_batch(
         &self,
         queue: &str,
@@ -159,46 +228,15 @@ impl Publisher {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pending = Vec::with_capacity(messages.len());
         for message in messages {
-            let properties = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_content_type("application/json".into())
-                .with_message_id(message.message_id.into());
-            let send = self.channel.basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                message.payload,
-                properties,
-            );
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let confirm = bounded(remaining, "a publish", send).await?;
+            let mut confirm = self.send(queue, *message, remaining).await?;
+            confirm.deadline = deadline;
+            confirm.timeout = timeout;
             pending.push(confirm);
         }
         let mut outcomes = Vec::with_capacity(pending.len());
-        for confirm in pending {
-            let outcome = match tokio::time::timeout_at(deadline, confirm).await {
-                Err(_) => PublishOutcome::Refused(format!(
-                    "no confirm from the broker within {timeout:?}"
-                )),
-                Ok(Err(error)) => PublishOutcome::Refused(format!(
-                    "confirm failed: {}",
-                    crate::errors::Chain(&error)
-                )),
-                Ok(Ok(confirmation)) if confirmation.is_nack() => {
-                    PublishOutcome::Refused("nacked by the broker".into())
-                }
-                Ok(Ok(confirmation)) => match confirmation.take_message() {
-                    None => PublishOutcome::Confirmed,
-                    Some(returned) => PublishOutcome::Unroutable(format!(
-                        "returned by the broker: {} {} (does the queue exist?)",
-                        returned.reply_code, returned.reply_text
-                    )),
-                },
-            };
-            outcomes.push(outcome);
+        for mut confirm in pending {
+            outcomes.push(confirm.outcome().await);
         }
         Ok(outcomes)
     }
@@ -223,14 +261,39 @@ pub struct Consumer {
     consumer: lapin::Consumer,
 }
 
+/// The most of an oversized body the relay keeps in memory and the inbox keeps: its first
+/// 64 KiB (docs/contract.md, "Oversized messages").
+pub const OVERSIZED_HEAD_BYTES: usize = 64 * 1024;
+
+/// Sets the largest inbound body the relay holds whole, for every consumer of the process. A
+/// larger body is never held in memory: only its first [`OVERSIZED_HEAD_BYTES`] are kept, and
+/// its SHA-256 is computed as its frames arrive (a patch of lapin: vendor/lapin).
+pub fn limit_body_size(limit: u64) {
+    lapin::message::set_consumer_body_limit(limit, OVERSIZED_HEAD_BYTES);
+}
+
+/// What is known of a body over the limit besides its head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oversized {
+    /// The body's full size in bytes.
+    pub size: u64,
+    /// The SHA-256 of the whole body.
+    pub sha256: [u8; 32],
+}
+
 /// One received message, to ack once it is safely applied, or to hand back.
 pub struct Incoming {
-    /// The body as received.
+    /// The body as received; for an oversized one, only its first bytes.
     pub body: Vec<u8>,
-    /// The AMQP `message_id`, when the sender set one.
+    /// The AMQP `message_id`, when the sender set one, as text for logs (it may hold any
+    /// character, NUL too; bytes that were not UTF-8 show as U+F780–U+F7FF).
     pub message_id: Option<String>,
+    /// The AMQP `message_id` exactly as the sender wrote it, byte for byte.
+    pub message_id_bytes: Option<Vec<u8>>,
     /// True when the broker delivered it before.
     pub redelivered: bool,
+    /// Set when the body was over the limit of [`limit_body_size`].
+    pub oversized: Option<Oversized>,
     acker: lapin::Acker,
 }
 
@@ -276,17 +339,34 @@ impl Incoming {
 }
 
 impl Consumer {
+    /// A message the broker has already handed over, without waiting; `None` when there is
+    /// none yet (or the consumer ended: the next [`Consumer::next`] says which).
+    pub fn ready(&mut self) -> Option<Result<Incoming, BrokerError>> {
+        use futures_util::FutureExt;
+        self.next().now_or_never().flatten()
+    }
+
     /// The next message; `None` when the consumer or its connection ended.
     pub async fn next(&mut self) -> Option<Result<Incoming, BrokerError>> {
         let delivery = self.consumer.next().await?;
         Some(delivery.map_err(BrokerError).map(|delivery| {
+            let message_id = delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.to_string());
             Incoming {
-                message_id: delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|id| id.to_string()),
+                // Undoes the escapes of a patched amq-protocol-types (vendor/): the bytes of an
+                // id that is not UTF-8 reach the database as they were sent.
+                message_id_bytes: message_id
+                    .as_deref()
+                    .map(lapin::types::parsing::unescape_invalid_utf8),
+                message_id,
                 redelivered: delivery.redelivered,
+                oversized: delivery.oversized.map(|o| Oversized {
+                    size: o.size,
+                    sha256: o.sha256,
+                }),
                 body: delivery.data,
                 acker: delivery.acker,
             }

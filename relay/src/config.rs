@@ -42,14 +42,38 @@ pub struct Config {
     #[arg(long, env = "INFOR_LEASE", default_value = "60s", value_parser = parse_duration)]
     pub lease: Duration,
 
-    /// How long to wait for the broker's confirms of a batch.
+    /// How long to wait for the broker's confirm of a published request.
     #[arg(long, env = "INFOR_CONFIRM_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub confirm_timeout: Duration,
+
+    /// Requests claimed and not yet recorded (published and awaiting the broker's confirm, or
+    /// confirmed and being marked), at most; the next batch is claimed while they are in flight.
+    /// At least --batch-size.
+    #[arg(long, env = "INFOR_PUBLISH_WINDOW", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub publish_window: u32,
 
     /// Unacknowledged inbound messages the broker may hand this relay at once.
     #[arg(long, env = "INFOR_PREFETCH", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
+
+    /// Largest inbound body applied, in bytes. A larger one is never held whole in memory: it is
+    /// journaled as rejected with its size, SHA-256 and first 64 KiB, and acked.
+    #[arg(long, env = "INFOR_MAX_MESSAGE_BYTES", default_value_t = 1_048_576,
+          value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824))]
+    pub max_message_bytes: u64,
+
+    /// Failed applies of one inbound message, while other messages apply, before it is set
+    /// aside (journaled as rejected with its last error).
+    #[arg(long, env = "INFOR_MAX_APPLY_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_apply_attempts: u32,
+
+    /// Queue for a message that must be set aside when the database cannot even journal it
+    /// (declared with --declare-queues). Without it, such a message stays in the inbound queue.
+    #[arg(long, env = "INFOR_DEAD_LETTER_QUEUE")]
+    pub dead_letter_queue: Option<String>,
 
     /// Address of the HTTP endpoint with /metrics, /health and /ready.
     #[arg(long, env = "INFOR_METRICS_ADDR", default_value = "127.0.0.1:9187")]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_postgres::config::SslMode;
-use tokio_postgres::{AsyncMessage, Client, Connection, NoTls};
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// A database error.
@@ -147,6 +147,7 @@ where
 pub struct Database {
     client: Client,
     notifications: mpsc::UnboundedReceiver<()>,
+    inbound: tokio::sync::OnceCell<InboundStatements>,
 }
 
 impl Database {
@@ -180,6 +181,7 @@ impl Database {
         Ok(Database {
             client,
             notifications,
+            inbound: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -254,22 +256,147 @@ impl Database {
         Ok((row.get(0), row.get(1)))
     }
 
-    /// Journals and applies one inbound message (committed when this returns); returns the
-    /// outcome: reply, push, duplicate, orphan or rejected.
-    pub async fn apply_inbound(
+    /// Records inbound messages in ONE transaction, each under its own savepoint so that one
+    /// whose apply raises never takes the others with it; the statements of a message are
+    /// pipelined (one round trip each). Returns, once the transaction has committed, each
+    /// item's outcome (`reply`, `push`, `duplicate`, `orphan`, `rejected`) or the error its
+    /// apply raised (nothing of that item was kept). An `Err` means the batch as a whole failed
+    /// (the connection broke, or the commit did not succeed): no outcome may be acked.
+    pub async fn record_inbound(
         &self,
-        body: &[u8],
-        message_id: Option<&str>,
-    ) -> Result<String, DatabaseError> {
-        let row = self
-            .client
-            .query_one(
-                "SELECT infor_comm.apply_inbound($1::bytea, $2::text)",
-                &[&body, &message_id],
-            )
-            .await?;
-        Ok(row.get(0))
+        items: &[InboundItem<'_>],
+    ) -> Result<Vec<Result<String, String>>, DatabaseError> {
+        let statements = self.inbound_statements().await?;
+        self.client.batch_execute("BEGIN").await?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            let savepoint = self.client.batch_execute("SAVEPOINT inbound");
+            let apply = async {
+                match item {
+                    InboundItem::Deliver { body, message_id } => {
+                        self.client
+                            .query_one(&statements.deliver, &[body, message_id])
+                            .await
+                    }
+                    InboundItem::Oversized {
+                        head,
+                        message_id,
+                        size,
+                        sha256,
+                        limit,
+                    } => {
+                        self.client
+                            .query_one(
+                                &statements.oversized,
+                                &[head, message_id, size, sha256, limit],
+                            )
+                            .await
+                    }
+                    InboundItem::SetAside {
+                        body,
+                        message_id,
+                        attempts,
+                        error,
+                    } => {
+                        self.client
+                            .query_one(&statements.set_aside, &[body, message_id, attempts, error])
+                            .await
+                    }
+                }
+            };
+            let release = self.client.batch_execute("RELEASE SAVEPOINT inbound");
+            let (savepoint, apply, release) = tokio::join!(savepoint, apply, release);
+            savepoint?;
+            match apply.and_then(|row| row.try_get::<_, String>(0)) {
+                Ok(outcome) => {
+                    release?;
+                    outcomes.push(Ok(outcome));
+                }
+                // The server refused this message alone (the function raised, a lock or statement
+                // timed out, a privilege is missing): undo it and go on with the others.
+                Err(error) if error.as_db_error().is_some() => {
+                    self.client
+                        .batch_execute("ROLLBACK TO SAVEPOINT inbound")
+                        .await?;
+                    outcomes.push(Err(Chain(&error).to_string()));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        self.client.batch_execute("COMMIT").await?;
+        Ok(outcomes)
     }
+
+    /// The inbound statements, prepared once per connection.
+    async fn inbound_statements(&self) -> Result<&InboundStatements, DatabaseError> {
+        self.inbound
+            .get_or_try_init(|| async {
+                Ok::<_, DatabaseError>(InboundStatements {
+                    deliver: self
+                        .client
+                        .prepare("SELECT infor_comm.apply_delivery($1::bytea, $2::bytea)")
+                        .await?,
+                    oversized: self
+                        .client
+                        .prepare(
+                            "SELECT infor_comm.reject_oversized($1::bytea, $2::bytea, $3::bigint, $4::bytea, $5::bigint)",
+                        )
+                        .await?,
+                    set_aside: self
+                        .client
+                        .prepare(
+                            "SELECT infor_comm.set_aside_inbound($1::bytea, $2::bytea, $3::integer, $4::text)",
+                        )
+                        .await?,
+                })
+            })
+            .await
+    }
+}
+
+/// One inbound message to record, as [`Database::record_inbound`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub enum InboundItem<'a> {
+    /// Journal and apply (`infor_comm.apply_delivery`).
+    Deliver {
+        /// The body as received.
+        body: &'a [u8],
+        /// The AMQP message id's bytes (any bytes: the extension keeps them so they round-trip).
+        message_id: Option<&'a [u8]>,
+    },
+    /// A body over the size limit: journaled as rejected with its size, digest and head
+    /// (`infor_comm.reject_oversized`).
+    Oversized {
+        /// The body's first bytes.
+        head: &'a [u8],
+        /// The AMQP message id's bytes.
+        message_id: Option<&'a [u8]>,
+        /// The body's full size in bytes.
+        size: i64,
+        /// The SHA-256 of the whole body.
+        sha256: &'a [u8],
+        /// The relay's limit, in bytes.
+        limit: i64,
+    },
+    /// A message whose apply kept failing: journaled as rejected with the last error, not
+    /// applied (`infor_comm.set_aside_inbound`).
+    SetAside {
+        /// The body as received.
+        body: &'a [u8],
+        /// The AMQP message id's bytes.
+        message_id: Option<&'a [u8]>,
+        /// How many applies failed.
+        attempts: i32,
+        /// The last one's error.
+        error: &'a str,
+    },
+}
+
+/// The prepared statements of [`Database::record_inbound`].
+struct InboundStatements {
+    deliver: Statement,
+    oversized: Statement,
+    set_aside: Statement,
 }
 
 #[cfg(test)]

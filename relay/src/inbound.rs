@@ -1,19 +1,117 @@
-//! Inbound: broker → `apply_inbound`. Each message is applied in its own transaction and acked
-//! only after that transaction committed. When the database fails, the message is handed back
-//! to the queue and the relay stops consuming until the database is back, so it never spins and
-//! never loses a message. Messages the extension rejects are still acked: they are kept in the
-//! inbox with the reason.
+//! Inbound: broker → infor_comm, in batches.
+//!
+//! - The messages the broker has handed over are recorded in ONE transaction, each under its own
+//!   savepoint ([`Database::record_inbound`]); each is acked only after that transaction
+//!   committed. A crash at any point leaves every unacked message in the queue, and a message
+//!   applied twice is journaled as a `duplicate` the second time.
+//! - A body over `--max-message-bytes` is never held whole (see [`crate::broker::limit_body_size`]):
+//!   it is journaled as rejected with its size, SHA-256 and first 64 KiB, then acked.
+//! - A message whose apply raises is held back, unacked, and retried alone after a pause; the
+//!   others go on. When it has failed `--max-apply-attempts` times while other messages applied,
+//!   it is set aside: journaled as rejected with its last error, or, if even that fails, published
+//!   to `--dead-letter-queue`, then acked. Counted and logged once.
+//! - When every message of a batch fails and none has applied since, the database is taken to be
+//!   at fault: every unacked message goes back to the queue and the relay reconnects with
+//!   back-off, as when the connection breaks. Nothing is set aside then.
+//! - Messages the extension rejects are acked too: they are kept in the inbox with the reason.
 
-use crate::broker::{Broker, BrokerError, Consumer, Incoming};
-use crate::database::{Database, DatabaseError};
+use crate::broker::{Broker, BrokerError, Consumer, Incoming, Outgoing, PublishOutcome, Publisher};
+use crate::database::{Database, DatabaseError, InboundItem};
 use crate::errors::Chain;
 use crate::metrics::{self, Direction, Link};
 use crate::session::{Context, SessionEnd, Side};
 use crate::shutdown::Shutdown;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// The inbound side, for [`crate::session::supervise`].
 pub struct Inbound;
+
+/// The most failing messages [`FailureLog`] remembers; beyond that it starts over (a message
+/// then needs a few more tries before it is set aside, nothing else).
+const MAX_REMEMBERED_FAILURES: usize = 10_000;
+
+/// The first pause before a held-back message is retried; it doubles with each failure.
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+/// The longest pause before a held-back message is retried.
+const MAX_RETRY: Duration = Duration::from_secs(10);
+
+/// What the inbound side remembers across its sessions: how many messages applied, and which
+/// messages failed how often. A message is known by a hash of its id and body.
+#[derive(Debug, Default)]
+pub struct FailureLog {
+    applied: u64,
+    failures: HashMap<u64, Failure>,
+    hasher: RandomState,
+}
+
+#[derive(Debug, Clone)]
+struct Failure {
+    attempts: u32,
+    applied_before_first: u64,
+    last_error: String,
+}
+
+impl FailureLog {
+    fn key(&self, message: &Incoming) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        match &message.message_id {
+            Some(id) => {
+                hasher.write_u8(1);
+                hasher.write(id.as_bytes());
+            }
+            None => hasher.write_u8(0),
+        }
+        hasher.write_usize(message.body.len());
+        hasher.write(&message.body);
+        hasher.finish()
+    }
+
+    /// The failure to set aside for, when `message` has failed `max_attempts` times and other
+    /// messages applied since its first failure.
+    fn due_for_set_aside(&self, message: &Incoming, max_attempts: u32) -> Option<Failure> {
+        if self.failures.is_empty() {
+            return None;
+        }
+        let failure = self.failures.get(&self.key(message))?;
+        (failure.attempts >= max_attempts && self.applied > failure.applied_before_first)
+            .then(|| failure.clone())
+    }
+
+    fn failed(&mut self, message: &Incoming, error: &str) -> u32 {
+        if self.failures.len() >= MAX_REMEMBERED_FAILURES {
+            self.failures.clear();
+        }
+        let applied = self.applied;
+        let failure = self
+            .failures
+            .entry(self.key(message))
+            .or_insert_with(|| Failure {
+                attempts: 0,
+                applied_before_first: applied,
+                last_error: String::new(),
+            });
+        failure.attempts += 1;
+        failure.last_error = error.to_string();
+        failure.attempts
+    }
+
+    fn done(&mut self, message: &Incoming, applied: bool) {
+        if applied {
+            self.applied += 1;
+        }
+        if !self.failures.is_empty() {
+            let key = self.key(message);
+            self.failures.remove(&key);
+        }
+    }
+}
+
+/// The shared failure log of the inbound side.
+pub type SharedFailureLog = std::sync::Arc<Mutex<FailureLog>>;
 
 impl Side for Inbound {
     const DIRECTION: Direction = Direction::Inbound;
@@ -22,28 +120,42 @@ impl Side for Inbound {
     type Channel = Consumer;
 
     async fn open(broker: &Broker, context: &Context) -> Result<Consumer, BrokerError> {
-        if context.config.declare_queues {
+        let config = &context.config;
+        crate::broker::limit_body_size(config.max_message_bytes);
+        if config.declare_queues {
             // On every connection, not only at start: a queue deleted meanwhile comes back.
-            broker.declare_queues(&[&context.queue]).await?;
+            let mut queues = vec![context.queue.as_str()];
+            queues.extend(config.dead_letter_queue.as_deref());
+            broker.declare_queues(&queues).await?;
         }
         broker
-            .consumer(&context.queue, context.config.prefetch, "infor-relay")
+            .consumer(&context.queue, config.prefetch, "infor-relay")
             .await
     }
 
     /// Applies messages until a connection fails or shutdown is asked for.
     async fn session(
-        _context: &Context,
+        context: &Context,
         database: Database,
         broker: &Broker,
         mut consumer: Consumer,
         shutdown: &mut Shutdown,
     ) -> SessionEnd {
+        let mut work = Work {
+            context,
+            database: &database,
+            broker,
+            held: Vec::new(),
+            dead_letter: None,
+        };
         // A consumer whose connection died without a word would wait forever: look every second.
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        let batch_limit = usize::from(context.config.prefetch);
         loop {
-            let message = tokio::select! {
-                message = consumer.next() => message,
+            let retry_at = work.held.iter().map(|held| held.retry_at).min();
+            let first = tokio::select! {
+                message = consumer.next() => Some(message),
+                _ = sleep_until(retry_at), if retry_at.is_some() => None,
                 _ = watchdog.tick() => {
                     if !broker.is_connected() {
                         return consumer_ended();
@@ -55,17 +167,265 @@ impl Side for Inbound {
                 }
                 _ = shutdown.recv() => return SessionEnd::Shutdown,
             };
-            let message = match message {
-                None => return consumer_ended(),
-                Some(Err(error)) => return broker_lost(error),
-                Some(Ok(message)) => message,
-            };
-            // Once taken, a message is finished even when shutdown is asked for meanwhile.
-            if let Err(end) = handle(&database, &message).await {
-                return end;
+            let mut batch = Vec::new();
+            match first {
+                Some(None) => return consumer_ended(),
+                Some(Some(Err(error))) => return broker_lost(error),
+                Some(Some(Ok(message))) => batch.push(message),
+                None => {}
+            }
+            // Whatever else the broker has already handed over joins this transaction.
+            while batch.len() < batch_limit {
+                match consumer.ready() {
+                    Some(Ok(message)) => batch.push(message),
+                    Some(Err(error)) => return broker_lost(error),
+                    None => break,
+                }
+            }
+            // Once taken, messages are finished even when shutdown is asked for meanwhile.
+            if !batch.is_empty() {
+                if let Err(end) = work.record(batch, false).await {
+                    return end;
+                }
+            }
+            let now = Instant::now();
+            let (due, waiting): (Vec<_>, Vec<_>) =
+                work.held.drain(..).partition(|held| held.retry_at <= now);
+            work.held = waiting;
+            for held in due {
+                if let Err(end) = work.record(vec![held.message], true).await {
+                    return end;
+                }
             }
         }
     }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A message whose apply failed, unacked, waiting to be retried alone.
+struct Held {
+    message: Incoming,
+    retry_at: Instant,
+}
+
+/// What a session works with.
+struct Work<'a> {
+    context: &'a Context,
+    database: &'a Database,
+    broker: &'a Broker,
+    held: Vec<Held>,
+    dead_letter: Option<Publisher>,
+}
+
+/// How the relay records one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    Apply,
+    Oversized,
+    SetAside,
+}
+
+impl Work<'_> {
+    /// Records `batch` in one transaction, then acks what was recorded and holds back what failed.
+    /// `retry`: the batch is one held-back message tried again.
+    async fn record(&mut self, batch: Vec<Incoming>, retry: bool) -> Result<(), SessionEnd> {
+        let config = &self.context.config;
+        let failures = self.context.inbound_failures.clone();
+        let mut set_aside_errors = HashMap::new();
+        let plans: Vec<Plan> = {
+            let log = lock(&failures);
+            batch
+                .iter()
+                .enumerate()
+                .map(|(index, message)| {
+                    if message.oversized.is_some() {
+                        Plan::Oversized
+                    } else if let Some(failure) =
+                        log.due_for_set_aside(message, config.max_apply_attempts)
+                    {
+                        set_aside_errors.insert(index, failure);
+                        Plan::SetAside
+                    } else {
+                        Plan::Apply
+                    }
+                })
+                .collect()
+        };
+        let limit = i64::try_from(config.max_message_bytes).unwrap_or(i64::MAX);
+        let items: Vec<InboundItem<'_>> = batch
+            .iter()
+            .zip(&plans)
+            .enumerate()
+            .map(|(index, (message, plan))| {
+                let message_id = message.message_id_bytes.as_deref();
+                match (plan, &message.oversized, set_aside_errors.get(&index)) {
+                    (Plan::Oversized, Some(oversized), _) => InboundItem::Oversized {
+                        head: &message.body,
+                        message_id,
+                        size: i64::try_from(oversized.size).unwrap_or(i64::MAX),
+                        sha256: &oversized.sha256,
+                        limit,
+                    },
+                    (Plan::SetAside, _, Some(failure)) => InboundItem::SetAside {
+                        body: &message.body,
+                        message_id,
+                        attempts: i32::try_from(failure.attempts).unwrap_or(i32::MAX),
+                        error: &failure.last_error,
+                    },
+                    _ => InboundItem::Deliver {
+                        body: &message.body,
+                        message_id,
+                    },
+                }
+            })
+            .collect();
+        let outcomes = match self.database.record_inbound(&items).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(batch.len() as u64);
+                // Closing the connection (the session ends) hands every unacked message back.
+                return Err(database_error(error));
+            }
+        };
+        drop(items);
+        let mut applied = 0usize;
+        let mut failed = Vec::new();
+        for (index, ((message, plan), outcome)) in
+            batch.into_iter().zip(plans).zip(outcomes).enumerate()
+        {
+            match outcome {
+                Ok(outcome) => {
+                    applied += 1;
+                    self.recorded(&message, plan, &outcome, set_aside_errors.get(&index));
+                    lock(&failures).done(&message, plan == Plan::Apply);
+                    // If this ack is lost, the message comes again and is journaled as a duplicate.
+                    message.ack().await.map_err(broker_lost)?;
+                }
+                Err(error) => failed.push((message, plan, error)),
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let every_one_failed = applied == 0 && !retry;
+        for (message, plan, error) in failed {
+            ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(1);
+            if plan == Plan::SetAside {
+                // Even journaling it failed: the dead-letter queue, if there is one.
+                if self.dead_letter(&message, &error).await? {
+                    lock(&failures).done(&message, false);
+                    message.ack().await.map_err(broker_lost)?;
+                    continue;
+                }
+            }
+            let attempts = lock(&failures).failed(&message, &error);
+            tracing::warn!(
+                message_id = message.message_id.as_deref().unwrap_or(""),
+                attempts,
+                error = %error,
+                "inbound: apply failed; the message is held back and retried alone"
+            );
+            let pause = FIRST_RETRY
+                .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+                .min(MAX_RETRY);
+            self.held.push(Held {
+                message,
+                retry_at: Instant::now() + pause,
+            });
+        }
+        if every_one_failed {
+            // No message applied: most likely the database, not the messages. Hand everything
+            // back and reconnect with back-off; nothing is set aside while nothing applies.
+            return Err(SessionEnd::failed(
+                Link::Database,
+                "every apply of a batch failed; the messages go back to the queue",
+                "see the warnings above",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts and logs one recorded message.
+    fn recorded(&self, message: &Incoming, plan: Plan, outcome: &str, set_aside: Option<&Failure>) {
+        ::metrics::counter!(metrics::INBOUND, "outcome" => outcome.to_string()).increment(1);
+        let message_id = message.message_id.as_deref().unwrap_or("");
+        match plan {
+            Plan::Apply => tracing::debug!(
+                message_id,
+                redelivered = message.redelivered,
+                outcome,
+                "inbound: applied"
+            ),
+            Plan::Oversized => {
+                ::metrics::counter!(metrics::INBOUND_OVERSIZED).increment(1);
+                tracing::warn!(
+                    message_id,
+                    size = message.oversized.map_or(0, |o| o.size),
+                    limit = self.context.config.max_message_bytes,
+                    "inbound: a body over the size limit was journaled as rejected (size, SHA-256, first 64 KiB)"
+                );
+            }
+            Plan::SetAside => {
+                ::metrics::counter!(metrics::INBOUND_SET_ASIDE, "to" => "inbox").increment(1);
+                tracing::warn!(
+                    message_id,
+                    attempts = set_aside.map_or(0, |failure| failure.attempts),
+                    last_error = set_aside.map_or("", |failure| failure.last_error.as_str()),
+                    "inbound: a message whose apply kept failing was set aside: journaled as rejected with its last error"
+                );
+            }
+        }
+    }
+
+    /// Publishes a message that cannot even be journaled to `--dead-letter-queue`; true when the
+    /// broker confirmed it (the original may then be acked).
+    async fn dead_letter(&mut self, message: &Incoming, error: &str) -> Result<bool, SessionEnd> {
+        let Some(queue) = self.context.config.dead_letter_queue.as_deref() else {
+            return Ok(false);
+        };
+        if self.dead_letter.is_none() {
+            self.dead_letter = Some(self.broker.publisher().await.map_err(broker_lost)?);
+        }
+        let Some(publisher) = &self.dead_letter else {
+            return Ok(false);
+        };
+        let outgoing = Outgoing {
+            message_id: message.message_id.as_deref().unwrap_or(""),
+            payload: &message.body,
+        };
+        let timeout = self.context.config.confirm_timeout;
+        match publisher
+            .publish_one(queue, outgoing, timeout)
+            .await
+            .map_err(broker_lost)?
+        {
+            PublishOutcome::Confirmed => {
+                ::metrics::counter!(metrics::INBOUND_SET_ASIDE, "to" => "dead_letter").increment(1);
+                tracing::warn!(
+                    message_id = outgoing.message_id,
+                    queue,
+                    error,
+                    "inbound: a message that could not be applied nor journaled was moved to the dead-letter queue"
+                );
+                Ok(true)
+            }
+            PublishOutcome::Refused(reason) | PublishOutcome::Unroutable(reason) => {
+                tracing::warn!(queue, %reason, "inbound: the dead-letter queue refused a message; it stays in the inbound queue");
+                Ok(false)
+            }
+        }
+    }
+}
+
+fn lock(log: &SharedFailureLog) -> std::sync::MutexGuard<'_, FailureLog> {
+    log.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 const BROKER_LOST: &str = "broker connection lost; reconnecting";
@@ -81,32 +441,7 @@ fn consumer_ended() -> SessionEnd {
 fn database_error(error: DatabaseError) -> SessionEnd {
     SessionEnd::failed(
         Link::Database,
-        "database error; the message goes back to the queue",
+        "database error; the messages go back to the queue",
         Chain(&error),
     )
-}
-
-/// Applies one message, then acks it; on a database fault hands it back.
-async fn handle(database: &Database, message: &Incoming) -> Result<(), SessionEnd> {
-    match database
-        .apply_inbound(&message.body, message.message_id.as_deref())
-        .await
-    {
-        Ok(outcome) => {
-            ::metrics::counter!(metrics::INBOUND, "outcome" => outcome.clone()).increment(1);
-            tracing::info!(
-                message_id = message.message_id.as_deref().unwrap_or(""),
-                redelivered = message.redelivered,
-                %outcome,
-                "inbound: applied"
-            );
-            // If this ack is lost, the message comes again and is applied as a duplicate.
-            message.ack().await.map_err(broker_lost)
-        }
-        Err(error) => {
-            ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(1);
-            let _ = message.requeue().await;
-            Err(database_error(error))
-        }
-    }
 }

@@ -1,7 +1,8 @@
 //! `infor-relay`: the sidecar between infor_comm's outbox and InforCRM's queues.
 //!
 //! - [`outbound`]: outbox → broker, with publisher confirms;
-//! - [`inbound`]: broker → `infor_comm.apply_inbound`, acked after the commit;
+//! - [`inbound`]: broker → `infor_comm.apply_delivery`, in batches, acked after the commit; a
+//!   message that keeps failing is set aside, an oversized one journaled by size and digest;
 //! - [`session`]: the reconnect loop both sides run (connect, work, reconnect with back-off);
 //! - [`backoff`]: capped, jittered back-off, and connecting with it;
 //! - [`broker`]: all the AMQP code, behind the relay's own types and error;
@@ -82,12 +83,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let config = Arc::new(config);
     let health = Arc::new(metrics::Health::default());
+    let inbound_failures = inbound::SharedFailureLog::default();
     let (trigger, stop) = shutdown::channel();
     let context = |queue: String| session::Context {
         config: config.clone(),
         target: database.clone(),
         queue,
         health: health.clone(),
+        inbound_failures: inbound_failures.clone(),
     };
     let tasks = [
         tokio::spawn(session::supervise::<outbound::Outbound>(

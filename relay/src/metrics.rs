@@ -19,9 +19,13 @@ pub const PUBLISHED: &str = "infor_relay_published_total";
 pub const PUBLISH_FAILED: &str = "infor_relay_publish_failed_total";
 /// Inbound messages applied, by outcome (reply, push, duplicate, orphan, rejected).
 pub const INBOUND: &str = "infor_relay_inbound_total";
-/// Inbound messages handed back to the queue because `apply_inbound` failed (a database fault).
-/// Rising steadily, it means a message cannot be applied and holds up the queue behind it.
+/// Inbound applies that failed (the message was held back and retried, or handed back to the
+/// queue with its batch when the database failed).
 pub const INBOUND_APPLY_FAILED: &str = "infor_relay_inbound_apply_failed_total";
+/// Inbound bodies over `--max-message-bytes`, journaled by size, SHA-256 and head.
+pub const INBOUND_OVERSIZED: &str = "infor_relay_inbound_oversized_total";
+/// Inbound messages set aside after their apply kept failing, by `to` (inbox, dead_letter).
+pub const INBOUND_SET_ASIDE: &str = "infor_relay_inbound_set_aside_total";
 /// Unpublished requests in the outbox.
 pub const OUTBOX_BACKLOG: &str = "infor_relay_outbox_backlog";
 /// Age of the oldest unpublished request, in seconds.

@@ -25,6 +25,8 @@ pub struct Context {
     pub queue: String,
     /// The connections' state, for `/ready` and the metrics.
     pub health: Arc<Health>,
+    /// The inbound side's memory of failing messages, kept across its sessions.
+    pub inbound_failures: crate::inbound::SharedFailureLog,
 }
 
 /// One side of the relay: what it opens on the broker and what it does while connected.

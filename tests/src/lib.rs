@@ -12,6 +12,7 @@
 pub mod postgres;
 pub mod processes;
 pub mod rabbitmq;
+pub mod raw_amqp;
 pub mod scenario;
 
 pub use postgres::{insert_thinking_clients, PgCluster, TestDb};

@@ -79,6 +79,25 @@ impl Scenario {
             .get(0)
     }
 
+    /// Enqueues `count` more requests for new clients (named `tag-1`…), as the next daily job would.
+    pub async fn enqueue_more(&self, tag: &str, count: i32) {
+        let client = self.db.connect().await;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO product_migration_clients
+                 SELECT '{tag}-' || n, '{tag}-M' || n, 'in_wizard', 'OK' FROM generate_series(1, {count}) n;
+                 INSERT INTO wizard_status_change_log
+                 SELECT organization_id, 'OK', ('{AS_OF}'::timestamptz - interval '10 days') AT TIME ZONE 'Europe/Moscow'
+                   FROM product_migration_clients WHERE organization_id LIKE '{tag}-%';
+                 INSERT INTO clientsnapshot
+                 SELECT organization_id, '1200009193', '1231200000844', '120001001', NULL
+                   FROM product_migration_clients WHERE organization_id LIKE '{tag}-%';"
+            ))
+            .await
+            .expect("new clients");
+        assert_eq!(self.enqueue().await, count);
+    }
+
     /// The relay's database URL: a login role that is only a member of infor_comm_relay.
     pub fn relay_database_url(&self) -> String {
         format!(

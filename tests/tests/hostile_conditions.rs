@@ -2,28 +2,9 @@
 //! deleted outbound queue, and client data kept out of a debug log.
 
 use infor_comm_tests::postgres::free_port;
-use infor_comm_tests::scenario::{http_get, AS_OF};
+use infor_comm_tests::scenario::http_get;
 use infor_comm_tests::{wait_until, Scenario};
 use std::time::Duration;
-
-/// Enqueues `count` more requests for new clients (named `tag-1`…), as the next daily job would.
-async fn enqueue_more(scenario: &Scenario, tag: &str, count: i32) {
-    let client = scenario.db.connect().await;
-    client
-        .batch_execute(&format!(
-            "INSERT INTO product_migration_clients
-             SELECT '{tag}-' || n, '{tag}-M' || n, 'in_wizard', 'OK' FROM generate_series(1, {count}) n;
-             INSERT INTO wizard_status_change_log
-             SELECT organization_id, 'OK', ('{AS_OF}'::timestamptz - interval '10 days') AT TIME ZONE 'Europe/Moscow'
-               FROM product_migration_clients WHERE organization_id LIKE '{tag}-%';
-             INSERT INTO clientsnapshot
-             SELECT organization_id, '1200009193', '1231200000844', '120001001', NULL
-               FROM product_migration_clients WHERE organization_id LIKE '{tag}-%';"
-        ))
-        .await
-        .expect("new clients");
-    assert_eq!(scenario.enqueue().await, count);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_outbound_queue_makes_the_relay_unready_logs_once_a_batch_and_is_declared_again()
@@ -43,7 +24,7 @@ async fn a_missing_outbound_queue_makes_the_relay_unready_logs_once_a_batch_and_
     scenario
         .rabbit
         .delete_queue(&scenario.amqp_url, &scenario.outbound_queue());
-    enqueue_more(&scenario, "second", 30).await;
+    scenario.enqueue_more("second", 30).await;
     let metrics_port = free_port();
     let mut relay = scenario.relay_with_metrics(
         "no-declare",
@@ -89,7 +70,7 @@ async fn a_missing_outbound_queue_makes_the_relay_unready_logs_once_a_batch_and_
     scenario
         .rabbit
         .delete_queue(&scenario.amqp_url, &scenario.outbound_queue());
-    enqueue_more(&scenario, "third", 5).await;
+    scenario.enqueue_more("third", 5).await;
     assert!(
         scenario
             .wait_until_published(45, Duration::from_secs(60))

@@ -49,3 +49,105 @@ async fn a_relay_killed_mid_batch_loses_nothing() {
         .get(0);
     assert_eq!(applied_twice, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_in_a_batched_inbound_transaction_applies_every_message_once() {
+    const REPLIES: usize = 3000;
+    let scenario = Scenario::new(REPLIES as i32).await;
+    let client = scenario.db.connect().await;
+    let ids: Vec<String> = client
+        .query(
+            "SELECT request_id::text FROM infor_comm.outbox ORDER BY outbox_id",
+            &[],
+        )
+        .await
+        .expect("request ids")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    // Declare the queues, then queue every reply while no relay runs.
+    let mut declare = scenario.relay("declare", &[]);
+    assert!(
+        infor_comm_tests::wait_until(Duration::from_secs(30), || async {
+            declare.output().contains("consuming")
+        })
+        .await
+    );
+    declare.terminate(Duration::from_secs(10));
+    let bodies: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            format!(
+                r#"{{"requestID": "crm-{n}", "replyUID": "{id}", "dt": "2026-11-20T12:00:00.000+03:00", "statusCode": "0", "taskID": "task-{n}"}}"#
+            )
+        })
+        .collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_bytes()).collect();
+    scenario.publish_inbound(&refs, "crash").await;
+    let answered = || async {
+        client
+            .query_one(
+                "SELECT count(*) FROM infor_comm.infor_communication_task WHERE status_code IS NOT NULL",
+                &[],
+            )
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+    };
+    let mut relay = scenario.relay("inbound-1", &[]);
+    assert!(
+        infor_comm_tests::wait_until(Duration::from_secs(60), || async {
+            answered().await >= 100
+        })
+        .await,
+        "{}",
+        relay.output()
+    );
+    // Mid-stream: batches are being applied, some committed and not yet acked.
+    relay.kill();
+    let before = answered().await;
+    assert!(before < REPLIES as i64, "killed before the end: {before}");
+    let relay = scenario.relay("inbound-2", &[]);
+    assert!(
+        infor_comm_tests::wait_until(Duration::from_secs(120), || async {
+            answered().await == REPLIES as i64
+        })
+        .await,
+        "{}",
+        relay.output()
+    );
+    let outcomes = scenario.inbox_outcomes().await;
+    // Each reply applied exactly once; a message whose ack the kill lost came again and was
+    // journaled as a duplicate; nothing else.
+    let applied: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT task_row_id) FROM infor_comm.inbox WHERE outcome = 'reply'",
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(applied, REPLIES as i64, "{outcomes:?}");
+    let other: i64 = client
+        .query_one(
+            "SELECT count(*) FROM infor_comm.inbox WHERE outcome NOT IN ('reply', 'duplicate')
+                OR (outcome = 'reply' AND task_row_id IN (SELECT task_row_id FROM infor_comm.inbox
+                                                           WHERE outcome = 'reply'
+                                                           GROUP BY 1 HAVING count(*) > 1))",
+            &[],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(other, 0, "{outcomes:?}");
+    assert!(
+        infor_comm_tests::wait_until(Duration::from_secs(10), || async {
+            scenario
+                .rabbit
+                .queue_depth(&scenario.amqp_url, &scenario.inbound_queue())
+                == 0
+        })
+        .await
+    );
+}

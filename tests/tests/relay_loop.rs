@@ -212,7 +212,7 @@ async fn a_message_the_database_cannot_apply_waits_in_the_queue_without_spinning
     tokio::time::sleep(Duration::from_secs(8)).await;
     let attempts = relay
         .output()
-        .matches("inbound: database error; the message goes back to the queue")
+        .matches("inbound: every apply of a batch failed; the messages go back to the queue")
         .count();
     // Back-off of 0.2, 0.4, 0.8, 1.6, then 3 s: about six attempts in 8 s. Retrying at the
     // first step every time would be about thirty.
