@@ -61,23 +61,38 @@ BEGIN
 END
 $bench$;
 
--- 2. Inbound: apply_inbound() of one reply per request (parse, validate, lock, journal, apply,
---    close the outbox row) against a plain UPDATE of the task row by vtbc_request_id, message
---    by message as the relay sends them.
+-- 2. Inbound: apply_inbound(body) of one reply per request, message by message as the relay
+--    sends them, against a plain UPDATE of the task row by vtbc_request_id with the same values.
+--    Both sides run in one PL/pgSQL loop over the same 5,000 rows of the same table, which holds
+--    each reply's values and its body already rendered (so neither side pays for building the
+--    text); per row:
+--    - baseline: UPDATE infor_communication_task SET infor_response_id, status_code, task_id
+--      WHERE vtbc_request_id = ... (an index probe, the row's new version and its index entries,
+--      the time_update trigger);
+--    - extension: SELECT apply_inbound(body): the call (SECURITY DEFINER, pinned search_path),
+--      the JSON parsed and validated, two advisory locks, the same UPDATE of the task row, the
+--      request's outbox row closed, the message journaled in inbox (with its foreign key
+--      check), the check for orphan pushes waiting for this reply.
 SET client_min_messages = warning;
 SELECT infor_comm.enqueue_thinking_clients() AS "requests for the inbound benchmark";
 RESET client_min_messages;
 -- 5,000 replies: each apply_inbound takes two transaction-level advisory locks, and here every
 -- round is one transaction (the relay commits each message on its own).
 CREATE TEMP TABLE reply AS
-SELECT vtbc_request_id, 'crm-' || row_number() OVER () AS crm_id, (100000000 + row_number() OVER ())::text AS task_id
-  FROM infor_comm.infor_communication_task
- LIMIT 5000;
+SELECT vtbc_request_id, crm_id, task_id,
+       format('{"requestID": "%s", "replyUID": "%s", "dt": "2026-11-24T10:00:00.000+03:00", "statusCode": "0", "taskID": "%s"}',
+              crm_id, vtbc_request_id, task_id) AS body
+  FROM (SELECT vtbc_request_id, 'crm-' || row_number() OVER () AS crm_id,
+               (100000000 + row_number() OVER ())::text AS task_id
+          FROM infor_comm.infor_communication_task
+         LIMIT 5000) r;
+ANALYZE reply;
 DO $bench$
 DECLARE
     t0 timestamptz;
     elapsed double precision;
     r  record;
+    outcome text;
 BEGIN
     FOR round IN 1..current_setting('bench.rounds')::integer LOOP
         BEGIN
@@ -86,6 +101,9 @@ BEGIN
                 UPDATE infor_comm.infor_communication_task
                    SET infor_response_id = r.crm_id, status_code = '0', task_id = r.task_id
                  WHERE vtbc_request_id = r.vtbc_request_id;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION USING ERRCODE = 'data_exception', MESSAGE = 'bench: no task row for ' || r.vtbc_request_id;
+                END IF;
             END LOOP;
             elapsed := extract(epoch FROM clock_timestamp() - t0);
             RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'roll back';
@@ -96,9 +114,10 @@ BEGIN
         BEGIN
             t0 := clock_timestamp();
             FOR r IN SELECT * FROM reply LOOP
-                PERFORM infor_comm.apply_inbound(format(
-                    '{"requestID": "%s", "replyUID": "%s", "dt": "2026-11-24T10:00:00.000+03:00", "statusCode": "0", "taskID": "%s"}',
-                    r.crm_id, r.vtbc_request_id, r.task_id));
+                outcome := infor_comm.apply_inbound(r.body);
+                IF outcome <> 'reply' THEN
+                    RAISE EXCEPTION USING ERRCODE = 'data_exception', MESSAGE = format('bench: apply_inbound returned %s', outcome);
+                END IF;
             END LOOP;
             elapsed := extract(epoch FROM clock_timestamp() - t0);
             RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'roll back';

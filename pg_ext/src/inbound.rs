@@ -17,8 +17,11 @@
 
 use crate::errors::{raise, spi_fault};
 use crate::inbound_message::{body_text, parse, Kind, Message, Push, Reply};
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::{PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
-use pgrx::spi::{SpiClient, SpiError};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiError, SpiTupleTable};
+use std::cell::Cell;
 
 /// Advisory lock class of the CRM's request ids.
 const LOCK_CLASS_REQUEST_ID: i32 = 0x1c_0001;
@@ -129,35 +132,250 @@ impl<'a> Envelope<'a> {
     }
 }
 
-fn lock(client: &mut SpiClient<'_>, class: i32, key: Option<&str>) -> SpiResult<()> {
-    if let Some(key) = key {
-        client.update(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-            None,
-            &[class.into(), key.into()],
-        )?;
-    }
-    Ok(())
+// Every statement of the apply is prepared once per session and kept (SPI_keepplan): parsing and
+// planning them anew for each message cost more than running them. PostgreSQL's plan cache
+// re-plans a kept statement when a table it reads changes (an index added, the extension
+// dropped and created again), and the functions that run them pin their search_path, so a kept
+// statement always resolves the same objects.
+
+/// The statements of the apply, each prepared on its first use in a session.
+#[derive(Debug, Clone, Copy)]
+enum Statement {
+    /// A reply to an unanswered request, in one statement: the task row updated, the request's
+    /// outbox row closed (and, for a '0', the client's newer unpublished request withdrawn),
+    /// the message journaled; returns the inbox id, the task row and whether orphan pushes
+    /// wait for it (each test one probe of its partial index, however many orphans there are).
+    /// No row: the request is unknown or already answered (the careful path).
+    AnswerReply,
+    /// The task row of a reply (`vtbc_request_id`), locked.
+    TaskByRequest,
+    /// The task row of a push's `requestID` (`infor_response_id`), oldest first, locked.
+    TaskByResponse,
+    /// The task rows of a push's `taskID`, oldest first, locked.
+    TaskByTaskId,
+    /// The earlier pushes of one task row.
+    EarlierPushes,
+    /// A push applied to its task row.
+    UpdatePush,
+    /// One message journaled.
+    Journal,
+    /// The orphan pushes that a reply just applied makes matchable, locked.
+    Orphans,
+    /// An orphan push resolved.
+    ResolveOrphan,
 }
 
-/// The task rows whose `column` equals `value`, oldest first, locked; at most `limit`.
+const STATEMENTS: usize = 9;
+
+const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
+const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
+const BOOL: PgOid = PgOid::BuiltIn(PgBuiltInOids::BOOLOID);
+const BYTEA: PgOid = PgOid::BuiltIn(PgBuiltInOids::BYTEAOID);
+
+/// The columns of a task row that the apply reads, for the three look-ups.
+macro_rules! find_task_sql {
+    ($column:literal) => {
+        concat!(
+            "SELECT id::text, status_code::text, infor_response_id::text, task_id::text
+               FROM infor_comm.infor_communication_task
+              WHERE ",
+            $column,
+            " = $1
+              ORDER BY time_create, id
+              LIMIT $2
+                FOR UPDATE"
+        )
+    };
+}
+
+impl Statement {
+    fn sql(self) -> &'static str {
+        match self {
+            // The outbox holds at most one open request per client, so the open row of the
+            // client is either this request's (answered) or a newer one (withdrawn by a '0'
+            // while it is unpublished). A reply proves its request was published, even if the
+            // relay that published it stopped before it could say so.
+            Statement::AnswerReply => {
+                "WITH answered AS (
+                     UPDATE infor_comm.infor_communication_task
+                        SET infor_response_id = $2, status_code = $3, task_id = coalesce($4, task_id)
+                      WHERE vtbc_request_id = $1 AND status_code IS NULL
+                  RETURNING id, organization_id, task_id
+                 ), closed AS (
+                     UPDATE infor_comm.outbox o
+                        SET closed_at = pg_catalog.now(),
+                            close_reason = CASE WHEN o.task_row_id = a.id THEN 'answered' ELSE 'withdrawn' END,
+                            published_at = CASE WHEN o.task_row_id = a.id
+                                                THEN coalesce(o.published_at, pg_catalog.now())
+                                                ELSE o.published_at END
+                       FROM answered a
+                      WHERE o.organization_id = a.organization_id AND o.closed_at IS NULL
+                        AND (o.task_row_id = a.id OR ($3 = '0' AND o.published_at IS NULL))
+                 ), journaled AS (
+                     INSERT INTO infor_comm.inbox
+                            (message_id, message_id_bytes, body, kind, outcome, task_row_id, applied_at)
+                     SELECT $5, $6, $7, 'reply', 'reply', a.id, pg_catalog.now()
+                       FROM answered a
+                  RETURNING inbox_id
+                 )
+                 SELECT j.inbox_id, a.id::text,
+                        EXISTS (SELECT FROM infor_comm.inbox i
+                                 WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
+                                   AND i.push_request_id = $2)
+                        OR EXISTS (SELECT FROM infor_comm.inbox i
+                                    WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
+                                      AND i.push_request_id IS NULL AND i.push_task_id = a.task_id)
+                   FROM journaled j CROSS JOIN answered a"
+            }
+            Statement::TaskByRequest => find_task_sql!("vtbc_request_id"),
+            Statement::TaskByResponse => find_task_sql!("infor_response_id"),
+            Statement::TaskByTaskId => find_task_sql!("task_id"),
+            Statement::EarlierPushes => {
+                "SELECT body, applied_at IS NOT NULL, message_dt > $2::timestamptz, message_dt::text
+                   FROM infor_comm.inbox
+                  WHERE task_row_id = $1 AND kind = 'push' AND outcome <> 'rejected'
+                    AND inbox_id IS DISTINCT FROM $3"
+            }
+            Statement::UpdatePush => {
+                "UPDATE infor_comm.infor_communication_task
+                    SET task_id = coalesce(task_id, $2),
+                        task_status = $3,
+                        task_execution_type = $4,
+                        task_execution_description = $5,
+                        task_close_date = $6,
+                        first_level_client_reaction = $7,
+                        second_level_client_reaction = $8,
+                        third_level_client_reaction = $9
+                  WHERE id = $1"
+            }
+            Statement::Journal => {
+                "INSERT INTO infor_comm.inbox
+                        (message_id, body, body_bytes, kind, outcome, reason, task_row_id,
+                         message_dt, push_task_id, push_request_id, applied_at,
+                         message_id_bytes, body_size, body_sha256)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, $9, $10,
+                         CASE WHEN $11 THEN pg_catalog.now() END, $12, $13, $14)
+                 RETURNING inbox_id"
+            }
+            Statement::Orphans => {
+                "SELECT i.inbox_id, i.body
+                   FROM infor_comm.inbox i
+                   JOIN infor_comm.infor_communication_task t ON t.id = $1
+                  WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
+                    AND (i.push_request_id = t.infor_response_id
+                         OR (i.push_request_id IS NULL AND i.push_task_id = t.task_id))
+                  ORDER BY i.message_dt, i.inbox_id
+                    FOR UPDATE OF i"
+            }
+            // A rejected orphan stays without a task row and leaves the orphan state; the others
+            // record the row they were resolved to.
+            Statement::ResolveOrphan => {
+                "UPDATE infor_comm.inbox
+                    SET task_row_id = $2, reason = $3,
+                        outcome = CASE WHEN $5 THEN 'rejected' ELSE outcome END,
+                        applied_at = CASE WHEN $4 THEN pg_catalog.now() END
+                  WHERE inbox_id = $1"
+            }
+        }
+    }
+
+    fn arg_types(self) -> &'static [PgOid] {
+        match self {
+            Statement::AnswerReply => &[TEXT, TEXT, TEXT, TEXT, TEXT, BYTEA, TEXT],
+            Statement::TaskByRequest | Statement::TaskByResponse | Statement::TaskByTaskId => {
+                &[TEXT, INT8]
+            }
+            Statement::EarlierPushes => &[TEXT, TEXT, INT8],
+            Statement::UpdatePush => &[TEXT; 9],
+            Statement::Journal => &[
+                TEXT, TEXT, BYTEA, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BOOL, BYTEA, INT8,
+                BYTEA,
+            ],
+            Statement::Orphans => &[TEXT],
+            Statement::ResolveOrphan => &[INT8, TEXT, TEXT, BOOL, BOOL],
+        }
+    }
+}
+
+thread_local! {
+    /// The statements prepared in this session (a backend is one thread), by [`Statement`].
+    static PREPARED: [Cell<Option<&'static OwnedPreparedStatement>>; STATEMENTS] =
+        const { [const { Cell::new(None) }; STATEMENTS] };
+}
+
+/// The prepared statement, prepared now when this session has not prepared it yet. It lives as
+/// long as the session (a few kilobytes for all of them).
+fn prepared(
+    client: &SpiClient<'_>,
+    statement: Statement,
+) -> SpiResult<&'static OwnedPreparedStatement> {
+    let slot = statement as usize;
+    if let Some(kept) = PREPARED.with(|all| all[slot].get()) {
+        return Ok(kept);
+    }
+    let kept: &'static OwnedPreparedStatement = Box::leak(Box::new(
+        client
+            .prepare_mut(statement.sql(), statement.arg_types())?
+            .keep(),
+    ));
+    PREPARED.with(|all| all[slot].set(Some(kept)));
+    Ok(kept)
+}
+
+/// Runs a prepared statement.
+fn run<'conn>(
+    client: &mut SpiClient<'conn>,
+    statement: Statement,
+    args: &[DatumWithOid<'_>],
+) -> SpiResult<SpiTupleTable<'conn>> {
+    let kept = prepared(client, statement)?;
+    client.update(kept, None, args)
+}
+
+extern "C-unwind" {
+    // PostgreSQL's own functions behind `hashtext(text)` and `pg_advisory_xact_lock(int, int)`.
+    fn hashtext(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
+    fn pg_advisory_xact_lock_int4(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
+}
+
+/// Takes the transaction-level advisory lock that
+/// `pg_advisory_xact_lock(class, hashtext(key))` takes, without a statement: the same lock, so
+/// the same waits, and the same deadlock detection.
+fn lock(class: i32, key: Option<&str>) {
+    let Some(key) = key else {
+        return;
+    };
+    // Keys are at most 200 characters (the parser checks them against their column).
+    let len = i32::try_from(key.len()).unwrap_or(i32::MAX);
+    // SAFETY: `cstring_to_text_with_len` copies `len` bytes of `key` into a palloc'd text in the
+    // current memory context; hashtext reads that text with the database's default collation,
+    // as `hashtext($1)` does in SQL; both calls go through pgrx's guard, so an ERROR (a
+    // deadlock, say) unwinds as it does from any SPI call.
+    unsafe {
+        let text = pg_sys::cstring_to_text_with_len(key.as_ptr().cast(), len);
+        let hash = pg_sys::DirectFunctionCall1Coll(
+            Some(hashtext),
+            pg_sys::DEFAULT_COLLATION_OID,
+            pg_sys::Datum::from(text),
+        );
+        pg_sys::DirectFunctionCall2Coll(
+            Some(pg_advisory_xact_lock_int4),
+            pg_sys::InvalidOid,
+            pg_sys::Datum::from(class),
+            hash,
+        );
+    }
+}
+
+/// The task rows found by `statement` for `value`, oldest first, locked; at most `limit`.
 fn find_tasks(
     client: &mut SpiClient<'_>,
-    column: &str,
+    statement: Statement,
     value: &str,
     limit: i64,
 ) -> SpiResult<Vec<TaskRow>> {
-    // `column` is one of four fixed names, never input.
-    let sql = format!(
-        "SELECT id::text, status_code::text, infor_response_id::text, task_id::text
-           FROM infor_comm.infor_communication_task
-          WHERE {column} = $1
-          ORDER BY time_create, id
-          LIMIT $2
-            FOR UPDATE"
-    );
     let mut rows = Vec::new();
-    for row in client.update(&sql, None, &[value.into(), limit.into()])? {
+    for row in run(client, statement, &[value.into(), limit.into()])? {
         rows.push(TaskRow {
             id: row.get::<String>(1)?.unwrap_or_default(),
             status_code: row.get::<String>(2)?,
@@ -168,81 +386,118 @@ fn find_tasks(
     Ok(rows)
 }
 
-/// The first task row whose `column` equals `value`, locked.
-fn find_task(client: &mut SpiClient<'_>, column: &str, value: &str) -> SpiResult<Option<TaskRow>> {
-    Ok(find_tasks(client, column, value, 1)?.into_iter().next())
+/// The first task row found by `statement` for `value`, locked.
+fn find_task(
+    client: &mut SpiClient<'_>,
+    statement: Statement,
+    value: &str,
+) -> SpiResult<Option<TaskRow>> {
+    Ok(find_tasks(client, statement, value, 1)?.into_iter().next())
 }
 
-/// Applies a reply to its task row.
-fn apply_reply(client: &mut SpiClient<'_>, reply: &Reply) -> SpiResult<Verdict> {
-    lock(client, LOCK_CLASS_REQUEST_ID, Some(&reply.request_id))?;
-    lock(client, LOCK_CLASS_TASK_ID, reply.task_id.as_deref())?;
-    let Some(row) = find_task(client, "vtbc_request_id", &reply.reply_uid)? else {
-        return Ok(Verdict::rejected(
+/// A reply applied and journaled by [`Statement::AnswerReply`].
+struct Answered {
+    inbox_id: i64,
+    task_row_id: String,
+    orphans_wait: bool,
+}
+
+/// Applies a reply to its unanswered request and journals it, in one statement; `None` when
+/// the request is unknown or already answered.
+fn answer_reply(
+    client: &mut SpiClient<'_>,
+    reply: &Reply,
+    body: &str,
+    envelope: &Envelope<'_>,
+) -> SpiResult<Option<Answered>> {
+    let table = run(
+        client,
+        Statement::AnswerReply,
+        &[
+            reply.reply_uid.as_str().into(),
+            reply.request_id.as_str().into(),
+            reply.status_code.as_str().into(),
+            reply.task_id.as_deref().into(),
+            envelope.message_id.into(),
+            envelope.message_id_bytes.into(),
+            body.into(),
+        ],
+    )?;
+    if table.is_empty() {
+        return Ok(None);
+    }
+    let row = table.first();
+    Ok(Some(Answered {
+        inbox_id: row.get::<i64>(1)?.unwrap_or_default(),
+        task_row_id: row.get::<String>(2)?.unwrap_or_default(),
+        orphans_wait: row.get::<bool>(3)?.unwrap_or(false),
+    }))
+}
+
+/// What became of a reply.
+enum ReplyOutcome {
+    /// Applied and journaled.
+    Answered(Answered),
+    /// Not applied (a duplicate, a conflict, an unknown request): still to be journaled.
+    Verdict(Verdict),
+}
+
+/// Applies a reply to its task row: one statement when the request is waiting for it (nearly
+/// always); else the row is read and locked to tell a duplicate from a conflict.
+fn apply_reply(
+    client: &mut SpiClient<'_>,
+    reply: &Reply,
+    body: &str,
+    envelope: &Envelope<'_>,
+) -> SpiResult<ReplyOutcome> {
+    lock(LOCK_CLASS_REQUEST_ID, Some(&reply.request_id));
+    lock(LOCK_CLASS_TASK_ID, reply.task_id.as_deref());
+    if let Some(answered) = answer_reply(client, reply, body, envelope)? {
+        return Ok(ReplyOutcome::Answered(answered));
+    }
+    let Some(row) = find_task(client, Statement::TaskByRequest, &reply.reply_uid)? else {
+        return Ok(ReplyOutcome::Verdict(Verdict::rejected(
             Kind::Reply,
             format!(
                 "replyUID \"{}\" matches no request of ours",
                 reply.reply_uid
             ),
-        ));
+        )));
     };
     let mut verdict = Verdict {
         task_row_id: Some(row.id.clone()),
         ..Verdict::new(Kind::Reply, Outcome::Reply)
     };
-    if let Some(applied_code) = &row.status_code {
-        let same = applied_code == &reply.status_code
-            && row.infor_response_id.as_deref() == Some(reply.request_id.as_str())
-            && row.task_id == reply.task_id;
-        if same {
-            verdict.outcome = Outcome::Duplicate;
-        } else {
-            verdict.outcome = Outcome::Rejected;
-            verdict.reason = Some(format!(
-                "conflicts with the reply already applied (statusCode \"{applied_code}\", requestID \"{}\", taskID \"{}\")",
-                row.infor_response_id.as_deref().unwrap_or(""),
-                row.task_id.as_deref().unwrap_or("")
-            ));
-        }
-        return Ok(verdict);
+    let Some(applied_code) = &row.status_code else {
+        // The row was committed, unanswered, after the first statement looked (the daily job's
+        // transaction): it is locked now, so the same statement applies it.
+        return match answer_reply(client, reply, body, envelope)? {
+            Some(answered) => Ok(ReplyOutcome::Answered(answered)),
+            None => raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!(
+                    "infor_comm: the unanswered task row {} could not be answered",
+                    row.id
+                ),
+                "The row was locked and unanswered, yet the reply's statement did not update it.",
+                "This is a bug; the transaction is rolled back and the message can be applied again.",
+            ),
+        };
+    };
+    let same = applied_code == &reply.status_code
+        && row.infor_response_id.as_deref() == Some(reply.request_id.as_str())
+        && row.task_id == reply.task_id;
+    if same {
+        verdict.outcome = Outcome::Duplicate;
+    } else {
+        verdict.outcome = Outcome::Rejected;
+        verdict.reason = Some(format!(
+            "conflicts with the reply already applied (statusCode \"{applied_code}\", requestID \"{}\", taskID \"{}\")",
+            row.infor_response_id.as_deref().unwrap_or(""),
+            row.task_id.as_deref().unwrap_or("")
+        ));
     }
-    client.update(
-        "UPDATE infor_comm.infor_communication_task
-            SET infor_response_id = $2, status_code = $3, task_id = coalesce($4, task_id)
-          WHERE id = $1",
-        None,
-        &[
-            row.id.clone().into(),
-            reply.request_id.clone().into(),
-            reply.status_code.clone().into(),
-            reply.task_id.clone().into(),
-        ],
-    )?;
-    client.update(
-        // A reply proves the request was published, even if the relay that published it
-        // stopped before it could say so.
-        "UPDATE infor_comm.outbox
-            SET closed_at = pg_catalog.now(), close_reason = 'answered',
-                published_at = coalesce(published_at, pg_catalog.now())
-          WHERE task_row_id = $1 AND closed_at IS NULL",
-        None,
-        &[row.id.clone().into()],
-    )?;
-    if reply.status_code == "0" {
-        // The client has its task now: a newer request of the client that is not published yet
-        // (the daily job asked again after this one timed out) is withdrawn, never published.
-        client.update(
-            "UPDATE infor_comm.outbox
-                SET closed_at = pg_catalog.now(), close_reason = 'withdrawn'
-              WHERE organization_id = (SELECT organization_id
-                                         FROM infor_comm.infor_communication_task WHERE id = $1)
-                AND task_row_id <> $1 AND closed_at IS NULL AND published_at IS NULL",
-            None,
-            &[row.id.into()],
-        )?;
-    }
-    verdict.applied = true;
-    Ok(verdict)
+    Ok(ReplyOutcome::Verdict(verdict))
 }
 
 /// Where a push belongs (docs/contract.md, "A push lands only on its own request's row").
@@ -259,7 +514,7 @@ enum PushTarget {
 /// must agree with it; a push with a `taskID` only lands where that `taskID` is unique.
 fn locate_push(client: &mut SpiClient<'_>, push: &Push) -> SpiResult<PushTarget> {
     if let Some(request_id) = &push.request_id {
-        let Some(row) = find_task(client, "infor_response_id", request_id)? else {
+        let Some(row) = find_task(client, Statement::TaskByResponse, request_id)? else {
             return Ok(PushTarget::Orphan(format!(
                 "no reply with requestID \"{request_id}\" yet; kept until it lands"
             )));
@@ -285,7 +540,7 @@ fn locate_push(client: &mut SpiClient<'_>, push: &Push) -> SpiResult<PushTarget>
             "both taskID and requestID are missing: the push matches no task".into(),
         ));
     };
-    let mut rows = find_tasks(client, "task_id", task_id, 2)?;
+    let mut rows = find_tasks(client, Statement::TaskByTaskId, task_id, 2)?;
     match rows.len() {
         0 => Ok(PushTarget::Orphan(format!(
             "no task row with taskID \"{task_id}\" yet; kept until its reply lands"
@@ -313,25 +568,26 @@ fn apply_push_to_row(
     // Earlier pushes for this row: a copy of one of them is a duplicate (compared as JSON, in
     // Rust, so that no body can make the comparison raise); one with a later dt, or the same dt
     // received later, wins.
-    let earlier = client.update(
-        "SELECT body, applied_at IS NOT NULL, message_dt > $2::timestamptz, message_dt::text
-           FROM infor_comm.inbox
-          WHERE task_row_id = $1 AND kind = 'push' AND outcome <> 'rejected'
-            AND inbox_id IS DISTINCT FROM $3",
-        None,
+    let earlier = run(
+        client,
+        Statement::EarlierPushes,
         &[
-            row.id.clone().into(),
-            push.dt.clone().into(),
+            row.id.as_str().into(),
+            push.dt.as_str().into(),
             inbox_id.into(),
         ],
     )?;
-    let this_body = serde_json::from_str::<serde_json::Value>(body).ok();
+    // This body as JSON, parsed again only when there is an earlier push to compare it with.
+    let mut this_body = None;
     let mut superseded_by = None;
     for earlier in earlier {
+        let this_body = this_body
+            .get_or_insert_with(|| serde_json::from_str::<serde_json::Value>(body).ok())
+            .as_ref();
         let same = earlier
             .get::<String>(1)?
             .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .is_some_and(|value| Some(&value) == this_body.as_ref());
+            .is_some_and(|value| Some(&value) == this_body);
         if same {
             verdict.outcome = Outcome::Duplicate;
             return Ok(verdict);
@@ -347,28 +603,19 @@ fn apply_push_to_row(
         ));
         return Ok(verdict);
     }
-    client.update(
-        "UPDATE infor_comm.infor_communication_task
-            SET task_id = coalesce(task_id, $2),
-                task_status = $3,
-                task_execution_type = $4,
-                task_execution_description = $5,
-                task_close_date = $6,
-                first_level_client_reaction = $7,
-                second_level_client_reaction = $8,
-                third_level_client_reaction = $9
-          WHERE id = $1",
-        None,
+    run(
+        client,
+        Statement::UpdatePush,
         &[
-            row.id.clone().into(),
-            push.task_id.clone().into(),
-            push.task_status.clone().into(),
-            push.task_exec_type.clone().into(),
-            push.task_exec_descr.clone().into(),
-            push.task_close_date.clone().into(),
-            push.first_level.clone().into(),
-            push.second_level.clone().into(),
-            push.third_level.clone().into(),
+            row.id.as_str().into(),
+            push.task_id.as_deref().into(),
+            push.task_status.as_str().into(),
+            push.task_exec_type.as_deref().into(),
+            push.task_exec_descr.as_deref().into(),
+            push.task_close_date.as_deref().into(),
+            push.first_level.as_deref().into(),
+            push.second_level.as_deref().into(),
+            push.third_level.as_deref().into(),
         ],
     )?;
     verdict.applied = true;
@@ -377,8 +624,8 @@ fn apply_push_to_row(
 
 /// Applies a push, or keeps it as an orphan when its task row is not known yet.
 fn apply_push(client: &mut SpiClient<'_>, push: &Push, body: &str) -> SpiResult<Verdict> {
-    lock(client, LOCK_CLASS_REQUEST_ID, push.request_id.as_deref())?;
-    lock(client, LOCK_CLASS_TASK_ID, push.task_id.as_deref())?;
+    lock(LOCK_CLASS_REQUEST_ID, push.request_id.as_deref());
+    lock(LOCK_CLASS_TASK_ID, push.task_id.as_deref());
     match locate_push(client, push)? {
         PushTarget::Row(row) => apply_push_to_row(client, push, body, &row, None),
         PushTarget::Orphan(reason) => Ok(Verdict {
@@ -393,18 +640,7 @@ fn apply_push(client: &mut SpiClient<'_>, push: &Push, body: &str) -> SpiResult<
 /// first, in this same transaction. The same rule as for a push that arrives after its reply
 /// decides where each one lands: one that belongs to another row stays an orphan.
 fn resolve_orphans(client: &mut SpiClient<'_>, row_id: &str, reply_inbox_id: i64) -> SpiResult<()> {
-    let orphans = client.update(
-        "SELECT i.inbox_id, i.body
-           FROM infor_comm.inbox i
-           JOIN infor_comm.infor_communication_task t ON t.id = $1
-          WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
-            AND (i.push_request_id = t.infor_response_id
-                 OR (i.push_request_id IS NULL AND i.push_task_id = t.task_id))
-          ORDER BY i.message_dt, i.inbox_id
-            FOR UPDATE OF i",
-        None,
-        &[row_id.into()],
-    )?;
+    let orphans = run(client, Statement::Orphans, &[row_id.into()])?;
     let mut pending = Vec::new();
     for orphan in orphans {
         pending.push((
@@ -438,15 +674,9 @@ fn resolve_orphans(client: &mut SpiClient<'_>, row_id: &str, reply_inbox_id: i64
                 verdict.reason.unwrap_or_default()
             ),
         };
-        // A rejected orphan stays without a task row and leaves the orphan state; the others
-        // record the row they were resolved to.
-        client.update(
-            "UPDATE infor_comm.inbox
-                SET task_row_id = $2, reason = $3,
-                    outcome = CASE WHEN $5 THEN 'rejected' ELSE outcome END,
-                    applied_at = CASE WHEN $4 THEN pg_catalog.now() END
-              WHERE inbox_id = $1",
-            None,
+        run(
+            client,
+            Statement::ResolveOrphan,
             &[
                 inbox_id.into(),
                 row_id_touched.into(),
@@ -472,26 +702,20 @@ fn journal(
         Some(Message::Push(push)) => Some(push),
         _ => None,
     };
-    let table = client.update(
-        "INSERT INTO infor_comm.inbox
-                (message_id, body, body_bytes, kind, outcome, reason, task_row_id,
-                 message_dt, push_task_id, push_request_id, applied_at,
-                 message_id_bytes, body_size, body_sha256)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, $9, $10,
-                 CASE WHEN $11 THEN pg_catalog.now() END, $12, $13, $14)
-         RETURNING inbox_id",
-        None,
+    let table = run(
+        client,
+        Statement::Journal,
         &[
             envelope.message_id.into(),
             body.into(),
             body_bytes.into(),
             verdict.kind.as_str().into(),
             verdict.outcome.as_str().into(),
-            verdict.reason.clone().into(),
-            verdict.task_row_id.clone().into(),
-            push.map(|p| p.dt.clone()).into(),
-            push.and_then(|p| p.task_id.clone()).into(),
-            push.and_then(|p| p.request_id.clone()).into(),
+            verdict.reason.as_deref().into(),
+            verdict.task_row_id.as_deref().into(),
+            push.map(|p| p.dt.as_str()).into(),
+            push.and_then(|p| p.task_id.as_deref()).into(),
+            push.and_then(|p| p.request_id.as_deref()).into(),
             verdict.applied.into(),
             envelope.message_id_bytes.into(),
             envelope.oversized.map(|(size, _)| size).into(),
@@ -506,15 +730,21 @@ fn apply_text(body: &str, envelope: &Envelope<'_>) -> &'static str {
     Spi::connect_mut(|client| {
         let (message, verdict) = match parse(body) {
             Err(refusal) => (None, Verdict::rejected(refusal.kind, refusal.reason)),
-            Ok(message) => {
-                let verdict = match &message {
-                    Message::Reply(reply) => apply_reply(client, reply)?,
-                    Message::Push(push) => apply_push(client, push, body)?,
-                };
-                (Some(message), verdict)
+            Ok(Message::Reply(reply)) => match apply_reply(client, &reply, body, envelope)? {
+                ReplyOutcome::Answered(answered) => {
+                    if answered.orphans_wait {
+                        resolve_orphans(client, &answered.task_row_id, answered.inbox_id)?;
+                    }
+                    return Ok(Outcome::Reply.as_str());
+                }
+                ReplyOutcome::Verdict(verdict) => (Some(Message::Reply(reply)), verdict),
+            },
+            Ok(Message::Push(push)) => {
+                let verdict = apply_push(client, &push, body)?;
+                (Some(Message::Push(push)), verdict)
             }
         };
-        let inbox_id = journal(
+        journal(
             client,
             Some(body),
             None,
@@ -522,11 +752,6 @@ fn apply_text(body: &str, envelope: &Envelope<'_>) -> &'static str {
             message.as_ref(),
             &verdict,
         )?;
-        if verdict.kind == Kind::Reply && verdict.applied {
-            if let Some(row_id) = &verdict.task_row_id {
-                resolve_orphans(client, row_id, inbox_id)?;
-            }
-        }
         Ok::<_, SpiError>(verdict.outcome.as_str())
     })
     .unwrap_or_else(|e| spi_fault("applying an inbound message", e))
@@ -691,7 +916,8 @@ fn set_aside_inbound(
         Some(Err(refusal)) => refusal.kind,
         None => Kind::Unknown,
     };
-    let reason = format!("set aside by the relay after {attempts} failed applies; last error: {error}");
+    let reason =
+        format!("set aside by the relay after {attempts} failed applies; last error: {error}");
     let bytes = if text.is_some() { None } else { body };
     Spi::connect_mut(|client| {
         let verdict = Verdict::rejected(kind, reason);
