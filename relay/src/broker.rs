@@ -25,6 +25,10 @@ pub struct BrokerError(#[from] lapin::Error);
 /// A connection to the broker.
 pub struct Broker {
     connection: Connection,
+    /// The channels opened for the sides, kept so that none closes by itself when its last
+    /// user drops it (lapin then closes it in the background, racing [`Broker::close`], which
+    /// logged a spurious ERROR at every shutdown); [`Broker::close`] closes them first.
+    channels: std::sync::Mutex<Vec<Channel>>,
 }
 
 /// One message to publish.
@@ -87,7 +91,10 @@ impl Broker {
     pub async fn connect(url: &str, name: &str) -> Result<Broker, BrokerError> {
         let properties = ConnectionProperties::default().with_connection_name(name.into());
         let connection = Connection::connect(url, properties).await?;
-        Ok(Broker { connection })
+        Ok(Broker {
+            connection,
+            channels: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     /// Checks `--amqp-url` before the relay starts: a URL that cannot be parsed is a
@@ -131,6 +138,7 @@ impl Broker {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
+        self.keep(&channel);
         Ok(Publisher { channel })
     }
 
@@ -153,14 +161,40 @@ impl Broker {
                 FieldTable::default(),
             )
             .await?;
+        self.keep(&channel);
         Ok(Consumer {
             _channel: channel,
             consumer,
         })
     }
 
-    /// Closes the connection politely (errors are irrelevant at that point).
+    /// Keeps a clone of a channel handed to a side, for [`Broker::close`].
+    fn keep(&self, channel: &Channel) {
+        self.channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(channel.clone());
+    }
+
+    /// Closes the channels, then the connection, politely (errors are irrelevant at that point;
+    /// unacked inbound messages go back to the queue).
     pub async fn close(&self) {
+        let channels = std::mem::take(
+            &mut *self
+                .channels
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if self.is_connected() {
+            for channel in channels {
+                let _ = bounded(
+                    ACK_TIMEOUT,
+                    "a channel close",
+                    channel.close(200, "bye".into()),
+                )
+                .await;
+            }
+        }
         let _ = self.connection.close(200, "bye".into()).await;
     }
 }

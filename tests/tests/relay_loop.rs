@@ -153,6 +153,12 @@ async fn sigterm_finishes_and_exits_zero() {
         relay.output()
     );
     assert!(relay.output().contains("infor-relay stopped"));
+    // lapin logged "Connection error … invalid channel state: Closing" at every clean shutdown.
+    assert!(
+        !relay.output().contains(" ERROR "),
+        "a clean shutdown logs no error: {}",
+        relay.output()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
