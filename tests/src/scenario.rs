@@ -6,6 +6,13 @@ use crate::processes::Process;
 use crate::rabbitmq::RabbitNode;
 use std::time::Duration;
 
+/// InforCRM's reply '0' (task created) to request `request_id`, with CRM ids numbered `n`.
+pub fn created_reply(n: usize, request_id: &str) -> String {
+    format!(
+        r#"{{"requestID": "crm-{n}", "replyUID": "{request_id}", "dt": "2026-11-20T12:00:00.000+03:00", "statusCode": "0", "taskID": "task-{n}"}}"#
+    )
+}
+
 /// When the requests were enqueued.
 pub const AS_OF: &str = "2026-11-20 12:00:00+03";
 
@@ -96,6 +103,36 @@ impl Scenario {
             .await
             .expect("new clients");
         assert_eq!(self.enqueue().await, count);
+    }
+
+    /// The request ids of the enqueued requests, in order.
+    pub async fn request_ids(&self) -> Vec<String> {
+        self.db
+            .connect()
+            .await
+            .query(
+                "SELECT request_id::text FROM infor_comm.outbox ORDER BY outbox_id",
+                &[],
+            )
+            .await
+            .expect("request ids")
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    /// How many task rows have a reply.
+    pub async fn answered(&self) -> i64 {
+        self.db
+            .connect()
+            .await
+            .query_one(
+                "SELECT count(*) FROM infor_comm.infor_communication_task WHERE status_code IS NOT NULL",
+                &[],
+            )
+            .await
+            .expect("answered")
+            .get(0)
     }
 
     /// The relay's database URL: a login role that is only a member of infor_comm_relay.

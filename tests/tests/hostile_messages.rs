@@ -3,32 +3,10 @@
 //! apply, oversized bodies, and a metrics endpoint held open under a low descriptor limit.
 
 use infor_comm_tests::postgres::free_port;
-use infor_comm_tests::scenario::http_get;
+use infor_comm_tests::processes::Process;
+use infor_comm_tests::scenario::{created_reply as reply, http_get};
 use infor_comm_tests::{wait_until, Scenario};
 use std::time::Duration;
-
-/// The request ids of the enqueued requests, in order.
-async fn request_ids(scenario: &Scenario) -> Vec<String> {
-    scenario
-        .db
-        .connect()
-        .await
-        .query(
-            "SELECT request_id::text FROM infor_comm.outbox ORDER BY outbox_id",
-            &[],
-        )
-        .await
-        .expect("request ids")
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
-}
-
-fn reply(n: usize, request_id: &str) -> String {
-    format!(
-        r#"{{"requestID": "crm-{n}", "replyUID": "{request_id}", "dt": "2026-11-20T12:00:00.000+03:00", "statusCode": "0", "taskID": "task-{n}"}}"#
-    )
-}
 
 async fn count(scenario: &Scenario, sql: &str) -> i64 {
     scenario
@@ -41,20 +19,33 @@ async fn count(scenario: &Scenario, sql: &str) -> i64 {
         .get(0)
 }
 
-async fn answered(scenario: &Scenario) -> i64 {
-    count(
-        scenario,
-        "SELECT count(*) FROM infor_comm.infor_communication_task WHERE status_code IS NOT NULL",
-    )
-    .await
+/// Publishes the first request's reply with `first_id` as its message id, then the other
+/// replies (ids `m-1`…).
+async fn publish_replies(scenario: &Scenario, ids: &[String], first_id: &str) {
+    scenario
+        .publish_inbound(&[reply(0, &ids[0]).as_bytes()], first_id)
+        .await;
+    for (n, id) in ids.iter().enumerate().skip(1) {
+        scenario
+            .publish_inbound(&[reply(n, id).as_bytes()], &format!("m-{n}"))
+            .await;
+    }
+}
+
+/// Waits until `n` task rows have a reply; fails with the relay's log.
+async fn expect_answered(scenario: &Scenario, relay: &Process, n: i64) {
+    assert!(
+        wait_until(Duration::from_secs(120), || async {
+            scenario.answered().await == n
+        })
+        .await,
+        "{n} replies applied? {}",
+        relay.output()
+    );
 }
 
 /// Starts a relay and waits until it consumes (it declares the queues).
-async fn consuming_relay(
-    scenario: &Scenario,
-    name: &str,
-    extra: &[&str],
-) -> infor_comm_tests::processes::Process {
+async fn consuming_relay(scenario: &Scenario, name: &str, extra: &[&str]) -> Process {
     let relay = scenario.relay(name, extra);
     assert!(
         wait_until(Duration::from_secs(30), || async {
@@ -70,25 +61,11 @@ async fn consuming_relay(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_id_with_a_nul_byte_is_journaled_and_never_blocks_the_queue() {
     let scenario = Scenario::new(3).await;
-    let ids = request_ids(&scenario).await;
+    let ids = scenario.request_ids().await;
     let relay = consuming_relay(&scenario, "nul", &[]).await;
     // Issue 13, point 1: this id made apply_inbound fail, and the replies behind it waited.
-    scenario
-        .publish_inbound(&[reply(0, &ids[0]).as_bytes()], "ab\u{0}cd")
-        .await;
-    for (n, id) in ids.iter().enumerate().skip(1) {
-        scenario
-            .publish_inbound(&[reply(n, id).as_bytes()], &format!("m-{n}"))
-            .await;
-    }
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            answered(&scenario).await == 3
-        })
-        .await,
-        "{}",
-        relay.output()
-    );
+    publish_replies(&scenario, &ids, "ab\u{0}cd").await;
+    expect_answered(&scenario, &relay, 3).await;
     let kept = scenario
         .db
         .connect()
@@ -114,7 +91,7 @@ async fn a_message_id_with_a_nul_byte_is_journaled_and_never_blocks_the_queue() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_id_that_is_not_utf8_no_longer_breaks_the_connection_and_round_trips() {
     let scenario = Scenario::new(2).await;
-    let ids = request_ids(&scenario).await;
+    let ids = scenario.request_ids().await;
     let relay = consuming_relay(&scenario, "not-utf8", &[]).await;
     // lapin used to fail the whole frame on this id and close the connection; the broker then
     // delivered the message again, for ever, and nothing behind it was applied.
@@ -128,14 +105,7 @@ async fn a_message_id_that_is_not_utf8_no_longer_breaks_the_connection_and_round
     scenario
         .publish_inbound(&[reply(1, &ids[1]).as_bytes()], "m-1")
         .await;
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            answered(&scenario).await == 2
-        })
-        .await,
-        "{}",
-        relay.output()
-    );
+    expect_answered(&scenario, &relay, 2).await;
     let kept: Vec<u8> = scenario
         .db
         .connect()
@@ -158,7 +128,7 @@ async fn a_message_id_that_is_not_utf8_no_longer_breaks_the_connection_and_round
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_whose_apply_keeps_failing_is_set_aside_while_the_others_apply() {
     let scenario = Scenario::new(4).await;
-    let ids = request_ids(&scenario).await;
+    let ids = scenario.request_ids().await;
     // The task row of the first client cannot be updated: its reply raises, the others apply.
     scenario
         .db
@@ -182,22 +152,8 @@ async fn a_message_whose_apply_keeps_failing_is_set_aside_while_the_others_apply
         })
         .await
     );
-    scenario
-        .publish_inbound(&[reply(0, &ids[0]).as_bytes()], "poison")
-        .await;
-    for (n, id) in ids.iter().enumerate().skip(1) {
-        scenario
-            .publish_inbound(&[reply(n, id).as_bytes()], &format!("m-{n}"))
-            .await;
-    }
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            answered(&scenario).await == 3
-        })
-        .await,
-        "the replies behind the failing one apply: {}",
-        relay.output()
-    );
+    publish_replies(&scenario, &ids, "poison").await;
+    expect_answered(&scenario, &relay, 3).await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             count(
@@ -256,7 +212,7 @@ async fn a_message_whose_apply_keeps_failing_is_set_aside_while_the_others_apply
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_the_database_cannot_even_journal_goes_to_the_dead_letter_queue() {
     let scenario = Scenario::new(2).await;
-    let ids = request_ids(&scenario).await;
+    let ids = scenario.request_ids().await;
     scenario
         .db
         .connect()
@@ -298,7 +254,7 @@ async fn a_message_the_database_cannot_even_journal_goes_to_the_dead_letter_queu
         "{}",
         relay.output()
     );
-    assert_eq!(answered(&scenario).await, 1);
+    assert_eq!(scenario.answered().await, 1);
     assert!(
         wait_until(Duration::from_secs(10), || async {
             scenario
@@ -316,7 +272,7 @@ async fn a_message_the_database_cannot_even_journal_goes_to_the_dead_letter_queu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_every_apply_fails_nothing_is_set_aside_or_lost() {
     let scenario = Scenario::new(3).await;
-    let ids = request_ids(&scenario).await;
+    let ids = scenario.request_ids().await;
     let admin = scenario.db.connect().await;
     admin
         .batch_execute(
@@ -350,14 +306,7 @@ async fn while_every_apply_fails_nothing_is_set_aside_or_lost() {
         )
         .await
         .expect("grant");
-    assert!(
-        wait_until(Duration::from_secs(60), || async {
-            answered(&scenario).await == 3
-        })
-        .await,
-        "{}",
-        relay.output()
-    );
+    expect_answered(&scenario, &relay, 3).await;
     assert_eq!(
         count(
             &scenario,
@@ -372,7 +321,7 @@ async fn while_every_apply_fails_nothing_is_set_aside_or_lost() {
 async fn oversized_bodies_are_journaled_by_size_and_digest_and_the_relay_stays_small() {
     use sha2::{Digest, Sha256};
     let scenario = Scenario::new(1).await;
-    let ids = request_ids(&scenario).await;
+    let ids = scenario.request_ids().await;
     // Declare the queue, then queue the bodies while no relay runs.
     let mut first = consuming_relay(&scenario, "declare", &[]).await;
     first.terminate(Duration::from_secs(10));
@@ -394,14 +343,7 @@ async fn oversized_bodies_are_journaled_by_size_and_digest_and_the_relay_stays_s
         .publish_inbound(&[reply(0, &ids[0]).as_bytes()], "m-0")
         .await;
     let relay = scenario.relay("oversized", &[]);
-    assert!(
-        wait_until(Duration::from_secs(120), || async {
-            answered(&scenario).await == 1
-        })
-        .await,
-        "{}",
-        relay.output()
-    );
+    expect_answered(&scenario, &relay, 1).await;
     let peak_kb = relay.status_kb("VmHWM").expect("the relay's peak RSS");
     eprintln!("the relay's peak RSS with 300 MB queued: {peak_kb} kB");
     assert!(

@@ -1,6 +1,7 @@
 //! The relay killed with SIGKILL in the middle of its work, then restarted: every request
 //! reaches the broker at least once, and every reply and push is applied once.
 
+use infor_comm_tests::scenario::created_reply;
 use infor_comm_tests::Scenario;
 use std::time::Duration;
 
@@ -55,16 +56,7 @@ async fn a_relay_killed_in_a_batched_inbound_transaction_applies_every_message_o
     const REPLIES: usize = 3000;
     let scenario = Scenario::new(REPLIES as i32).await;
     let client = scenario.db.connect().await;
-    let ids: Vec<String> = client
-        .query(
-            "SELECT request_id::text FROM infor_comm.outbox ORDER BY outbox_id",
-            &[],
-        )
-        .await
-        .expect("request ids")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let ids = scenario.request_ids().await;
     // Declare the queues, then queue every reply while no relay runs.
     let mut declare = scenario.relay("declare", &[]);
     assert!(
@@ -77,28 +69,14 @@ async fn a_relay_killed_in_a_batched_inbound_transaction_applies_every_message_o
     let bodies: Vec<String> = ids
         .iter()
         .enumerate()
-        .map(|(n, id)| {
-            format!(
-                r#"{{"requestID": "crm-{n}", "replyUID": "{id}", "dt": "2026-11-20T12:00:00.000+03:00", "statusCode": "0", "taskID": "task-{n}"}}"#
-            )
-        })
+        .map(|(n, id)| created_reply(n, id))
         .collect();
     let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_bytes()).collect();
     scenario.publish_inbound(&refs, "crash").await;
-    let answered = || async {
-        client
-            .query_one(
-                "SELECT count(*) FROM infor_comm.infor_communication_task WHERE status_code IS NOT NULL",
-                &[],
-            )
-            .await
-            .expect("count")
-            .get::<_, i64>(0)
-    };
     let mut relay = scenario.relay("inbound-1", &[]);
     assert!(
         infor_comm_tests::wait_until(Duration::from_secs(60), || async {
-            answered().await >= 100
+            scenario.answered().await >= 100
         })
         .await,
         "{}",
@@ -106,12 +84,12 @@ async fn a_relay_killed_in_a_batched_inbound_transaction_applies_every_message_o
     );
     // Mid-stream: batches are being applied, some committed and not yet acked.
     relay.kill();
-    let before = answered().await;
+    let before = scenario.answered().await;
     assert!(before < REPLIES as i64, "killed before the end: {before}");
     let relay = scenario.relay("inbound-2", &[]);
     assert!(
         infor_comm_tests::wait_until(Duration::from_secs(120), || async {
-            answered().await == REPLIES as i64
+            scenario.answered().await == REPLIES as i64
         })
         .await,
         "{}",
