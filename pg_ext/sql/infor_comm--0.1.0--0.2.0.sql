@@ -438,8 +438,8 @@ SELECT d.day,
                ) AS timed_out,
                pg_catalog.count(*) FILTER (WHERE t.status_code IS NULL AND o.close_reason = 'withdrawn') AS withdrawn
           FROM infor_comm.infor_communication_task t
-          -- One index probe per task row (LIMIT 1 keeps it a probe: a report of the last days
-          -- never reads the whole outbox).
+          -- One index probe per task row (LIMIT 1 keeps it a probe): a report of the last days
+          -- costs those days' rows, however many years the outbox holds.
           LEFT JOIN LATERAL (
                 SELECT o.published_at, o.closed_at, o.close_reason
                   FROM infor_comm.outbox o
@@ -480,6 +480,9 @@ COMMENT ON FUNCTION infor_comm.inbox_message_ids(text) IS
 -- ids written in them.
 CREATE INDEX inbox_unmatched_ids_idx ON infor_comm.inbox
     USING gin (infor_comm.inbox_message_ids(body)) WHERE task_row_id IS NULL;
+
+-- health counts the messages rejected in the last 24 hours without reading the day's replies.
+CREATE INDEX inbox_rejected_received_idx ON infor_comm.inbox (received_at) WHERE outcome = 'rejected';
 
 -- Everything that happened to one client's requests, in order.
 CREATE FUNCTION infor_comm.client_history(organization_id text)
