@@ -322,12 +322,34 @@ fn prepared(
     Ok(kept)
 }
 
+/// How many statements run between two resets of the session's plan cache.
+const RUNS_BETWEEN_REPLANS: u32 = 512;
+
+thread_local! {
+    /// Statements run since the session's plan cache was last reset.
+    static RUNS: Cell<u32> = const { Cell::new(0) };
+}
+
 /// Runs a prepared statement.
+///
+/// A kept plan is made again when a table it uses is analyzed, but not when the table merely
+/// grows: a plan made while the inbox was empty (a fresh install, a purged inbox) would scan the
+/// whole inbox for orphans on every message until autovacuum analyzes it, and within one long
+/// transaction that never happens. So every few hundred statements the session's plan cache is
+/// reset (what `DISCARD PLANS` does) and each plan is made again, once, for the tables as they
+/// are: a few planned statements per 512 run.
 fn run<'conn>(
     client: &mut SpiClient<'conn>,
     statement: Statement,
     args: &[DatumWithOid<'_>],
 ) -> SpiResult<SpiTupleTable<'conn>> {
+    let runs = RUNS.get().wrapping_add(1);
+    RUNS.set(runs);
+    if runs.is_multiple_of(RUNS_BETWEEN_REPLANS) {
+        // SAFETY: marks the session's cached plans for re-planning on their next use; plans in
+        // use stay valid until released (as for DISCARD PLANS, which may run anywhere).
+        unsafe { pg_sys::ResetPlanCache() };
+    }
     let kept = prepared(client, statement)?;
     client.update(kept, None, args)
 }
