@@ -29,8 +29,8 @@ pub struct Config {
     #[command(flatten)]
     pub queue_names: QueueNames,
 
-    /// Outbox rows claimed and published per batch.
-    #[arg(long, env = "INFOR_BATCH_SIZE", default_value_t = 100,
+    /// Outbox rows claimed per batch (the pipeline keeps up to --publish-window in flight).
+    #[arg(long, env = "INFOR_BATCH_SIZE", default_value_t = 1000,
           value_parser = clap::value_parser!(i32).range(1..=10000))]
     pub batch_size: i32,
 
@@ -49,7 +49,7 @@ pub struct Config {
     /// Requests claimed and not yet recorded (published and awaiting the broker's confirm, or
     /// confirmed and being marked), at most; the next batch is claimed while they are in flight.
     /// At least --batch-size.
-    #[arg(long, env = "INFOR_PUBLISH_WINDOW", default_value_t = 1000,
+    #[arg(long, env = "INFOR_PUBLISH_WINDOW", default_value_t = 3000,
           value_parser = clap::value_parser!(u32).range(1..=100000))]
     pub publish_window: u32,
 
