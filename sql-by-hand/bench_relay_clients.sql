@@ -1,5 +1,5 @@
 -- :clients thinking clients for the relay benchmarks of scripts/bench, each with every
--- back-system id and an okpo, so that each request is about 430 bytes, like a real one:
+-- back-system id and an okpo, so that each request is about 410 bytes, like a real one:
 --
 --   psql -v clients=50000 -f sql-by-hand/host_tables.sql -f sql-by-hand/bench_relay_clients.sql
 --
