@@ -742,3 +742,11 @@ REVOKE EXECUTE ON FUNCTION
     infor_comm.request_skip_reason(text, boolean, text, text, text, boolean),
     infor_comm.render_request(uuid, text, text, text, text[], text[], text, text, text, text)
 FROM infor_comm_job;
+
+-- ---------------------------------------------------------------------------------------------
+-- claim_outbox reads the first rows of the unpublished index in its own order instead of
+-- sorting the whole backlog on every claim (issue 11).
+-- ---------------------------------------------------------------------------------------------
+DROP INDEX infor_comm.outbox_unpublished_idx;
+CREATE INDEX outbox_unpublished_idx
+    ON infor_comm.outbox (available_at, outbox_id) WHERE published_at IS NULL AND closed_at IS NULL;

@@ -31,9 +31,10 @@ COMMENT ON COLUMN infor_comm.outbox.close_reason IS 'answered; timed_out (no rep
 -- At most one open request per client: the invariant the daily job relies on.
 CREATE UNIQUE INDEX outbox_one_open_request_per_client
     ON infor_comm.outbox (organization_id) WHERE closed_at IS NULL;
--- What the relay claims next.
+-- What the relay claims next, in the order it claims (claim_outbox reads the first rows of this
+-- index instead of sorting the whole backlog), and the open backlog outbox_backlog counts.
 CREATE INDEX outbox_unpublished_idx
-    ON infor_comm.outbox (available_at) WHERE published_at IS NULL;
+    ON infor_comm.outbox (available_at, outbox_id) WHERE published_at IS NULL AND closed_at IS NULL;
 
 -- The delivery state of every request, without its payload (what infor_comm_reader may see).
 CREATE VIEW infor_comm.outbox_delivery AS
