@@ -40,3 +40,13 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits up to `timeout` until `process` has logged `text`; fails the test with its log if not.
+pub async fn expect_logged(process: &Process, text: &str, timeout: Duration) {
+    assert!(
+        wait_until(timeout, || async { process.output().contains(text) }).await,
+        "{} did not log {text:?}: {}",
+        process.name,
+        process.output()
+    );
+}

@@ -121,18 +121,10 @@ impl Scenario {
             .collect()
     }
 
-    /// How many task rows have a reply.
-    pub async fn answered(&self) -> i64 {
-        self.db
-            .connect()
-            .await
-            .query_one(
-                "SELECT count(*) FROM infor_comm.infor_communication_task WHERE status_code IS NOT NULL",
-                &[],
-            )
-            .await
-            .expect("answered")
-            .get(0)
+    /// Messages in the inbound queue (ready or unacked).
+    pub fn inbound_depth(&self) -> u64 {
+        self.rabbit
+            .queue_depth(&self.amqp_url, &self.inbound_queue())
     }
 
     /// The relay's database URL: a login role that is only a member of infor_comm_relay.

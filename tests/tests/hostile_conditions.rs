@@ -3,7 +3,7 @@
 
 use infor_comm_tests::postgres::free_port;
 use infor_comm_tests::scenario::http_get;
-use infor_comm_tests::{wait_until, Scenario};
+use infor_comm_tests::{expect_logged, wait_until, Scenario};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,14 +105,7 @@ async fn a_debug_log_holds_no_message_body_unless_asked_for() {
     );
     let mut quiet = scenario.relay_with_env("quiet", &[], &[("RUST_LOG", "trace")]);
     // Publish once the relay consumes (it declares the queue).
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            quiet.output().contains("consuming")
-        })
-        .await,
-        "{}",
-        quiet.output()
-    );
+    expect_logged(&quiet, "consuming", Duration::from_secs(20)).await;
     scenario.publish_inbound(&[body.as_bytes()], "m-1").await;
     assert!(
         wait_until(Duration::from_secs(20), || async {

@@ -5,7 +5,7 @@
 use infor_comm_tests::postgres::free_port;
 use infor_comm_tests::processes::Process;
 use infor_comm_tests::scenario::{created_reply as reply, http_get};
-use infor_comm_tests::{wait_until, Scenario};
+use infor_comm_tests::{expect_logged, wait_until, Scenario};
 use std::time::Duration;
 
 async fn count(scenario: &Scenario, sql: &str) -> i64 {
@@ -36,7 +36,7 @@ async fn publish_replies(scenario: &Scenario, ids: &[String], first_id: &str) {
 async fn expect_answered(scenario: &Scenario, relay: &Process, n: i64) {
     assert!(
         wait_until(Duration::from_secs(120), || async {
-            scenario.answered().await == n
+            scenario.progress().await.answered == n
         })
         .await,
         "{n} replies applied? {}",
@@ -47,14 +47,7 @@ async fn expect_answered(scenario: &Scenario, relay: &Process, n: i64) {
 /// Starts a relay and waits until it consumes (it declares the queues).
 async fn consuming_relay(scenario: &Scenario, name: &str, extra: &[&str]) -> Process {
     let relay = scenario.relay(name, extra);
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            relay.output().contains("consuming")
-        })
-        .await,
-        "{}",
-        relay.output()
-    );
+    expect_logged(&relay, "consuming", Duration::from_secs(30)).await;
     relay
 }
 
@@ -80,12 +73,7 @@ async fn a_message_id_with_a_nul_byte_is_journaled_and_never_blocks_the_queue() 
     assert_eq!(kept.get::<_, Option<String>>(0), None);
     assert_eq!(kept.get::<_, Vec<u8>>(1), b"ab\0cd", "the id round-trips");
     assert_eq!(kept.get::<_, String>(2), "reply");
-    assert_eq!(
-        scenario
-            .rabbit
-            .queue_depth(&scenario.amqp_url, &scenario.inbound_queue()),
-        0
-    );
+    assert_eq!(scenario.inbound_depth(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,12 +134,7 @@ async fn a_message_whose_apply_keeps_failing_is_set_aside_while_the_others_apply
     let metrics_port = free_port();
     let relay =
         scenario.relay_with_metrics("set-aside", &["--max-apply-attempts", "3"], metrics_port);
-    assert!(
-        wait_until(Duration::from_secs(30), || async {
-            relay.output().contains("consuming")
-        })
-        .await
-    );
+    expect_logged(&relay, "consuming", Duration::from_secs(30)).await;
     publish_replies(&scenario, &ids, "poison").await;
     expect_answered(&scenario, &relay, 3).await;
     assert!(
@@ -185,10 +168,7 @@ async fn a_message_whose_apply_keeps_failing_is_set_aside_while_the_others_apply
     );
     assert!(
         wait_until(Duration::from_secs(10), || async {
-            scenario
-                .rabbit
-                .queue_depth(&scenario.amqp_url, &scenario.inbound_queue())
-                == 0
+            scenario.inbound_depth() == 0
         })
         .await
     );
@@ -254,13 +234,10 @@ async fn a_message_the_database_cannot_even_journal_goes_to_the_dead_letter_queu
         "{}",
         relay.output()
     );
-    assert_eq!(scenario.answered().await, 1);
+    assert_eq!(scenario.progress().await.answered, 1);
     assert!(
         wait_until(Duration::from_secs(10), || async {
-            scenario
-                .rabbit
-                .queue_depth(&scenario.amqp_url, &scenario.inbound_queue())
-                == 0
+            scenario.inbound_depth() == 0
         })
         .await,
         "{}",
@@ -294,12 +271,7 @@ async fn while_every_apply_fails_nothing_is_set_aside_or_lost() {
         "nothing is set aside while nothing applies: {}",
         relay.output()
     );
-    assert_eq!(
-        scenario
-            .rabbit
-            .queue_depth(&scenario.amqp_url, &scenario.inbound_queue()),
-        3
-    );
+    assert_eq!(scenario.inbound_depth(), 3);
     admin
         .batch_execute(
             "GRANT EXECUTE ON FUNCTION infor_comm.apply_delivery(bytea, bytea) TO infor_comm_relay",
@@ -374,12 +346,7 @@ async fn oversized_bodies_are_journaled_by_size_and_digest_and_the_relay_stays_s
         rows[3].get::<_, String>(4),
         "the body is 1048577 bytes, over the relay's limit of 1048576 bytes; kept: its size, its SHA-256 and its first 65536 bytes"
     );
-    assert_eq!(
-        scenario
-            .rabbit
-            .queue_depth(&scenario.amqp_url, &scenario.inbound_queue()),
-        0
-    );
+    assert_eq!(scenario.inbound_depth(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

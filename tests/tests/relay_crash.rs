@@ -59,12 +59,7 @@ async fn a_relay_killed_in_a_batched_inbound_transaction_applies_every_message_o
     let ids = scenario.request_ids().await;
     // Declare the queues, then queue every reply while no relay runs.
     let mut declare = scenario.relay("declare", &[]);
-    assert!(
-        infor_comm_tests::wait_until(Duration::from_secs(30), || async {
-            declare.output().contains("consuming")
-        })
-        .await
-    );
+    infor_comm_tests::expect_logged(&declare, "consuming", Duration::from_secs(30)).await;
     declare.terminate(Duration::from_secs(10));
     let bodies: Vec<String> = ids
         .iter()
@@ -76,7 +71,7 @@ async fn a_relay_killed_in_a_batched_inbound_transaction_applies_every_message_o
     let mut relay = scenario.relay("inbound-1", &[]);
     assert!(
         infor_comm_tests::wait_until(Duration::from_secs(60), || async {
-            scenario.answered().await >= 100
+            scenario.progress().await.answered >= 100
         })
         .await,
         "{}",
@@ -84,12 +79,12 @@ async fn a_relay_killed_in_a_batched_inbound_transaction_applies_every_message_o
     );
     // Mid-stream: batches are being applied, some committed and not yet acked.
     relay.kill();
-    let before = scenario.answered().await;
+    let before = scenario.progress().await.answered;
     assert!(before < REPLIES as i64, "killed before the end: {before}");
     let relay = scenario.relay("inbound-2", &[]);
     assert!(
         infor_comm_tests::wait_until(Duration::from_secs(120), || async {
-            scenario.answered().await == REPLIES as i64
+            scenario.progress().await.answered == REPLIES as i64
         })
         .await,
         "{}",
@@ -121,10 +116,7 @@ async fn a_relay_killed_in_a_batched_inbound_transaction_applies_every_message_o
     assert_eq!(other, 0, "{outcomes:?}");
     assert!(
         infor_comm_tests::wait_until(Duration::from_secs(10), || async {
-            scenario
-                .rabbit
-                .queue_depth(&scenario.amqp_url, &scenario.inbound_queue())
-                == 0
+            scenario.inbound_depth() == 0
         })
         .await
     );
