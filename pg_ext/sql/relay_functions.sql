@@ -38,7 +38,35 @@ BEGIN
 END
 $body$;
 
--- Records that the broker confirmed these requests; returns how many were newly marked.
+-- Locks up to batch_size unpublished requests for the caller's transaction and hands them over, writing nothing.
+CREATE FUNCTION infor_comm.lock_outbox(batch_size integer)
+RETURNS TABLE (outbox_id bigint, request_id text, payload text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
+        RAISE EXCEPTION 'infor_comm: invalid batch_size %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'batch_size must be from 1 to 10000.',
+                  HINT = 'Pass the number of requests the relay publishes at once, e.g. 1000.';
+    END IF;
+    -- The row locks are the claim: they last until the caller's transaction ends, in which it
+    -- marks the rows published or failed; if it never gets there (a crash, a lost connection),
+    -- the rows are claimable again at once. Rows leased by claim_outbox are not yet available.
+    RETURN QUERY
+    SELECT o.outbox_id, o.request_id::text, o.payload::text
+      FROM infor_comm.outbox o
+     WHERE o.published_at IS NULL
+       AND o.closed_at IS NULL
+       AND o.available_at <= now()
+     ORDER BY o.available_at, o.outbox_id
+     LIMIT batch_size
+       FOR UPDATE SKIP LOCKED;
+END
+$body$;
+
+-- Records that the broker confirmed these requests (now, even late in a transaction); returns how many were newly marked.
 CREATE FUNCTION infor_comm.mark_published(outbox_ids bigint[])
 RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
@@ -46,7 +74,7 @@ SET search_path = pg_catalog, pg_temp
 AS $body$
     WITH marked AS (
         UPDATE infor_comm.outbox
-           SET published_at = now(), last_error = NULL
+           SET published_at = statement_timestamp(), last_error = NULL
          WHERE outbox_id = ANY (outbox_ids)
            AND published_at IS NULL
         RETURNING 1

@@ -7,8 +7,8 @@
 //! `outbox_one_open_request_per_client` keeps at most one open request per client whatever
 //! happens: a second run, or two runs at once, enqueue nobody twice.
 //!
-//! The relay's side of the outbox is here too: `claim_outbox` (leases, `FOR UPDATE SKIP
-//! LOCKED`), `mark_published`, `mark_failed` (attempts, last error, back-off) and
+//! The relay's side of the outbox is here too: `lock_outbox` (row locks for the relay's
+//! transaction, `FOR UPDATE SKIP LOCKED`), `claim_outbox` (leases), `mark_published`, `mark_failed` (attempts, last error, back-off) and
 //! `outbox_backlog`, all `SECURITY DEFINER` with a pinned `search_path`.
 
 use crate::errors::spi_fault;

@@ -19,6 +19,7 @@ mod tests {
         run("CREATE ROLE test_relay LOGIN IN ROLE infor_comm_relay");
         let calls = [
             "SELECT * FROM infor_comm.claim_outbox(10, '1 minute')".to_string(),
+            "SELECT * FROM infor_comm.lock_outbox(10)".to_string(),
             "SELECT infor_comm.mark_published(ARRAY[1::bigint])".to_string(),
             "SELECT infor_comm.mark_failed(1, 'x')".to_string(),
             "SELECT * FROM infor_comm.outbox_backlog()".to_string(),

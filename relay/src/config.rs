@@ -38,7 +38,8 @@ pub struct Config {
     #[arg(long, env = "INFOR_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub poll_interval: Duration,
 
-    /// How long a claimed batch is reserved for this relay before another may take it.
+    /// The longest this relay holds a claimed batch: PostgreSQL ends a batch's transaction that
+    /// waits longer, and its rows go to the other relays.
     #[arg(long, env = "INFOR_LEASE", default_value = "60s", value_parser = parse_duration)]
     pub lease: Duration,
 

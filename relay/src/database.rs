@@ -1,5 +1,5 @@
 //! The relay's side of the database: it calls only the extension's relay functions
-//! (`claim_outbox`, `mark_published`, `mark_failed`, `outbox_backlog`, `apply_inbound`), as a
+//! (`lock_outbox`, `mark_published`, `mark_failed`, `outbox_backlog`, `apply_delivery`, …), as a
 //! member of `infor_comm_relay`, and listens on `infor_comm_outbox`.
 
 use crate::config::redact;
@@ -148,6 +148,7 @@ pub struct Database {
     client: Client,
     notifications: mpsc::UnboundedReceiver<()>,
     inbound: tokio::sync::OnceCell<InboundStatements>,
+    outbound: tokio::sync::OnceCell<OutboundStatements>,
 }
 
 impl Database {
@@ -182,6 +183,7 @@ impl Database {
             client,
             notifications,
             inbound: tokio::sync::OnceCell::new(),
+            outbound: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -203,45 +205,104 @@ impl Database {
         }
     }
 
-    /// Claims up to `batch_size` requests for `lease`.
-    pub async fn claim(
-        &self,
-        batch_size: i32,
-        lease: Duration,
-    ) -> Result<Vec<OutboxRow>, DatabaseError> {
-        let lease = format!("{} milliseconds", lease.as_millis());
-        let rows = self
-            .client
-            .query(
-                "SELECT outbox_id, request_id, payload FROM infor_comm.claim_outbox($1, $2::text::interval)",
-                &[&batch_size, &lease],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|row| OutboxRow {
-                outbox_id: row.get(0),
-                request_id: row.get(1),
-                payload: row.get(2),
-            })
-            .collect())
-    }
-
-    /// Marks requests the broker confirmed; returns how many were newly marked.
-    pub async fn mark_published(&self, ids: &[i64]) -> Result<i32, DatabaseError> {
-        let row = self
-            .client
-            .query_one("SELECT infor_comm.mark_published($1)", &[&ids])
-            .await?;
-        Ok(row.get(0))
-    }
-
-    /// Records a failed publish; the row is retried after the extension's back-off.
-    pub async fn mark_failed(&self, id: i64, error: &str) -> Result<(), DatabaseError> {
+    /// Makes this session fit to hold batches: PostgreSQL ends it, and so releases the rows of
+    /// its batch, when a batch's transaction waits longer than `lease` (a relay that stalls
+    /// never holds requests for longer).
+    pub async fn hold_batches_for(&self, lease: Duration) -> Result<(), DatabaseError> {
+        let millis = lease.as_millis().clamp(1, i32::MAX as u128);
         self.client
-            .execute("SELECT infor_comm.mark_failed($1, $2)", &[&id, &error])
-            .await?;
-        Ok(())
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = {millis}"
+            ))
+            .await
+    }
+
+    /// Opens a transaction and locks up to `batch_size` requests in it (`lock_outbox`): they
+    /// are this session's, skipped by every other relay, until [`Database::finish_batch`] ends
+    /// the transaction. With nothing to lock, the transaction is ended at once.
+    pub async fn lock_batch(&self, batch_size: i32) -> Result<Vec<OutboxRow>, DatabaseError> {
+        let statements = self.outbound_statements().await?;
+        // Pipelined: one round trip.
+        let begin = self.client.batch_execute("BEGIN");
+        let lock = async { self.client.query(&statements.lock, &[&batch_size]).await };
+        let (begin, rows) = tokio::join!(begin, lock);
+        begin?;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(error) => {
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                return Err(error);
+            }
+        };
+        if rows.is_empty() {
+            self.client.batch_execute("COMMIT").await?;
+        }
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxRow {
+                    outbox_id: row.try_get(0)?,
+                    request_id: row.try_get(1)?,
+                    payload: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Ends the transaction of [`Database::lock_batch`]: marks the rows the broker acked
+    /// published and those it refused failed (retried after the extension's back-off), and
+    /// commits. The batch's other rows (no confirm came) are released unmarked, claimable again
+    /// at once. Returns how many rows were newly marked published.
+    pub async fn finish_batch(
+        &self,
+        acked: &[i64],
+        failed: &[(i64, String)],
+    ) -> Result<i32, DatabaseError> {
+        let statements = self.outbound_statements().await?;
+        // Pipelined: the marks and the commit go in one round trip.
+        let published = async {
+            if acked.is_empty() {
+                return Ok(0);
+            }
+            let row = self
+                .client
+                .query_one(&statements.mark_published, &[&acked])
+                .await?;
+            row.try_get::<_, i32>(0)
+        };
+        let refused =
+            futures_util::future::try_join_all(failed.iter().map(|(id, error)| async move {
+                self.client
+                    .execute(&statements.mark_failed, &[id, error])
+                    .await
+            }));
+        let commit = self.client.batch_execute("COMMIT");
+        let (published, refused, commit) = tokio::join!(published, refused, commit);
+        let published = published?;
+        refused?;
+        commit?;
+        Ok(published)
+    }
+
+    /// The outbound statements, prepared once per connection.
+    async fn outbound_statements(&self) -> Result<&OutboundStatements, DatabaseError> {
+        self.outbound
+            .get_or_try_init(|| async {
+                Ok::<_, DatabaseError>(OutboundStatements {
+                    lock: self
+                        .client
+                        .prepare("SELECT outbox_id, request_id, payload FROM infor_comm.lock_outbox($1::integer)")
+                        .await?,
+                    mark_published: self
+                        .client
+                        .prepare("SELECT infor_comm.mark_published($1::bigint[])")
+                        .await?,
+                    mark_failed: self
+                        .client
+                        .prepare("SELECT infor_comm.mark_failed($1::bigint, $2::text)")
+                        .await?,
+                })
+            })
+            .await
     }
 
     /// The unpublished requests and the age of the oldest, in seconds.
@@ -390,6 +451,13 @@ pub enum InboundItem<'a> {
         /// The last one's error.
         error: &'a str,
     },
+}
+
+/// The prepared statements of [`Database::lock_batch`] and [`Database::finish_batch`].
+struct OutboundStatements {
+    lock: Statement,
+    mark_published: Statement,
+    mark_failed: Statement,
 }
 
 /// The prepared statements of [`Database::record_inbound`].

@@ -1,14 +1,18 @@
 //! Outbound: outbox → broker. Wakes on the extension's NOTIFY and polls as a fallback, and
-//! publishes with publisher confirms as a pipeline: while the confirms of one claimed batch are
-//! in flight, the next batch is claimed and published, and the rows the broker acked are marked
-//! published as the acks arrive. At most `--publish-window` rows are claimed and not yet
-//! recorded at any time, so a batch is published as soon as it is claimed (well within its
-//! lease).
+//! publishes with publisher confirms as a pipeline of claimed batches.
 //!
-//! A row is marked published only after the broker acked it without returning it; a nack, a
-//! return or a missing confirm marks the row failed, to be retried after a back-off. When a
-//! connection fails, rows whose outcome is not recorded are left as they are: their lease ends
-//! and they are claimed again, so every request reaches the broker at least once.
+//! A batch is claimed in a transaction of its own (`lock_outbox`: row locks, `FOR UPDATE SKIP
+//! LOCKED`, nothing written), on one of up to `--publish-window / --batch-size` sessions; while
+//! the confirms of one batch are in flight, the next is claimed and published on another
+//! session. When the last confirm of a batch is in, the same transaction marks the rows the
+//! broker acked published and those it refused failed, and commits. So each request is written
+//! once, a row is marked published only after its ack, and several relays share the outbox
+//! (each skips the rows another holds).
+//!
+//! When a connection fails, the batch's rows whose outcome is not recorded are released with
+//! its transaction: whoever claims next publishes them again, so every request reaches the
+//! broker at least once. A relay that stalls holds a batch at most `--lease`: PostgreSQL then
+//! ends the session (`idle_in_transaction_session_timeout`).
 
 use crate::broker::{Broker, BrokerError, Outgoing, PendingConfirm, PublishOutcome, Publisher};
 use crate::database::{Database, DatabaseError, OutboxRow};
@@ -16,6 +20,8 @@ use crate::errors::Chain;
 use crate::metrics::{self, Direction, Link};
 use crate::session::{Context, SessionEnd, Side};
 use crate::shutdown::Shutdown;
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -47,7 +53,7 @@ impl Side for Outbound {
         shutdown: &mut Shutdown,
     ) -> SessionEnd {
         let config = &context.config;
-        let mut marks: Option<Database> = None;
+        let mut sessions = Sessions::new(context);
         loop {
             if shutdown.is_shutdown() {
                 return SessionEnd::Shutdown;
@@ -55,11 +61,16 @@ impl Side for Outbound {
             if !broker.is_connected() {
                 return SessionEnd::closed(Link::Broker);
             }
-            let rows = match database.claim(config.batch_size, config.lease).await {
+            let session = match sessions.take().await {
+                Ok(session) => session,
+                Err(error) => return database_error(error),
+            };
+            let rows = match session.lock_batch(config.batch_size).await {
                 Ok(rows) => rows,
                 Err(error) => return database_error(error),
             };
             if rows.is_empty() {
+                sessions.put(session);
                 report_backlog(&database).await;
                 let woke = tokio::select! {
                     woke = database.wait_for_work(config.poll_interval) => woke,
@@ -70,24 +81,64 @@ impl Side for Outbound {
                 }
                 continue;
             }
-            // A second session marks the acked rows, so that marking and claiming run side by
-            // side in the database instead of one after the other.
-            if marks.as_ref().is_none_or(Database::is_closed) {
-                let name = format!("infor-relay {} marks", Direction::Outbound.label());
-                match Database::connect(&context.target, &name, false).await {
-                    Ok(connected) => marks = Some(connected),
-                    Err(error) => return database_error(error),
-                }
-            }
-            let Some(marks) = marks.as_ref() else {
-                return SessionEnd::closed(Link::Database);
-            };
             // Publishes this batch and the next ones until the outbox has nothing claimable;
             // the batches in flight are finished even when shutdown is asked for meanwhile.
-            let mut pipeline = Pipeline::new(context, &database, marks, broker, &publisher);
-            if let Err(end) = pipeline.run(rows, shutdown).await {
+            let mut pipeline = Pipeline::new(context, &mut sessions, broker, &publisher);
+            if let Err(end) = pipeline.run(session, rows, shutdown).await {
                 return end;
             }
+        }
+    }
+}
+
+/// The database sessions that hold batches: idle ones are kept for the next batch, and at
+/// most `--publish-window / --batch-size` (at least one) are open.
+struct Sessions<'a> {
+    context: &'a Context,
+    idle: Vec<Database>,
+    opened: usize,
+    limit: usize,
+}
+
+impl<'a> Sessions<'a> {
+    fn new(context: &'a Context) -> Sessions<'a> {
+        let config = &context.config;
+        let batch_size = config.batch_size.max(1) as usize;
+        let window = (config.publish_window as usize).max(batch_size);
+        Sessions {
+            context,
+            idle: Vec::new(),
+            opened: 0,
+            limit: window.div_ceil(batch_size),
+        }
+    }
+
+    /// True when a batch can be claimed now without waiting for one to finish.
+    fn available(&self) -> bool {
+        !self.idle.is_empty() || self.opened < self.limit
+    }
+
+    /// An idle session, or a new one.
+    async fn take(&mut self) -> Result<Database, DatabaseError> {
+        while let Some(session) = self.idle.pop() {
+            if !session.is_closed() {
+                return Ok(session);
+            }
+            self.opened -= 1;
+        }
+        let name = format!("infor-relay {} batches", Direction::Outbound.label());
+        let session = Database::connect(&self.context.target, &name, false).await?;
+        session.hold_batches_for(self.context.config.lease).await?;
+        self.opened += 1;
+        Ok(session)
+    }
+
+    /// Gives back a session whose batch is finished.
+    fn put(&mut self, session: Database) {
+        if session.is_closed() {
+            self.opened -= 1;
+        } else {
+            self.idle.push(session);
         }
     }
 }
@@ -104,8 +155,11 @@ fn broker_error(error: BrokerError) -> SessionEnd {
     SessionEnd::failed(Link::Broker, "broker error; reconnecting", Chain(&error))
 }
 
-type Claim<'a> = Pin<Box<dyn Future<Output = Result<Vec<OutboxRow>, DatabaseError>> + Send + 'a>>;
-type Mark<'a> = Pin<Box<dyn Future<Output = Result<(usize, i32), DatabaseError>> + Send + 'a>>;
+/// A claim in progress: the session and the rows it locked.
+type Claim =
+    Pin<Box<dyn Future<Output = (Database, Result<Vec<OutboxRow>, DatabaseError>)> + Send>>;
+/// A batch being finished: its session, its row count and how many rows were marked published.
+type Finish = Pin<Box<dyn Future<Output = (Database, usize, Result<usize, DatabaseError>)> + Send>>;
 
 /// A published row whose confirm is awaited.
 struct InFlight {
@@ -116,111 +170,101 @@ struct InFlight {
     confirm: PendingConfirm,
 }
 
-/// What the broker said about the rows of one claimed batch, for its log line and `/ready`.
-#[derive(Debug, Default)]
-struct Tally {
+/// A claimed batch whose confirms are not all in, and what the broker said so far.
+struct Batch {
+    /// The session whose transaction holds the batch's rows.
+    session: Database,
     rows: usize,
     answered: usize,
-    confirmed: usize,
-    refused: usize,
+    acked: Vec<i64>,
+    refused: Vec<(i64, String)>,
     unroutable: usize,
     first_reason: Option<String>,
 }
 
 /// The batches of one busy period: claimed, published, confirmed and marked as a pipeline.
-struct Pipeline<'a> {
+struct Pipeline<'a, 's> {
     context: &'a Context,
-    /// The session that claims (and marks rows failed).
-    database: &'a Database,
-    /// The session that marks rows published.
-    marks: &'a Database,
+    sessions: &'a mut Sessions<'s>,
     broker: &'a Broker,
     publisher: &'a Publisher,
     /// Published rows, oldest first (the broker confirms in publishing order).
     in_flight: VecDeque<InFlight>,
-    /// Acked rows not yet handed to `mark_published`.
-    acked: Vec<i64>,
-    /// Rows being marked by the `mark_published` call in progress.
-    marking: usize,
     /// Batches whose confirms are not all in, oldest first.
-    batches: VecDeque<Tally>,
+    batches: VecDeque<Batch>,
     /// The number of the oldest batch in `batches`.
     first_batch: u64,
+    /// Batches being marked and committed.
+    finishing: FuturesUnordered<Finish>,
+    /// Rows claimed and not yet committed.
+    outstanding: usize,
     window: usize,
 }
 
-impl<'a> Pipeline<'a> {
+impl<'a, 's> Pipeline<'a, 's> {
     fn new(
         context: &'a Context,
-        database: &'a Database,
-        marks: &'a Database,
+        sessions: &'a mut Sessions<'s>,
         broker: &'a Broker,
         publisher: &'a Publisher,
-    ) -> Pipeline<'a> {
+    ) -> Pipeline<'a, 's> {
         let batch_size = context.config.batch_size.max(1) as usize;
         Pipeline {
             context,
-            database,
-            marks,
+            sessions,
             broker,
             publisher,
             in_flight: VecDeque::new(),
-            acked: Vec::new(),
-            marking: 0,
             batches: VecDeque::new(),
             first_batch: 0,
+            finishing: FuturesUnordered::new(),
+            outstanding: 0,
             window: (context.config.publish_window as usize).max(batch_size),
         }
     }
 
-    /// Rows claimed and not yet recorded.
-    fn outstanding(&self) -> usize {
-        self.in_flight.len() + self.acked.len() + self.marking
-    }
-
-    /// Publishes `rows`, then claims and publishes more while there is room in the window,
-    /// marks acked rows as their confirms arrive, and returns once the outbox had nothing more
-    /// to claim and every row claimed is recorded. On a lost connection, the acked rows are
-    /// still marked when the database allows it; the others wait for their lease to end.
+    /// Publishes `rows` (locked by `session`), then claims and publishes more while there is
+    /// room in the window, finishes each batch when its last confirm is in, and returns once
+    /// the outbox had nothing more to claim and every batch is committed. On a lost
+    /// connection, the acked rows are still marked when the database allows it; the others are
+    /// released.
     async fn run(
         &mut self,
+        session: Database,
         rows: Vec<OutboxRow>,
         shutdown: &mut Shutdown,
     ) -> Result<(), SessionEnd> {
         let batch_size = self.context.config.batch_size.max(1) as usize;
-        let config = &self.context.config;
-        let database = self.database;
-        let marks = self.marks;
         let mut exhausted = rows.len() < batch_size;
-        if let Err(error) = self.publish(rows).await {
-            return Err(self.abandon(broker_error(error)).await);
+        if let Err(error) = self.publish(session, rows).await {
+            return Err(self.abandon(None, broker_error(error)).await);
         }
-        let mut claim: Option<Claim<'a>> = None;
-        let mut mark: Option<Mark<'a>> = None;
+        let mut claim: Option<Claim> = None;
         let mut stopping = shutdown.is_shutdown();
         loop {
             if claim.is_none()
                 && !exhausted
                 && !stopping
-                && self.outstanding() + batch_size <= self.window
+                && self.outstanding + batch_size <= self.window
+                && self.sessions.available()
             {
                 if self.broker.is_connected() {
-                    claim = Some(Box::pin(database.claim(config.batch_size, config.lease)));
+                    let session = match self.sessions.take().await {
+                        Ok(session) => session,
+                        Err(error) => return Err(self.abandon(None, database_error(error)).await),
+                    };
+                    let size = self.context.config.batch_size;
+                    tracing::debug!(outstanding = self.outstanding, "outbound: claiming");
+                    claim = Some(Box::pin(async move {
+                        let rows = session.lock_batch(size).await;
+                        (session, rows)
+                    }));
                 } else {
                     // Nothing more is claimed; what is in flight fails and is recorded below.
                     exhausted = true;
                 }
             }
-            if mark.is_none() && !self.acked.is_empty() {
-                // Whatever was acked meanwhile goes in one call: small at idle, large under load.
-                let ids = std::mem::take(&mut self.acked);
-                self.marking = ids.len();
-                mark = Some(Box::pin(async move {
-                    let marked = marks.mark_published(&ids).await?;
-                    Ok((ids.len(), marked))
-                }));
-            }
-            if claim.is_none() && mark.is_none() && self.in_flight.is_empty() {
+            if claim.is_none() && self.finishing.is_empty() && self.batches.is_empty() {
                 if !self.broker.is_connected() {
                     return Err(SessionEnd::closed(Link::Broker));
                 }
@@ -229,32 +273,40 @@ impl<'a> Pipeline<'a> {
             let has_front = !self.in_flight.is_empty();
             let front = self.in_flight.front_mut().map(|row| &mut row.confirm);
             tokio::select! {
-                claimed = async { claim.as_mut().expect("guarded").await }, if claim.is_some() => {
+                (session, claimed) = async { claim.as_mut().expect("guarded").await }, if claim.is_some() => {
                     claim = None;
                     let rows = match claimed {
                         Ok(rows) => rows,
-                        Err(error) => return Err(self.abandon_with(mark, database_error(error)).await),
+                        Err(error) => {
+                            drop(session);
+                            return Err(self.abandon(None, database_error(error)).await);
+                        }
                     };
                     exhausted = rows.len() < batch_size;
-                    if let Err(error) = self.publish(rows).await {
-                        return Err(self.abandon_with(mark, broker_error(error)).await);
+                    tracing::debug!(rows = rows.len(), "outbound: claimed");
+                    if rows.is_empty() {
+                        self.sessions.put(session);
+                    } else if let Err(error) = self.publish(session, rows).await {
+                        return Err(self.abandon(None, broker_error(error)).await);
                     }
                 }
                 outcome = async { front.expect("guarded").outcome().await }, if has_front => {
                     if let Some(row) = self.in_flight.pop_front() {
-                        if let Err(error) = self.record(row, outcome).await {
-                            return Err(self.abandon_with(mark, database_error(error)).await);
-                        }
+                        self.record(row, outcome).await;
                     }
                 }
-                marked = async { mark.as_mut().expect("guarded").await }, if mark.is_some() => {
-                    mark = None;
-                    self.marking = 0;
-                    match marked {
-                        Ok((published, _)) => {
+                Some((session, rows, finished)) = self.finishing.next(), if !self.finishing.is_empty() => {
+                    self.outstanding -= rows;
+                    tracing::debug!(rows, outstanding = self.outstanding, "outbound: batch committed");
+                    match finished {
+                        Ok(published) => {
                             ::metrics::counter!(metrics::PUBLISHED).increment(published as u64);
+                            self.sessions.put(session);
                         }
-                        Err(error) => return Err(database_error(error)),
+                        Err(error) => {
+                            self.sessions.put(session);
+                            return Err(self.abandon(claim, database_error(error)).await);
+                        }
                     }
                 }
                 _ = shutdown.recv(), if !stopping => {
@@ -266,14 +318,21 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Publishes a claimed batch without waiting for its confirms.
-    async fn publish(&mut self, rows: Vec<OutboxRow>) -> Result<(), BrokerError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
+    async fn publish(
+        &mut self,
+        session: Database,
+        rows: Vec<OutboxRow>,
+    ) -> Result<(), BrokerError> {
         let batch = self.first_batch + self.batches.len() as u64;
-        self.batches.push_back(Tally {
+        self.outstanding += rows.len();
+        self.batches.push_back(Batch {
+            session,
             rows: rows.len(),
-            ..Tally::default()
+            answered: 0,
+            acked: Vec::with_capacity(rows.len()),
+            refused: Vec::new(),
+            unroutable: 0,
+            first_reason: None,
         });
         let timeout = self.context.config.confirm_timeout;
         for row in rows {
@@ -281,152 +340,152 @@ impl<'a> Pipeline<'a> {
                 message_id: &row.request_id,
                 payload: row.payload.as_bytes(),
             };
+            // On an error the rest of the batch is not sent: its rows are released.
             let confirm = self
                 .publisher
                 .send(&self.context.queue, message, timeout)
-                .await;
-            let confirm = match confirm {
-                Ok(confirm) => confirm,
-                Err(error) => {
-                    // The rest of the batch was not sent: its rows wait for their lease.
-                    return Err(error);
-                }
-            };
+                .await?;
             self.in_flight.push_back(InFlight {
                 outbox_id: row.outbox_id,
                 batch,
                 confirm,
             });
         }
+        tracing::debug!(
+            batch,
+            in_flight = self.in_flight.len(),
+            "outbound: batch published"
+        );
         Ok(())
     }
 
-    /// Records what the broker said about one row: acked rows wait to be marked, others are
-    /// marked failed at once. Closes the row's batch when it was the last of it.
-    async fn record(
-        &mut self,
-        row: InFlight,
-        outcome: PublishOutcome,
-    ) -> Result<(), DatabaseError> {
+    /// Records what the broker said about one row, and finishes its batch when it was the
+    /// last of it.
+    async fn record(&mut self, row: InFlight, outcome: PublishOutcome) {
         let index = (row.batch - self.first_batch) as usize;
-        let reason = match outcome {
-            PublishOutcome::Confirmed => {
-                self.acked.push(row.outbox_id);
-                if let Some(tally) = self.batches.get_mut(index) {
-                    tally.confirmed += 1;
-                }
-                None
-            }
+        let Some(batch) = self.batches.get_mut(index) else {
+            return;
+        };
+        batch.answered += 1;
+        match outcome {
+            PublishOutcome::Confirmed => batch.acked.push(row.outbox_id),
             PublishOutcome::Refused(reason) => {
-                if let Some(tally) = self.batches.get_mut(index) {
-                    tally.refused += 1;
-                }
-                Some(reason)
+                ::metrics::counter!(metrics::PUBLISH_FAILED).increment(1);
+                batch.first_reason.get_or_insert_with(|| reason.clone());
+                batch.refused.push((row.outbox_id, reason));
             }
             PublishOutcome::Unroutable(reason) => {
-                if let Some(tally) = self.batches.get_mut(index) {
-                    tally.unroutable += 1;
-                }
-                Some(reason)
+                ::metrics::counter!(metrics::PUBLISH_FAILED).increment(1);
+                batch.unroutable += 1;
+                batch.first_reason.get_or_insert_with(|| reason.clone());
+                batch.refused.push((row.outbox_id, reason));
             }
-        };
-        if let Some(reason) = reason {
-            ::metrics::counter!(metrics::PUBLISH_FAILED).increment(1);
-            self.database.mark_failed(row.outbox_id, &reason).await?;
-            if let Some(tally) = self.batches.get_mut(index) {
-                tally.first_reason.get_or_insert(reason);
-            }
-        }
-        if let Some(tally) = self.batches.get_mut(index) {
-            tally.answered += 1;
         }
         while self
             .batches
             .front()
-            .is_some_and(|tally| tally.answered >= tally.rows)
+            .is_some_and(|batch| batch.answered >= batch.rows)
         {
-            if let Some(tally) = self.batches.pop_front() {
+            if let Some(batch) = self.batches.pop_front() {
                 self.first_batch += 1;
-                self.close_batch(tally).await;
+                close_batch(self.context, self.broker, self.publisher, &batch).await;
+                self.finish(batch);
             }
         }
-        Ok(())
     }
 
-    /// One log line per batch, `/ready`'s view of routing, and the queue declared again when
-    /// the batch came back unroutable.
-    async fn close_batch(&self, tally: Tally) {
-        let context = self.context;
-        if let Some(reason) = &tally.first_reason {
-            tracing::warn!(
-                refused = tally.refused,
-                unroutable = tally.unroutable,
-                batch = tally.rows,
-                %reason,
-                "outbound: requests not published; they are retried after a back-off"
-            );
-        }
-        let was_unroutable = context.health.is_unroutable();
-        context
-            .health
-            .set_unroutable(tally.unroutable > 0 && tally.confirmed == 0);
-        if tally.unroutable > 0 && context.config.declare_queues {
-            // The queue was deleted under us: declare it again, as at start.
-            if let Err(error) = self.publisher.declare(&context.queue).await {
-                tracing::warn!(error = %Chain(&error), "outbound: cannot declare the queue again");
-            }
-        } else if was_unroutable && tally.unroutable == 0 && tally.confirmed > 0 {
-            tracing::info!("outbound: the broker routes the requests again");
-        }
-        if tally.confirmed > 0 {
-            tracing::info!(
-                published = tally.confirmed,
-                batch = tally.rows,
-                "outbound: batch confirmed"
-            );
-        }
-        context.health.set(
-            Link::Broker,
-            Direction::Outbound,
-            self.broker.is_connected(),
-        );
+    /// Marks and commits a batch in the background.
+    fn finish(&mut self, batch: Batch) {
+        let Batch {
+            session,
+            rows,
+            acked,
+            refused,
+            ..
+        } = batch;
+        self.finishing.push(Box::pin(async move {
+            let result = session.finish_batch(&acked, &refused).await;
+            let published = result.map(|_| acked.len());
+            (session, rows, published)
+        }));
     }
 
-    /// Ends the busy period on `end`: rows already acked are still marked when the database
-    /// allows it, so that they are not published again; the others wait for their lease.
-    async fn abandon(&mut self, end: SessionEnd) -> SessionEnd {
-        self.abandon_with(None, end).await
-    }
-
-    async fn abandon_with(&mut self, mark: Option<Mark<'a>>, end: SessionEnd) -> SessionEnd {
+    /// Ends the busy period on `end`: the batches being finished are awaited, a claim in
+    /// progress is released, and the other batches mark the rows already acked (so that they
+    /// are not published again) when the database allows it; their other rows are released.
+    async fn abandon(&mut self, claim: Option<Claim>, end: SessionEnd) -> SessionEnd {
         let mut published = 0;
-        if let Some(mark) = mark {
-            if let Ok((count, _)) = mark.await {
-                published += count;
-            }
+        if let Some(claim) = claim {
+            let (session, _) = claim.await;
+            let _ = session.finish_batch(&[], &[]).await;
+        }
+        while let Some((_, _, finished)) = self.finishing.next().await {
+            published += finished.unwrap_or(0);
         }
         // Confirms that are already in count too; the others are not awaited.
         while let Some(row) = self.in_flight.front_mut() {
             match futures_util::FutureExt::now_or_never(row.confirm.outcome()) {
                 Some(PublishOutcome::Confirmed) => {
                     if let Some(row) = self.in_flight.pop_front() {
-                        self.acked.push(row.outbox_id);
+                        let index = (row.batch - self.first_batch) as usize;
+                        if let Some(batch) = self.batches.get_mut(index) {
+                            batch.acked.push(row.outbox_id);
+                        }
                     }
                 }
                 _ => break,
             }
         }
-        let ids = std::mem::take(&mut self.acked);
-        if !ids.is_empty() && !self.marks.is_closed() {
-            if let Ok(_marked) = self.marks.mark_published(&ids).await {
-                published += ids.len();
+        self.in_flight.clear();
+        for batch in std::mem::take(&mut self.batches) {
+            if !batch.session.is_closed()
+                && batch.session.finish_batch(&batch.acked, &[]).await.is_ok()
+            {
+                published += batch.acked.len();
             }
         }
         ::metrics::counter!(metrics::PUBLISHED).increment(published as u64);
-        self.in_flight.clear();
-        self.marking = 0;
+        self.outstanding = 0;
         end
     }
+}
+
+/// One log line per batch, `/ready`'s view of routing, and the queue declared again when the
+/// batch came back unroutable.
+async fn close_batch(context: &Context, broker: &Broker, publisher: &Publisher, batch: &Batch) {
+    let confirmed = batch.acked.len();
+    let refused = batch.refused.len() - batch.unroutable;
+    if let Some(reason) = &batch.first_reason {
+        tracing::warn!(
+            refused,
+            unroutable = batch.unroutable,
+            batch = batch.rows,
+            %reason,
+            "outbound: requests not published; they are retried after a back-off"
+        );
+    }
+    let was_unroutable = context.health.is_unroutable();
+    context
+        .health
+        .set_unroutable(batch.unroutable > 0 && confirmed == 0);
+    if batch.unroutable > 0 && context.config.declare_queues {
+        // The queue was deleted under us: declare it again, as at start.
+        if let Err(error) = publisher.declare(&context.queue).await {
+            tracing::warn!(error = %Chain(&error), "outbound: cannot declare the queue again");
+        }
+    } else if was_unroutable && batch.unroutable == 0 && confirmed > 0 {
+        tracing::info!("outbound: the broker routes the requests again");
+    }
+    if confirmed > 0 {
+        tracing::info!(
+            published = confirmed,
+            batch = batch.rows,
+            "outbound: batch confirmed"
+        );
+    }
+    context
+        .health
+        .set(Link::Broker, Direction::Outbound, broker.is_connected());
 }
 
 async fn report_backlog(database: &Database) {

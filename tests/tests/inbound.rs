@@ -225,6 +225,122 @@ async fn a_lease_that_ends_makes_the_row_claimable_again() {
     );
 }
 
+/// Locks one batch of up to 37 rows in `client`'s transaction (`lock_outbox`, as the relay
+/// claims); returns their outbox ids.
+async fn lock_batch(client: &impl GenericClient) -> Vec<i64> {
+    client
+        .query("SELECT outbox_id FROM infor_comm.lock_outbox(37)", &[])
+        .await
+        .expect("lock_outbox")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// As the relay does: a transaction per batch that locks it, marks it published and commits,
+/// until nothing is left; returns the outbox ids.
+async fn publish_all(client: &mut Client) -> Vec<i64> {
+    let mut ids = Vec::new();
+    loop {
+        let batch = client.transaction().await.expect("begin");
+        let locked = lock_batch(&batch).await;
+        let marked: i32 = batch
+            .query_one("SELECT infor_comm.mark_published($1)", &[&locked])
+            .await
+            .expect("mark_published")
+            .get(0);
+        batch.commit().await.expect("commit");
+        assert_eq!(marked as usize, locked.len(), "every locked row marked");
+        if locked.is_empty() {
+            return ids;
+        }
+        ids.extend(locked);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_locking_batches_at_once_publish_each_row_once() {
+    let db = TestDb::new().await;
+    enqueued(&db, 1000).await;
+    let (mut a, mut b) = (db.connect().await, db.connect().await);
+    let (mut x, y) = tokio::join!(publish_all(&mut a), publish_all(&mut b));
+    x.extend(y);
+    let total = x.len();
+    x.sort_unstable();
+    x.dedup();
+    assert_eq!(x.len(), total, "no row handed out twice");
+    assert_eq!(total, 1000, "every row handed out");
+    assert_eq!(
+        count(
+            &a,
+            "SELECT count(*) FROM infor_comm.outbox WHERE published_at IS NULL"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_locked_batch_is_skipped_while_held_and_claimable_at_once_when_its_relay_dies() {
+    let db = TestDb::new().await;
+    enqueued(&db, 100).await;
+    let (mut a, b) = (db.connect().await, db.connect().await);
+    let held = a.transaction().await.expect("begin");
+    let first = lock_batch(&held).await;
+    assert_eq!(first.len(), 37);
+    // Neither claim_outbox nor lock_outbox waits for the held rows or hands them out.
+    let leased = tokio::time::timeout(Duration::from_secs(30), claim_all(&b))
+        .await
+        .expect("claim_outbox was blocked by a batch another relay holds");
+    assert_eq!(leased.len(), 63);
+    assert!(leased.iter().all(|id| !first.contains(id)));
+    let locked = tokio::time::timeout(Duration::from_secs(30), lock_batch(&b))
+        .await
+        .expect("lock_outbox was blocked by a batch another relay holds");
+    assert_eq!(
+        locked,
+        Vec::<i64>::new(),
+        "held and leased rows are not handed out"
+    );
+    // The relay dies with its batch unmarked (no ROLLBACK is sent: the connection just
+    // closes): the rows are free at once, no lease to wait for.
+    std::mem::forget(held);
+    drop(a);
+    let mut again = Vec::new();
+    for _ in 0..100 {
+        again = lock_batch(&b).await;
+        if !again.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    again.sort_unstable();
+    let mut first = first;
+    first.sort_unstable();
+    assert_eq!(again, first, "the dead relay's batch is claimable again");
+}
+
+#[tokio::test]
+async fn lock_outbox_refuses_a_batch_size_out_of_range() {
+    let db = TestDb::new().await;
+    let client = db.connect().await;
+    for size in ["0", "10001", "NULL"] {
+        let error = client
+            .query(
+                &format!("SELECT * FROM infor_comm.lock_outbox({size})"),
+                &[],
+            )
+            .await
+            .expect_err("refused");
+        let db_error = error.as_db_error().expect("a database error");
+        assert_eq!(db_error.code().code(), "22023", "{db_error:?}");
+        assert!(
+            db_error.message().contains("invalid batch_size"),
+            "{db_error:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn enqueue_notifies_a_listening_relay() {
     let db = TestDb::new().await;
