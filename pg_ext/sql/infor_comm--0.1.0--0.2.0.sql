@@ -802,3 +802,58 @@ AS $body$
     )
     SELECT count(*)::integer FROM marked;
 $body$;
+
+-- ---------------------------------------------------------------------------------------------
+-- apply_inbound at most 3× a bare update (issue 11). PostgreSQL reads and compiles every CHECK
+-- constraint of a table again for each statement that writes it: the inbox's six and the
+-- outbox's two become one C function each, with the same rules. The two orphan indexes become
+-- one (push_request_id, push_task_id) that serves both probes, and inbox_received_idx, which no
+-- statement or report reads, is dropped: every message written paid for each of them.
+-- ---------------------------------------------------------------------------------------------
+-- Whether an inbox row keeps the inbox's rules (its CHECK constraint inbox_row_check).
+CREATE FUNCTION infor_comm.inbox_row_is_valid(
+    kind text, outcome text, reason text, body text, body_bytes bytea, message_id text,
+    message_id_bytes bytea, body_size bigint, body_sha256 bytea)
+RETURNS boolean
+-- No SET search_path: it looks nothing up by name, and a SET would be made and undone for
+-- every row checked (and make the next statements look their search_path up again).
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'inbox_row_is_valid_c';
+COMMENT ON FUNCTION infor_comm.inbox_row_is_valid(text, text, text, text, bytea, text, bytea, bigint, bytea) IS
+    'The inbox''s rules: kind and outcome from their lists, one body and one message id, a reason when rejected, an oversized body''s size and SHA-256 only on a rejected message without its text.';
+REVOKE ALL ON FUNCTION infor_comm.inbox_row_is_valid(text, text, text, text, bytea, text, bytea, bigint, bytea) FROM PUBLIC;
+
+ALTER TABLE infor_comm.inbox
+    DROP CONSTRAINT inbox_kind_check,
+    DROP CONSTRAINT inbox_outcome_check,
+    DROP CONSTRAINT inbox_one_body,
+    DROP CONSTRAINT inbox_rejected_has_reason,
+    DROP CONSTRAINT inbox_one_message_id,
+    DROP CONSTRAINT inbox_oversized_check,
+    ADD CONSTRAINT inbox_row_check
+        CHECK (infor_comm.inbox_row_is_valid(kind, outcome, reason, body, body_bytes, message_id,
+                                             message_id_bytes, body_size, body_sha256));
+
+-- Whether an outbox row's closing keeps the outbox's rules (its CHECK constraint outbox_close_check).
+CREATE FUNCTION infor_comm.outbox_close_is_valid(closed_at timestamptz, close_reason text)
+RETURNS boolean
+-- No SET search_path: it looks nothing up by name, and a SET would be made and undone for
+-- every row checked (and make the next statements look their search_path up again).
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'outbox_close_is_valid_c';
+COMMENT ON FUNCTION infor_comm.outbox_close_is_valid(timestamptz, text) IS
+    'The outbox''s rules: a closed request has a close_reason (answered, timed_out or withdrawn), an open one none.';
+REVOKE ALL ON FUNCTION infor_comm.outbox_close_is_valid(timestamptz, text) FROM PUBLIC;
+-- The daily job writes the outbox, so its constraint calls the function with the job's rights.
+GRANT EXECUTE ON FUNCTION infor_comm.outbox_close_is_valid(timestamptz, text) TO infor_comm_job;
+
+ALTER TABLE infor_comm.outbox
+    DROP CONSTRAINT outbox_close_reason_check,
+    DROP CONSTRAINT outbox_closed_has_reason,
+    ADD CONSTRAINT outbox_close_check CHECK (infor_comm.outbox_close_is_valid(closed_at, close_reason));
+
+DROP INDEX infor_comm.inbox_orphan_task_idx;
+DROP INDEX infor_comm.inbox_orphan_request_idx;
+DROP INDEX infor_comm.inbox_received_idx;
+CREATE INDEX inbox_orphan_idx ON infor_comm.inbox (push_request_id, push_task_id)
+    WHERE outcome = 'orphan' AND task_row_id IS NULL;

@@ -78,6 +78,7 @@ TO infor_comm_reader;
 -- least it needs on the extension's side (it renders the requests in Rust: not render_request,
 -- request_skip_reason nor the selection's SQL functions), and its run history. The bank grants
 -- USAGE on infor_comm.host_schema and SELECT on the four host tables (docs/security.md).
+-- (outbox_close_is_valid: the outbox's CHECK calls it with the rights of whoever writes the outbox.)
 GRANT EXECUTE ON ROUTINE
     infor_comm.run_daily(),
     infor_comm.daily_run_can_commit(),
@@ -90,7 +91,8 @@ GRANT EXECUTE ON ROUTINE
     infor_comm.setting_thinking_days(),
     infor_comm.setting_timezone(),
     infor_comm.setting_response_timeout(),
-    infor_comm.setting_host_schema()
+    infor_comm.setting_host_schema(),
+    infor_comm.outbox_close_is_valid(timestamptz, text)
 TO infor_comm_job;
 GRANT SELECT, INSERT ON infor_comm.infor_communication_task TO infor_comm_job;
 GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_job;

@@ -211,21 +211,19 @@ impl Statement {
                        FROM answered a
                       WHERE o.organization_id = a.organization_id AND o.closed_at IS NULL
                         AND (o.task_row_id = a.id OR ($3 = '0' AND o.published_at IS NULL))
-                 ), journaled AS (
-                     INSERT INTO infor_comm.inbox
-                            (message_id, message_id_bytes, body, kind, outcome, task_row_id, applied_at)
-                     SELECT $5, $6, $7, 'reply', 'reply', a.id, pg_catalog.now()
-                       FROM answered a
-                  RETURNING inbox_id
                  )
-                 SELECT j.inbox_id, a.id::text,
+                 INSERT INTO infor_comm.inbox
+                        (message_id, message_id_bytes, body, kind, outcome, task_row_id, applied_at)
+                 SELECT $5, $6, $7, 'reply', 'reply', a.id, pg_catalog.now()
+                   FROM answered a
+              RETURNING inbox_id, task_row_id::text,
                         EXISTS (SELECT FROM infor_comm.inbox i
                                  WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
                                    AND i.push_request_id = $2)
                         OR EXISTS (SELECT FROM infor_comm.inbox i
                                     WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
-                                      AND i.push_request_id IS NULL AND i.push_task_id = a.task_id)
-                   FROM journaled j CROSS JOIN answered a"
+                                      AND i.push_request_id IS NULL
+                                      AND i.push_task_id = (SELECT a.task_id FROM answered a))"
             }
             Statement::TaskByRequest => find_task_sql!("vtbc_request_id"),
             Statement::TaskByResponse => find_task_sql!("infor_response_id"),
@@ -303,8 +301,8 @@ thread_local! {
         const { [const { Cell::new(None) }; STATEMENTS] };
 }
 
-/// The prepared statement, prepared now when this session has not prepared it yet. It lives as
-/// long as the session (a few kilobytes for all of them).
+/// The prepared statement, prepared now when this session has not prepared it yet (or has
+/// dropped it to plan it again). It lives until [`replan_own_statements`] drops it.
 fn prepared(
     client: &SpiClient<'_>,
     statement: Statement,
@@ -322,12 +320,42 @@ fn prepared(
     Ok(kept)
 }
 
-/// How many statements run between two resets of the session's plan cache.
-const RUNS_BETWEEN_REPLANS: u32 = 512;
+/// How many statements run between two re-preparations of the apply's own statements, once a
+/// session has run that many; before, they are prepared again after 32, 64, 128, … runs.
+const RUNS_BETWEEN_REPLANS: u32 = 2048;
+
+/// Whether the apply's statements are prepared again before run number `runs` of the session:
+/// at each power of two from 32 on, while a new session's first messages may still be filling
+/// an empty inbox, then every [`RUNS_BETWEEN_REPLANS`].
+fn replan_due(runs: u32) -> bool {
+    (runs >= 32 && runs.is_power_of_two()) || runs.is_multiple_of(RUNS_BETWEEN_REPLANS)
+}
 
 thread_local! {
-    /// Statements run since the session's plan cache was last reset.
+    /// Statements the apply has run in this session.
     static RUNS: Cell<u32> = const { Cell::new(0) };
+    /// How many of the apply's statements are running now (more than one only if a trigger of
+    /// one of them applied a message in turn).
+    static RUNNING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Drops the apply's kept statements, so that each is prepared and planned again on its next
+/// use, for the tables as they are; the session's other plans (the caller's) are left alone.
+/// Only when none of them is running: a statement is never freed under its own execution.
+fn replan_own_statements() {
+    if RUNNING.get() != 0 {
+        return;
+    }
+    PREPARED.with(|all| {
+        for slot in all {
+            if let Some(kept) = slot.take() {
+                // SAFETY: `kept` was leaked from a Box by `prepared`, its slot was its only
+                // owner and is empty now, and nothing runs it (RUNNING is 0): the Box is
+                // rebuilt once and dropped, which frees the plan (SPI_freeplan).
+                drop(unsafe { Box::from_raw(std::ptr::from_ref(kept).cast_mut()) });
+            }
+        }
+    });
 }
 
 /// Runs a prepared statement.
@@ -335,9 +363,11 @@ thread_local! {
 /// A kept plan is made again when a table it uses is analyzed, but not when the table merely
 /// grows: a plan made while the inbox was empty (a fresh install, a purged inbox) would scan the
 /// whole inbox for orphans on every message until autovacuum analyzes it, and within one long
-/// transaction that never happens. So every few hundred statements the session's plan cache is
-/// reset (what `DISCARD PLANS` does) and each plan is made again, once, for the tables as they
-/// are: a few planned statements per 512 run.
+/// transaction that never happens. So the apply drops its own statements now and then and
+/// prepares each again on its next use, planned for the tables as they are: after 32, 64, 128,
+/// … 2,048 runs of a session (an inbox filled from empty is planned again each time it has
+/// doubled), then every 2,048. Each time, a few statements are prepared, and planned five times
+/// as custom plans, then once as the generic one; no other plan of the session is touched.
 fn run<'conn>(
     client: &mut SpiClient<'conn>,
     statement: Statement,
@@ -345,13 +375,29 @@ fn run<'conn>(
 ) -> SpiResult<SpiTupleTable<'conn>> {
     let runs = RUNS.get().wrapping_add(1);
     RUNS.set(runs);
-    if runs.is_multiple_of(RUNS_BETWEEN_REPLANS) {
-        // SAFETY: marks the session's cached plans for re-planning on their next use; plans in
-        // use stay valid until released (as for DISCARD PLANS, which may run anywhere).
-        unsafe { pg_sys::ResetPlanCache() };
+    if replan_due(runs) {
+        replan_own_statements();
     }
     let kept = prepared(client, statement)?;
+    let _running = Running::start();
     client.update(kept, None, args)
+}
+
+/// One of the apply's statements running; counted in [`RUNNING`] until dropped, also when the
+/// statement raises.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        RUNNING.set(RUNNING.get() + 1);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.set(RUNNING.get().saturating_sub(1));
+    }
 }
 
 extern "C-unwind" {

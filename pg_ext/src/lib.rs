@@ -19,6 +19,7 @@
 //!   (`daily_funnel`, `effectiveness`, `client_history`, `health`; docs/reports.md);
 //! - [`run_history`]: the run history of the daily job (`daily_runs`);
 //! - [`roles`]: the roles `infor_comm_relay`, `infor_comm_reader` and `infor_comm_job`;
+//! - [`row_checks`]: the rules of an inbox row and of an outbox row's closing (their CHECKs);
 //! - [`schedule`]: the pg_cron job (`run_daily`, `schedule_daily`, `unschedule_daily`);
 //! - `test_support` (tests only): the helpers of the in-database tests.
 //!
@@ -36,6 +37,7 @@ pub mod outbox;
 pub mod reports;
 pub mod request;
 pub mod roles;
+pub mod row_checks;
 pub mod run_history;
 pub mod schedule;
 pub mod schema;
