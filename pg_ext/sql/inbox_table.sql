@@ -5,9 +5,8 @@ CREATE FUNCTION infor_comm.inbox_row_is_valid(
     kind text, outcome text, reason text, body text, body_bytes bytea, message_id text,
     message_id_bytes bytea, body_size bigint, body_sha256 bytea)
 RETURNS boolean
--- No SET search_path: it looks nothing up by name, and a SET would be made and undone for
--- every row checked (and make the next statements look their search_path up again).
 LANGUAGE c IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'inbox_row_is_valid_c';
 COMMENT ON FUNCTION infor_comm.inbox_row_is_valid(text, text, text, text, bytea, text, bytea, bigint, bytea) IS
     'The inbox''s rules: kind and outcome from their lists, one body and one message id, a reason when rejected, an oversized body''s size and SHA-256 only on a rejected message without its text.';

@@ -3,9 +3,8 @@
 -- Whether an outbox row's closing keeps the outbox's rules (its CHECK constraint outbox_close_check).
 CREATE FUNCTION infor_comm.outbox_close_is_valid(closed_at timestamptz, close_reason text)
 RETURNS boolean
--- No SET search_path: it looks nothing up by name, and a SET would be made and undone for
--- every row checked (and make the next statements look their search_path up again).
 LANGUAGE c IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'outbox_close_is_valid_c';
 COMMENT ON FUNCTION infor_comm.outbox_close_is_valid(timestamptz, text) IS
     'The outbox''s rules: a closed request has a close_reason (answered, timed_out or withdrawn), an open one none.';
