@@ -855,3 +855,23 @@ DROP INDEX infor_comm.inbox_orphan_request_idx;
 DROP INDEX infor_comm.inbox_received_idx;
 CREATE INDEX inbox_orphan_idx ON infor_comm.inbox (push_request_id, push_task_id)
     WHERE outcome = 'orphan' AND task_row_id IS NULL;
+
+-- ---------------------------------------------------------------------------------------------
+-- inbox_message_ids in PL/pgSQL, the same query: a SQL function with SET search_path is not
+-- inlined and was parsed and planned again by every statement that indexed a rejected or orphan
+-- message in inbox_unmatched_ids_idx (2,000 such inserts: 1.06 s, now 0.58 s; 0.05 s without
+-- the index). Its results are the same, so the index stays as it is.
+-- ---------------------------------------------------------------------------------------------
+-- The ids an inbound message carries (replyUID, requestID, taskID), read from its text without
+-- parsing it (a rejected message may not be JSON at all); client_history finds a client's
+-- messages that matched no task row by them. PL/pgSQL keeps the query's plan for the session;
+-- a SQL function with SET search_path is planned again by every statement that indexes a row.
+CREATE OR REPLACE FUNCTION infor_comm.inbox_message_ids(body text) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+BEGIN
+    RETURN (SELECT pg_catalog.array_agg(DISTINCT m[1])
+              FROM pg_catalog.regexp_matches(body, '"(?:replyUID|requestID|taskID)"\s*:\s*"?([^"\\,}\s]{1,200})', 'g') AS m);
+END
+$body$;

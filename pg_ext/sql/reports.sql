@@ -72,13 +72,16 @@ COMMENT ON VIEW infor_comm.daily_funnel IS
 
 -- The ids an inbound message carries (replyUID, requestID, taskID), read from its text without
 -- parsing it (a rejected message may not be JSON at all); client_history finds a client's
--- messages that matched no task row by them.
+-- messages that matched no task row by them. PL/pgSQL keeps the query's plan for the session;
+-- a SQL function with SET search_path is planned again by every statement that indexes a row.
 CREATE FUNCTION infor_comm.inbox_message_ids(body text) RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $body$
-    SELECT pg_catalog.array_agg(DISTINCT m[1])
-      FROM pg_catalog.regexp_matches($1, '"(?:replyUID|requestID|taskID)"\s*:\s*"?([^"\\,}\s]{1,200})', 'g') AS m
+BEGIN
+    RETURN (SELECT pg_catalog.array_agg(DISTINCT m[1])
+              FROM pg_catalog.regexp_matches(body, '"(?:replyUID|requestID|taskID)"\s*:\s*"?([^"\\,}\s]{1,200})', 'g') AS m);
+END
 $body$;
 COMMENT ON FUNCTION infor_comm.inbox_message_ids(text) IS
     'The replyUID, requestID and taskID values written in an inbound message''s text (NULL when none), for client_history.';
