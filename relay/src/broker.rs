@@ -376,6 +376,19 @@ impl Incoming {
         .map(|_| ())
     }
 
+    /// Acknowledges this message and every message delivered before it on its channel that is
+    /// not yet acknowledged, in one frame. Only for a message none of whose predecessors may
+    /// still go back to the queue.
+    pub async fn ack_up_to(&self) -> Result<(), BrokerError> {
+        bounded(
+            ACK_TIMEOUT,
+            "an ack",
+            self.acker.ack(BasicAckOptions { multiple: true }),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Hands the message back to the queue, for this or another consumer.
     pub async fn requeue(&self) -> Result<(), BrokerError> {
         let nack = self.acker.nack(BasicNackOptions {

@@ -54,7 +54,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=100000))]
     pub publish_window: u32,
 
-    /// Unacknowledged inbound messages the broker may hand this relay at once.
+    /// Unacknowledged inbound messages the broker may hand this relay at once; half of them at
+    /// most (rounded up) are applied in one transaction.
     #[arg(long, env = "INFOR_PREFETCH", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,

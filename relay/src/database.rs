@@ -7,8 +7,11 @@ use crate::errors::Chain;
 use futures_util::StreamExt;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -318,11 +321,14 @@ impl Database {
     }
 
     /// Records inbound messages in ONE transaction, each under its own savepoint so that one
-    /// whose apply raises never takes the others with it; the statements of a message are
-    /// pipelined (one round trip each). Returns, once the transaction has committed, each
-    /// item's outcome (`reply`, `push`, `duplicate`, `orphan`, `rejected`) or the error its
-    /// apply raised (nothing of that item was kept). An `Err` means the batch as a whole failed
-    /// (the connection broke, or the commit did not succeed): no outcome may be acked.
+    /// whose apply raises never takes the others with it. The statements of every message are
+    /// pipelined: one round trip for the batch while nothing raises. When a message's apply
+    /// raises, the statements sent after it fail too (the transaction is aborted until the
+    /// savepoint is rolled back): they are sent again after the rollback. Returns, once the
+    /// transaction has committed, each item's outcome (`reply`, `push`, `duplicate`, `orphan`,
+    /// `rejected`) or the error its apply raised (nothing of that item was kept). An `Err`
+    /// means the batch as a whole failed (the connection broke, or the commit did not
+    /// succeed): no outcome may be acked.
     pub async fn record_inbound(
         &self,
         items: &[InboundItem<'_>],
@@ -330,62 +336,86 @@ impl Database {
         let statements = self.inbound_statements().await?;
         self.client.batch_execute("BEGIN").await?;
         let mut outcomes = Vec::with_capacity(items.len());
-        for item in items {
-            let savepoint = self.client.batch_execute("SAVEPOINT inbound");
-            let apply = async {
-                match item {
-                    InboundItem::Deliver { body, message_id } => {
-                        self.client
-                            .query_one(&statements.deliver, &[body, message_id])
-                            .await
+        while outcomes.len() < items.len() {
+            let rest = &items[outcomes.len()..];
+            let results = in_order(
+                rest.iter()
+                    .map(|item| self.apply_under_savepoint(statements, item)),
+            )
+            .await;
+            for (savepoint, apply, release) in results {
+                // Everything sent before this savepoint succeeded (the loop stops at the first
+                // apply that raised), so a savepoint that fails is a fault of the session.
+                savepoint?;
+                match apply.and_then(|row| row.try_get::<_, String>(0)) {
+                    Ok(outcome) => {
+                        release?;
+                        outcomes.push(Ok(outcome));
                     }
-                    InboundItem::Oversized {
-                        head,
-                        message_id,
-                        size,
-                        sha256,
-                        limit,
-                    } => {
+                    // The server refused this message alone (the function raised, a lock or
+                    // statement timed out, a privilege is missing): undo it; what was sent
+                    // after it failed with it and is sent again.
+                    Err(error) if error.as_db_error().is_some() => {
                         self.client
-                            .query_one(
-                                &statements.oversized,
-                                &[head, message_id, size, sha256, limit],
-                            )
-                            .await
+                            .batch_execute("ROLLBACK TO SAVEPOINT inbound")
+                            .await?;
+                        outcomes.push(Err(Chain(&error).to_string()));
+                        break;
                     }
-                    InboundItem::SetAside {
-                        body,
-                        message_id,
-                        attempts,
-                        error,
-                    } => {
-                        self.client
-                            .query_one(&statements.set_aside, &[body, message_id, attempts, error])
-                            .await
-                    }
+                    Err(error) => return Err(error),
                 }
-            };
-            let release = self.client.batch_execute("RELEASE SAVEPOINT inbound");
-            let (savepoint, apply, release) = tokio::join!(savepoint, apply, release);
-            savepoint?;
-            match apply.and_then(|row| row.try_get::<_, String>(0)) {
-                Ok(outcome) => {
-                    release?;
-                    outcomes.push(Ok(outcome));
-                }
-                // The server refused this message alone (the function raised, a lock or statement
-                // timed out, a privilege is missing): undo it and go on with the others.
-                Err(error) if error.as_db_error().is_some() => {
-                    self.client
-                        .batch_execute("ROLLBACK TO SAVEPOINT inbound")
-                        .await?;
-                    outcomes.push(Err(Chain(&error).to_string()));
-                }
-                Err(error) => return Err(error),
             }
         }
         self.client.batch_execute("COMMIT").await?;
         Ok(outcomes)
+    }
+
+    /// SAVEPOINT, the apply and RELEASE of one inbound item; sent when first polled.
+    async fn apply_under_savepoint(
+        &self,
+        statements: &InboundStatements,
+        item: &InboundItem<'_>,
+    ) -> (
+        Result<(), DatabaseError>,
+        Result<tokio_postgres::Row, DatabaseError>,
+        Result<(), DatabaseError>,
+    ) {
+        let savepoint = self.client.batch_execute("SAVEPOINT inbound");
+        let apply = async {
+            match item {
+                InboundItem::Deliver { body, message_id } => {
+                    self.client
+                        .query_one(&statements.deliver, &[body, message_id])
+                        .await
+                }
+                InboundItem::Oversized {
+                    head,
+                    message_id,
+                    size,
+                    sha256,
+                    limit,
+                } => {
+                    self.client
+                        .query_one(
+                            &statements.oversized,
+                            &[head, message_id, size, sha256, limit],
+                        )
+                        .await
+                }
+                InboundItem::SetAside {
+                    body,
+                    message_id,
+                    attempts,
+                    error,
+                } => {
+                    self.client
+                        .query_one(&statements.set_aside, &[body, message_id, attempts, error])
+                        .await
+                }
+            }
+        };
+        let release = self.client.batch_execute("RELEASE SAVEPOINT inbound");
+        tokio::join!(savepoint, apply, release)
     }
 
     /// The inbound statements, prepared once per connection.
@@ -413,6 +443,31 @@ impl Database {
             })
             .await
     }
+}
+
+/// Awaits `futures`, polling them in the order given every time, so that each sends its
+/// statements before the next does (tokio-postgres sends a request when its future is first
+/// polled, and the server runs them in the order sent); returns their outputs in that order.
+async fn in_order<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut slots: Vec<_> = futures
+        .map(|future| futures_util::future::maybe_done(Box::pin(future)))
+        .collect();
+    futures_util::future::poll_fn(|cx| {
+        let mut done = true;
+        for slot in slots.iter_mut() {
+            done &= Pin::new(slot).poll(cx).is_ready();
+        }
+        if done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    slots
+        .iter_mut()
+        .filter_map(|slot| Pin::new(slot).take_output())
+        .collect()
 }
 
 /// One inbound message to record, as [`Database::record_inbound`] takes it.

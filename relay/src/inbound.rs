@@ -7,9 +7,10 @@
 //! - A body over `--max-message-bytes` is never held whole (see [`crate::broker::limit_body_size`]):
 //!   it is journaled as rejected with its size, SHA-256 and first 64 KiB, then acked.
 //! - A message whose apply raises is held back, unacked, and retried alone after a pause; the
-//!   others go on. When it has failed `--max-apply-attempts` times while other messages applied,
-//!   it is set aside: journaled as rejected with its last error, or, if even that fails, published
-//!   to `--dead-letter-queue`, then acked. Counted and logged once.
+//!   others go on. When it has failed `--max-apply-attempts` times and other messages applied
+//!   after its first failure (later in the same transaction, or since), it is set aside:
+//!   journaled as rejected with its last error, or, if even that fails, published to
+//!   `--dead-letter-queue`, then acked. Counted and logged once.
 //! - When every message of a batch fails and none has applied since, the database is taken to be
 //!   at fault: every unacked message goes back to the queue and the relay reconnects with
 //!   back-off, as when the connection breaks. Nothing is set aside then.
@@ -150,7 +151,9 @@ impl Side for Inbound {
         };
         // A consumer whose connection died without a word would wait forever: look every second.
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
-        let batch_limit = usize::from(context.config.prefetch);
+        // Half the prefetch: while one half is applied, the broker hands over the other, so the
+        // next batch is in hand when this one is acked.
+        let batch_limit = usize::from(context.config.prefetch).div_ceil(2);
         loop {
             let retry_at = work.held.iter().map(|held| held.retry_at).min();
             let first = tokio::select! {
@@ -285,7 +288,14 @@ impl Work<'_> {
                 }
             })
             .collect();
-        let outcomes = match self.database.record_inbound(&items).await {
+        let started = Instant::now();
+        let recorded = self.database.record_inbound(&items).await;
+        tracing::debug!(
+            batch = items.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "inbound: batch recorded"
+        );
+        let outcomes = match recorded {
             Ok(outcomes) => outcomes,
             Err(error) => {
                 ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(batch.len() as u64);
@@ -296,6 +306,7 @@ impl Work<'_> {
         drop(items);
         let mut applied = 0usize;
         let mut failed = Vec::new();
+        let mut committed = Vec::with_capacity(batch.len());
         for (index, ((message, plan), outcome)) in
             batch.into_iter().zip(plans).zip(outcomes).enumerate()
         {
@@ -304,17 +315,35 @@ impl Work<'_> {
                     applied += 1;
                     self.recorded(&message, plan, &outcome, set_aside_errors.get(&index));
                     lock(&failures).done(&message, plan == Plan::Apply);
-                    // If this ack is lost, the message comes again and is journaled as a duplicate.
-                    message.ack().await.map_err(broker_lost)?;
+                    committed.push(message);
                 }
-                Err(error) => failed.push((message, plan, error)),
+                Err(error) => {
+                    // Counted now, in the batch's order, so that the messages applied after it
+                    // in this transaction count as applied since its failure.
+                    let attempts =
+                        (plan != Plan::SetAside).then(|| lock(&failures).failed(&message, &error));
+                    failed.push((message, plan, error, attempts));
+                }
             }
         }
+        // If an ack is lost, the message comes again and is journaled as a duplicate.
+        if failed.is_empty() && self.held.is_empty() && !retry {
+            // Every message delivered before the last of this batch is in it or acked already
+            // (a batch takes the oldest in hand; none is held back): one frame acks them all.
+            if let Some(last) = committed.last() {
+                last.ack_up_to().await.map_err(broker_lost)?;
+            }
+        } else {
+            futures_util::future::try_join_all(committed.iter().map(Incoming::ack))
+                .await
+                .map_err(broker_lost)?;
+        }
+        drop(committed);
         if failed.is_empty() {
             return Ok(());
         }
         let every_one_failed = applied == 0 && !retry;
-        for (message, plan, error) in failed {
+        for (message, plan, error, attempts) in failed {
             ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(1);
             if plan == Plan::SetAside {
                 // Even journaling it failed: the dead-letter queue, if there is one.
@@ -324,7 +353,10 @@ impl Work<'_> {
                     continue;
                 }
             }
-            let attempts = lock(&failures).failed(&message, &error);
+            let attempts = match attempts {
+                Some(attempts) => attempts,
+                None => lock(&failures).failed(&message, &error),
+            };
             tracing::warn!(
                 message_id = message.message_id.as_deref().unwrap_or(""),
                 attempts,

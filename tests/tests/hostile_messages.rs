@@ -190,6 +190,75 @@ async fn a_message_whose_apply_keeps_failing_is_set_aside_while_the_others_apply
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_spread_through_full_batches_never_cost_the_others_or_repeat_them() {
+    // The relay pipelines a whole batch; a message whose apply raises aborts what was sent
+    // after it, which is sent again. Every 10th reply here raises, in batches of 32.
+    let scenario = Scenario::new(200).await;
+    let ids = scenario.request_ids().await;
+    let poison: Vec<String> = ids
+        .iter()
+        .skip(3)
+        .step_by(10)
+        .map(|id| format!("'{id}'"))
+        .collect();
+    scenario
+        .db
+        .connect()
+        .await
+        .batch_execute(&format!(
+            "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'row % is frozen for the test', OLD.id; END $$;
+             CREATE TRIGGER refuse BEFORE UPDATE ON infor_comm.infor_communication_task
+                FOR EACH ROW WHEN (OLD.vtbc_request_id IN ({})) EXECUTE FUNCTION public.refuse();",
+            poison.join(", ")
+        ))
+        .await
+        .expect("trigger");
+    // All queued before the relay starts, so that it gets them in full batches.
+    let relay = consuming_relay(&scenario, "declare", &[]).await;
+    drop(relay);
+    for (n, id) in ids.iter().enumerate() {
+        scenario
+            .publish_inbound(&[reply(n, id).as_bytes()], &format!("m-{n}"))
+            .await;
+    }
+    let relay = consuming_relay(&scenario, "poison-batches", &["--max-apply-attempts", "2"]).await;
+    expect_answered(&scenario, &relay, 200 - poison.len() as i64).await;
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            count(
+                &scenario,
+                "SELECT count(*) FROM infor_comm.inbox WHERE reason LIKE 'set aside by the relay%'",
+            )
+            .await
+                == poison.len() as i64
+        })
+        .await,
+        "every poison message set aside: {}",
+        relay.output()
+    );
+    assert_eq!(
+        count(&scenario, "SELECT count(*) FROM infor_comm.inbox").await,
+        200,
+        "each message journaled exactly once"
+    );
+    assert_eq!(
+        count(
+            &scenario,
+            "SELECT count(DISTINCT message_id) FROM infor_comm.inbox WHERE outcome = 'reply'"
+        )
+        .await,
+        200 - poison.len() as i64
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            scenario.inbound_depth() == 0
+        })
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_the_database_cannot_even_journal_goes_to_the_dead_letter_queue() {
     let scenario = Scenario::new(2).await;
     let ids = scenario.request_ids().await;
