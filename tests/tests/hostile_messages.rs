@@ -44,6 +44,25 @@ async fn expect_answered(scenario: &Scenario, relay: &Process, n: i64) {
     );
 }
 
+/// Makes the task rows of these requests refuse every update (a trigger raises), so that the
+/// apply of their replies raises.
+async fn freeze_task_rows(scenario: &Scenario, request_ids: &[String]) {
+    let ids: Vec<String> = request_ids.iter().map(|id| format!("'{id}'")).collect();
+    scenario
+        .db
+        .connect()
+        .await
+        .batch_execute(&format!(
+            "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'row % is frozen for the test', OLD.id; END $$;
+             CREATE TRIGGER refuse BEFORE UPDATE ON infor_comm.infor_communication_task
+                FOR EACH ROW WHEN (OLD.vtbc_request_id IN ({})) EXECUTE FUNCTION public.refuse();",
+            ids.join(", ")
+        ))
+        .await
+        .expect("trigger");
+}
+
 /// Starts a relay and waits until it consumes (it declares the queues).
 async fn consuming_relay(scenario: &Scenario, name: &str, extra: &[&str]) -> Process {
     let relay = scenario.relay(name, extra);
@@ -118,19 +137,7 @@ async fn a_message_whose_apply_keeps_failing_is_set_aside_while_the_others_apply
     let scenario = Scenario::new(4).await;
     let ids = scenario.request_ids().await;
     // The task row of the first client cannot be updated: its reply raises, the others apply.
-    scenario
-        .db
-        .connect()
-        .await
-        .batch_execute(&format!(
-            "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN RAISE EXCEPTION 'row % is frozen for the test', OLD.id; END $$;
-             CREATE TRIGGER refuse BEFORE UPDATE ON infor_comm.infor_communication_task
-                FOR EACH ROW WHEN (OLD.vtbc_request_id = '{}') EXECUTE FUNCTION public.refuse();",
-            ids[0]
-        ))
-        .await
-        .expect("trigger");
+    freeze_task_rows(&scenario, &ids[..1]).await;
     let metrics_port = free_port();
     let relay =
         scenario.relay_with_metrics("set-aside", &["--max-apply-attempts", "3"], metrics_port);
@@ -195,25 +202,8 @@ async fn poison_messages_spread_through_full_batches_never_cost_the_others_or_re
     // after it, which is sent again. Every 10th reply here raises, in batches of 32.
     let scenario = Scenario::new(200).await;
     let ids = scenario.request_ids().await;
-    let poison: Vec<String> = ids
-        .iter()
-        .skip(3)
-        .step_by(10)
-        .map(|id| format!("'{id}'"))
-        .collect();
-    scenario
-        .db
-        .connect()
-        .await
-        .batch_execute(&format!(
-            "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN RAISE EXCEPTION 'row % is frozen for the test', OLD.id; END $$;
-             CREATE TRIGGER refuse BEFORE UPDATE ON infor_comm.infor_communication_task
-                FOR EACH ROW WHEN (OLD.vtbc_request_id IN ({})) EXECUTE FUNCTION public.refuse();",
-            poison.join(", ")
-        ))
-        .await
-        .expect("trigger");
+    let poison: Vec<String> = ids.iter().skip(3).step_by(10).cloned().collect();
+    freeze_task_rows(&scenario, &poison).await;
     // All queued before the relay starts, so that it gets them in full batches.
     let relay = consuming_relay(&scenario, "declare", &[]).await;
     drop(relay);

@@ -155,6 +155,17 @@ async fn claim_batch(client: &impl GenericClient) -> Vec<i64> {
         .collect()
 }
 
+/// Two relays together were handed `rows` rows, none twice (how the work split between them
+/// depends on timing).
+fn assert_each_handed_out_once(mut x: Vec<i64>, y: Vec<i64>, rows: usize) {
+    x.extend(y);
+    let total = x.len();
+    x.sort_unstable();
+    x.dedup();
+    assert_eq!(x.len(), total, "no row handed out twice");
+    assert_eq!(total, rows, "every row handed out");
+}
+
 /// Claims batches until nothing is left; returns the outbox ids.
 async fn claim_all(client: &Client) -> Vec<i64> {
     let mut ids = Vec::new();
@@ -174,13 +185,8 @@ async fn two_relays_claiming_at_once_get_disjoint_rows() {
     let (a, b) = (db.connect().await, db.connect().await);
     // How the work splits between the two depends on timing; that no row is handed out
     // twice and none is left out does not.
-    let (mut x, y) = tokio::join!(claim_all(&a), claim_all(&b));
-    x.extend(y);
-    let total = x.len();
-    x.sort_unstable();
-    x.dedup();
-    assert_eq!(x.len(), total, "no row handed out twice");
-    assert_eq!(total, 1000, "every row handed out");
+    let (x, y) = tokio::join!(claim_all(&a), claim_all(&b));
+    assert_each_handed_out_once(x, y, 1000);
 }
 
 #[tokio::test]
@@ -263,13 +269,8 @@ async fn two_relays_locking_batches_at_once_publish_each_row_once() {
     let db = TestDb::new().await;
     enqueued(&db, 1000).await;
     let (mut a, mut b) = (db.connect().await, db.connect().await);
-    let (mut x, y) = tokio::join!(publish_all(&mut a), publish_all(&mut b));
-    x.extend(y);
-    let total = x.len();
-    x.sort_unstable();
-    x.dedup();
-    assert_eq!(x.len(), total, "no row handed out twice");
-    assert_eq!(total, 1000, "every row handed out");
+    let (x, y) = tokio::join!(publish_all(&mut a), publish_all(&mut b));
+    assert_each_handed_out_once(x, y, 1000);
     assert_eq!(
         count(
             &a,
