@@ -13,7 +13,8 @@
 //!   `--dead-letter-queue`, then acked. Counted and logged once.
 //! - When every message of a batch fails and none has applied since, the database is taken to be
 //!   at fault: every unacked message goes back to the queue and the relay reconnects with
-//!   back-off, as when the connection breaks. Nothing is set aside then.
+//!   back-off, as when the connection breaks. Nothing is set aside then: failures that no other
+//!   message's apply followed before the session ended are forgotten when the next one begins.
 //! - Messages the extension rejects are acked too: they are kept in the inbox with the reason.
 
 use crate::broker::{Broker, BrokerError, Consumer, Incoming, Outgoing, PublishOutcome, Publisher};
@@ -71,43 +72,71 @@ impl FailureLog {
         hasher.finish()
     }
 
-    /// The failure to set aside for, when `message` has failed `max_attempts` times and other
-    /// messages applied since its first failure.
-    fn due_for_set_aside(&self, message: &Incoming, max_attempts: u32) -> Option<Failure> {
+    /// [`Self::failed`] for `message`.
+    fn message_failed(&mut self, message: &Incoming, error: &str) -> u32 {
+        let key = self.key(message);
+        self.failed(key, error)
+    }
+
+    /// [`Self::done`] for `message`.
+    fn message_done(&mut self, message: &Incoming, applied: bool) {
+        if self.failures.is_empty() {
+            // The common case, without hashing the body.
+            self.applied += u64::from(applied);
+            return;
+        }
+        let key = self.key(message);
+        self.done(key, applied);
+    }
+
+    /// [`Self::due_for_set_aside`] for `message`.
+    fn message_due_for_set_aside(&self, message: &Incoming, max_attempts: u32) -> Option<Failure> {
         if self.failures.is_empty() {
             return None;
         }
-        let failure = self.failures.get(&self.key(message))?;
+        self.due_for_set_aside(self.key(message), max_attempts)
+    }
+
+    /// The failure to set aside for, when the message known by `key` has failed `max_attempts`
+    /// times and other messages applied since its first failure.
+    fn due_for_set_aside(&self, key: u64, max_attempts: u32) -> Option<Failure> {
+        let failure = self.failures.get(&key)?;
         (failure.attempts >= max_attempts && self.applied > failure.applied_before_first)
             .then(|| failure.clone())
     }
 
-    fn failed(&mut self, message: &Incoming, error: &str) -> u32 {
+    /// Counts one failed apply of the message known by `key`; returns its attempts so far.
+    fn failed(&mut self, key: u64, error: &str) -> u32 {
         if self.failures.len() >= MAX_REMEMBERED_FAILURES {
             self.failures.clear();
         }
         let applied = self.applied;
-        let failure = self
-            .failures
-            .entry(self.key(message))
-            .or_insert_with(|| Failure {
-                attempts: 0,
-                applied_before_first: applied,
-                last_error: String::new(),
-            });
+        let failure = self.failures.entry(key).or_insert_with(|| Failure {
+            attempts: 0,
+            applied_before_first: applied,
+            last_error: String::new(),
+        });
         failure.attempts += 1;
         failure.last_error = error.to_string();
         failure.attempts
     }
 
-    fn done(&mut self, message: &Incoming, applied: bool) {
+    /// The message known by `key` was recorded (`applied`: through `apply_delivery`).
+    fn done(&mut self, key: u64, applied: bool) {
         if applied {
             self.applied += 1;
         }
-        if !self.failures.is_empty() {
-            let key = self.key(message);
-            self.failures.remove(&key);
-        }
+        self.failures.remove(&key);
+    }
+
+    /// A new session begins. A message whose failures in the sessions before were never
+    /// followed by another message applying failed while nothing applied: most likely the
+    /// database was at fault, not the message. Those failures are forgotten, so that a
+    /// database outage never makes messages look poisonous once it is over.
+    fn new_session(&mut self) {
+        let applied = self.applied;
+        self.failures
+            .retain(|_, failure| applied > failure.applied_before_first);
     }
 }
 
@@ -142,6 +171,7 @@ impl Side for Inbound {
         mut consumer: Consumer,
         shutdown: &mut Shutdown,
     ) -> SessionEnd {
+        lock(&context.inbound_failures).new_session();
         let mut work = Work {
             context,
             database: &database,
@@ -250,7 +280,7 @@ impl Work<'_> {
                     if message.oversized.is_some() {
                         Plan::Oversized
                     } else if let Some(failure) =
-                        log.due_for_set_aside(message, config.max_apply_attempts)
+                        log.message_due_for_set_aside(message, config.max_apply_attempts)
                     {
                         set_aside_errors.insert(index, failure);
                         Plan::SetAside
@@ -314,14 +344,14 @@ impl Work<'_> {
                 Ok(outcome) => {
                     applied += 1;
                     self.recorded(&message, plan, &outcome, set_aside_errors.get(&index));
-                    lock(&failures).done(&message, plan == Plan::Apply);
+                    lock(&failures).message_done(&message, plan == Plan::Apply);
                     committed.push(message);
                 }
                 Err(error) => {
                     // Counted now, in the batch's order, so that the messages applied after it
                     // in this transaction count as applied since its failure.
-                    let attempts =
-                        (plan != Plan::SetAside).then(|| lock(&failures).failed(&message, &error));
+                    let attempts = (plan != Plan::SetAside)
+                        .then(|| lock(&failures).message_failed(&message, &error));
                     failed.push((message, plan, error, attempts));
                 }
             }
@@ -348,14 +378,14 @@ impl Work<'_> {
             if plan == Plan::SetAside {
                 // Even journaling it failed: the dead-letter queue, if there is one.
                 if self.dead_letter(&message, &error).await? {
-                    lock(&failures).done(&message, false);
+                    lock(&failures).message_done(&message, false);
                     message.ack().await.map_err(broker_lost)?;
                     continue;
                 }
             }
             let attempts = match attempts {
                 Some(attempts) => attempts,
-                None => lock(&failures).failed(&message, &error),
+                None => lock(&failures).message_failed(&message, &error),
             };
             tracing::warn!(
                 message_id = message.message_id.as_deref().unwrap_or(""),
@@ -476,4 +506,57 @@ fn database_error(error: DatabaseError) -> SessionEnd {
         "database error; the messages go back to the queue",
         Chain(&error),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MESSAGE: u64 = 1;
+    const OTHER: u64 = 2;
+
+    #[test]
+    fn a_message_failing_while_others_apply_is_set_aside_after_max_attempts() {
+        let mut log = FailureLog::default();
+        log.new_session();
+        assert_eq!(log.failed(MESSAGE, "boom"), 1);
+        log.done(OTHER, true);
+        assert!(log.due_for_set_aside(MESSAGE, 2).is_none(), "one failure");
+        assert_eq!(log.failed(MESSAGE, "boom again"), 2);
+        let failure = log.due_for_set_aside(MESSAGE, 2).expect("due");
+        assert_eq!(
+            (failure.attempts, failure.last_error.as_str()),
+            (2, "boom again")
+        );
+        // Its failures outlive a reconnect: they were made while the database worked.
+        log.new_session();
+        assert!(log.due_for_set_aside(MESSAGE, 2).is_some());
+        log.done(MESSAGE, false);
+        assert!(
+            log.due_for_set_aside(MESSAGE, 2).is_none(),
+            "forgotten once recorded"
+        );
+    }
+
+    #[test]
+    fn failures_while_nothing_applies_are_never_held_against_a_message() {
+        let mut log = FailureLog::default();
+        // A database outage: every session fails every message, nothing applies.
+        for _ in 0..5 {
+            log.new_session();
+            log.failed(MESSAGE, "permission denied");
+            log.failed(OTHER, "permission denied");
+            assert!(log.due_for_set_aside(MESSAGE, 2).is_none());
+        }
+        // The database is back: the first message to apply does not condemn the others.
+        log.new_session();
+        log.done(3, true);
+        assert!(log.due_for_set_aside(MESSAGE, 2).is_none());
+        assert!(log.due_for_set_aside(OTHER, 2).is_none());
+        // A real poison message is still caught in the session that works.
+        log.failed(MESSAGE, "frozen");
+        log.done(OTHER, true);
+        log.failed(MESSAGE, "frozen");
+        assert!(log.due_for_set_aside(MESSAGE, 2).is_some());
+    }
 }

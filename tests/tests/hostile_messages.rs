@@ -190,8 +190,11 @@ async fn a_message_whose_apply_keeps_failing_is_set_aside_while_the_others_apply
         1,
         "logged once: {output}"
     );
+    // Three counted tries, and one more for each time the poison reply came first and alone:
+    // its batch failed whole, which the relay takes for a database fault and does not count.
+    let uncounted = output.matches("every apply of a batch failed").count();
     assert!(
-        output.matches("apply failed").count() <= 3,
+        output.matches("apply failed").count() <= 3 + uncounted,
         "one line per failed try: {output}"
     );
 }
