@@ -14,6 +14,9 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 /// A broker error: a failed connection, channel, publish, ack or nack. It shows the AMQP
@@ -54,9 +57,22 @@ pub enum PublishOutcome {
 /// A published message whose confirm is awaited: [`PendingConfirm::outcome`] says what the
 /// broker answered, or that it did not answer before the deadline.
 pub struct PendingConfirm {
-    confirm: lapin::PublisherConfirm,
+    state: Confirming,
     deadline: tokio::time::Instant,
     timeout: Duration,
+}
+
+/// lapin's publish, from the moment its frames are queued on the connection until it has
+/// written them: it then resolves to the confirm to await.
+type Writing =
+    Pin<Box<dyn Future<Output = Result<lapin::PublisherConfirm, lapin::Error>> + Send + 'static>>;
+
+/// Where a message is between [`Publisher::send`] and the broker's answer.
+enum Confirming {
+    /// Queued on the connection, not yet written to the socket.
+    Writing(Writing),
+    /// Written; the broker's confirm is awaited.
+    Written(lapin::PublisherConfirm),
 }
 
 impl PendingConfirm {
@@ -65,7 +81,26 @@ impl PendingConfirm {
     /// can be awaited again; once it has returned, it must not be awaited again.
     pub async fn outcome(&mut self) -> PublishOutcome {
         let timeout = self.timeout;
-        match tokio::time::timeout_at(self.deadline, &mut self.confirm).await {
+        if let Confirming::Writing(writing) = &mut self.state {
+            match tokio::time::timeout_at(self.deadline, writing).await {
+                Err(_) => {
+                    return PublishOutcome::Refused(format!(
+                        "not even written to the broker within {timeout:?}"
+                    ))
+                }
+                Ok(Err(error)) => {
+                    return PublishOutcome::Refused(format!(
+                        "publish failed: {}",
+                        crate::errors::Chain(&error)
+                    ))
+                }
+                Ok(Ok(confirm)) => self.state = Confirming::Written(confirm),
+            }
+        }
+        let Confirming::Written(confirm) = &mut self.state else {
+            return PublishOutcome::Refused("publish failed".into());
+        };
+        match tokio::time::timeout_at(self.deadline, confirm).await {
             Err(_) => {
                 PublishOutcome::Refused(format!("no confirm from the broker within {timeout:?}"))
             }
@@ -233,9 +268,12 @@ impl Publisher {
 
     /// Publishes one message to `queue` (default exchange, persistent, JSON, mandatory) without
     /// waiting for its confirm: the returned [`PendingConfirm`] resolves to the broker's answer,
-    /// so that many messages can be in flight at once. The call itself waits (at most `timeout`)
-    /// only until the message is handed to the connection. An error means the channel failed:
-    /// nothing is known of this message.
+    /// so that many messages can be in flight at once. The call does not wait either for the
+    /// connection to write the message: it returns once the message's frames are queued on the
+    /// connection, in the order of the calls, so that a batch goes out in a few large writes
+    /// instead of one round trip to lapin's I/O thread per message (half of the relay's time
+    /// to publish a batch). A failed or late write is reported by [`PendingConfirm::outcome`]
+    /// as refused. An error means the channel had already failed: nothing was sent.
     pub async fn send(
         &self,
         queue: &str,
@@ -246,19 +284,34 @@ impl Publisher {
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_message_id(message.message_id.into());
-        let send = self.channel.basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            },
-            message.payload,
-            properties,
-        );
-        let confirm = bounded(timeout, "a publish", send).await?;
+        let channel = self.channel.clone();
+        let queue: lapin::types::ShortString = queue.into();
+        let payload = message.payload.to_vec();
+        let mut writing: Writing = Box::pin(async move {
+            channel
+                .basic_publish(
+                    "".into(),
+                    queue,
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &payload,
+                    properties,
+                )
+                .await
+        });
+        // lapin takes the delivery tag and queues the frames before its first await, so this
+        // one poll puts the message on the connection, after the ones sent before it. The
+        // waker is a no-op: the write is awaited, with the real waker, by `outcome`.
+        let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        let state = match writing.as_mut().poll(&mut context) {
+            Poll::Ready(Err(error)) => return Err(error.into()),
+            Poll::Ready(Ok(confirm)) => Confirming::Written(confirm),
+            Poll::Pending => Confirming::Writing(writing),
+        };
         Ok(PendingConfirm {
-            confirm,
+            state,
             deadline: tokio::time::Instant::now() + timeout,
             timeout,
         })
