@@ -580,7 +580,8 @@ BEGIN
 
     SELECT pg_catalog.count(*), checked_at - pg_catalog.min(o.created_at)
       INTO unpublished, oldest_unpublished_age
-      FROM infor_comm.outbox o
+      FROM infor_comm.outbox_pending p
+      JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
      WHERE o.published_at IS NULL AND o.closed_at IS NULL;
 
     SELECT pg_catalog.count(*) INTO unanswered_past_timeout
@@ -744,12 +745,71 @@ REVOKE EXECUTE ON FUNCTION
 FROM infor_comm_job;
 
 -- ---------------------------------------------------------------------------------------------
--- claim_outbox reads the first rows of the unpublished index in its own order instead of
--- sorting the whole backlog on every claim (issue 11).
+-- The relays' queue: infor_comm.outbox_pending holds the unpublished requests by outbox_id, and
+-- the partial index outbox_unpublished_idx is dropped. published_at was in that index's
+-- predicate, so marking a request published wrote a new row version with an entry in each of
+-- the outbox's four other indexes: most of the database's work for the relay. Now no index
+-- covers published_at, and fillfactor 50 leaves room on the page, so the mark is a HOT update;
+-- mark_published deletes the queue row. The claims read the queue in outbox_id order (oldest
+-- first; before, in available_at order).
 -- ---------------------------------------------------------------------------------------------
+CREATE TABLE infor_comm.outbox_pending (
+    outbox_id bigint PRIMARY KEY
+);
+COMMENT ON TABLE infor_comm.outbox_pending IS
+    'The outbox rows not yet published, by outbox_id: the relays'' queue. Written by the enqueue, emptied by mark_published.';
+INSERT INTO infor_comm.outbox_pending (outbox_id)
+SELECT outbox_id FROM infor_comm.outbox WHERE published_at IS NULL AND closed_at IS NULL;
+SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox_pending', '');
 DROP INDEX infor_comm.outbox_unpublished_idx;
-CREATE INDEX outbox_unpublished_idx
-    ON infor_comm.outbox (available_at, outbox_id) WHERE published_at IS NULL AND closed_at IS NULL;
+-- New pages only: the rows already there get their room as VACUUM frees it.
+ALTER TABLE infor_comm.outbox SET (fillfactor = 50);
+-- The daily job writes the queue with the outbox rows and deletes what is no longer pending.
+GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_pending TO infor_comm_job;
+
+-- Hands up to batch_size unpublished requests to a relay and leases them for lease (FOR UPDATE SKIP LOCKED).
+CREATE OR REPLACE FUNCTION infor_comm.claim_outbox(batch_size integer, lease interval)
+RETURNS TABLE (outbox_id bigint, request_id text, payload text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
+        RAISE EXCEPTION 'infor_comm: invalid batch_size %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'batch_size must be from 1 to 10000.',
+                  HINT = 'Pass the number of requests the relay publishes at once, e.g. 100.';
+    END IF;
+    IF lease IS NULL OR lease <= interval '0' THEN
+        RAISE EXCEPTION 'infor_comm: invalid lease %', coalesce(lease::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'lease must be a positive interval.',
+                  HINT = 'Pass how long the relay may take to publish a batch, e.g. ''60 seconds''.';
+    END IF;
+    -- What lock_outbox hands out, each row leased: not available again before now() + lease.
+    RETURN QUERY
+    WITH claimed AS (
+        SELECT l.outbox_id FROM infor_comm.lock_outbox(batch_size) l
+    )
+    UPDATE infor_comm.outbox o
+       SET available_at = now() + lease
+      FROM claimed
+     WHERE o.outbox_id = claimed.outbox_id
+    RETURNING o.outbox_id, o.request_id::text, o.payload::text;
+END
+$body$;
+
+-- The relay's view of the backlog: unpublished requests and the age of the oldest, in seconds.
+CREATE OR REPLACE FUNCTION infor_comm.outbox_backlog(OUT pending bigint, OUT oldest_age_seconds double precision)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    SELECT count(*),
+           coalesce(extract(epoch FROM now() - min(o.created_at))::double precision, 0)
+      FROM infor_comm.outbox_pending p
+      JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
+     WHERE o.published_at IS NULL AND o.closed_at IS NULL;
+$body$;
 
 -- ---------------------------------------------------------------------------------------------
 -- lock_outbox: the relay claims a batch with row locks held by its transaction, in which it
@@ -761,6 +821,7 @@ CREATE FUNCTION infor_comm.lock_outbox(batch_size integer)
 RETURNS TABLE (outbox_id bigint, request_id text, payload text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_sort = off
 AS $body$
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
@@ -772,15 +833,24 @@ BEGIN
     -- The row locks are the claim: they last until the caller's transaction ends, in which it
     -- marks the rows published or failed; if it never gets there (a crash, a lost connection),
     -- the rows are claimable again at once. Rows leased by claim_outbox are not yet available.
+    -- The pending requests are read in outbox_id order, oldest first, and each is looked up
+    -- and locked on its own (a subquery with FOR UPDATE is never merged into the outer query),
+    -- so the claim reads batch_size rows and the ones it skips (held by another relay, waiting
+    -- for a back-off, closed), whatever the statistics say; enable_sort = off keeps the
+    -- planner from sorting the whole queue instead of reading its primary key in order.
     RETURN QUERY
-    SELECT o.outbox_id, o.request_id::text, o.payload::text
-      FROM infor_comm.outbox o
-     WHERE o.published_at IS NULL
-       AND o.closed_at IS NULL
-       AND o.available_at <= now()
-     ORDER BY o.available_at, o.outbox_id
-     LIMIT batch_size
-       FOR UPDATE SKIP LOCKED;
+    SELECT c.outbox_id, c.request_id, c.payload
+      FROM infor_comm.outbox_pending p
+     CROSS JOIN LATERAL (
+           SELECT o.outbox_id, o.request_id::text AS request_id, o.payload::text AS payload
+             FROM infor_comm.outbox o
+            WHERE o.outbox_id = p.outbox_id
+              AND o.published_at IS NULL
+              AND o.closed_at IS NULL
+              AND o.available_at <= now()
+              FOR UPDATE SKIP LOCKED) c
+     ORDER BY p.outbox_id
+     LIMIT batch_size;
 END
 $body$;
 
@@ -793,7 +863,11 @@ RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
-    WITH marked AS (
+    -- Out of the relays' queue, and marked: a HOT update, as no index covers published_at.
+    WITH unqueued AS (
+        DELETE FROM infor_comm.outbox_pending
+         WHERE outbox_id = ANY (outbox_ids)
+    ), marked AS (
         UPDATE infor_comm.outbox
            SET published_at = statement_timestamp(), last_error = NULL
          WHERE outbox_id = ANY (outbox_ids)

@@ -28,7 +28,11 @@ CREATE TABLE infor_comm.outbox (
     -- One function, because PostgreSQL compiles every CHECK of a table again for each statement
     -- that writes it (row_checks.rs).
     CONSTRAINT outbox_close_check CHECK (infor_comm.outbox_close_is_valid(closed_at, close_reason))
-);
+)
+-- Room on each page for a row's next version: marking a request published (published_at,
+-- last_error) and failing it (attempts, last_error, available_at) change no indexed column, so
+-- with room on the page they are HOT updates, which write no index entry.
+WITH (fillfactor = 50);
 COMMENT ON TABLE infor_comm.outbox IS
     'Requests to publish to InforCRM; the relay claims, publishes and marks them. A request is open until it is answered or times out.';
 COMMENT ON COLUMN infor_comm.outbox.payload IS 'The request JSON, published byte for byte.';
@@ -40,10 +44,20 @@ COMMENT ON COLUMN infor_comm.outbox.close_reason IS 'answered; timed_out (no rep
 -- At most one open request per client: the invariant the daily job relies on.
 CREATE UNIQUE INDEX outbox_one_open_request_per_client
     ON infor_comm.outbox (organization_id) WHERE closed_at IS NULL;
--- What the relay claims next, in the order it claims (claim_outbox reads the first rows of this
--- index instead of sorting the whole backlog), and the open backlog outbox_backlog counts.
-CREATE INDEX outbox_unpublished_idx
-    ON infor_comm.outbox (available_at, outbox_id) WHERE published_at IS NULL AND closed_at IS NULL;
+
+-- The requests not yet published, by outbox_id: what lock_outbox and claim_outbox hand out,
+-- oldest first, and the backlog outbox_backlog and health count. The enqueue writes a row here
+-- with each outbox row, and mark_published deletes it: so the outbox needs no index on whether
+-- a request is published, and marking it is a HOT update (a partial index on published_at made
+-- every mark a new row version with four index entries, most of the database's work for the
+-- relay). A request closed or published another way (a reply to a request whose mark was lost)
+-- leaves its row here until the next enqueue deletes it; the claims skip it meanwhile. No
+-- foreign key: the enqueue would check it once per request.
+CREATE TABLE infor_comm.outbox_pending (
+    outbox_id bigint PRIMARY KEY
+);
+COMMENT ON TABLE infor_comm.outbox_pending IS
+    'The outbox rows not yet published, by outbox_id: the relays'' queue. Written by the enqueue, emptied by mark_published.';
 
 -- The delivery state of every request, without its payload (what infor_comm_reader may see).
 CREATE VIEW infor_comm.outbox_delivery AS
@@ -53,7 +67,8 @@ SELECT outbox_id, request_id, task_row_id, organization_id, created_at, availabl
 COMMENT ON VIEW infor_comm.outbox_delivery IS
     'The outbox without the request payload: when each request was created, published and closed, and why.';
 
--- pg_dump dumps the rows of this table (an extension's own tables are otherwise left out)
--- and the state of its identity sequence.
+-- pg_dump dumps the rows of these tables (an extension's own tables are otherwise left out)
+-- and the state of the outbox's identity sequence.
 SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox_outbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox_pending', '');

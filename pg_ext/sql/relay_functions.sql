@@ -19,16 +19,10 @@ BEGIN
                   DETAIL = 'lease must be a positive interval.',
                   HINT = 'Pass how long the relay may take to publish a batch, e.g. ''60 seconds''.';
     END IF;
+    -- What lock_outbox hands out, each row leased: not available again before now() + lease.
     RETURN QUERY
     WITH claimed AS (
-        SELECT o.outbox_id
-          FROM infor_comm.outbox o
-         WHERE o.published_at IS NULL
-           AND o.closed_at IS NULL
-           AND o.available_at <= now()
-         ORDER BY o.available_at, o.outbox_id
-         LIMIT batch_size
-           FOR UPDATE SKIP LOCKED
+        SELECT l.outbox_id FROM infor_comm.lock_outbox(batch_size) l
     )
     UPDATE infor_comm.outbox o
        SET available_at = now() + lease
@@ -43,6 +37,7 @@ CREATE FUNCTION infor_comm.lock_outbox(batch_size integer)
 RETURNS TABLE (outbox_id bigint, request_id text, payload text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_sort = off
 AS $body$
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
@@ -54,15 +49,24 @@ BEGIN
     -- The row locks are the claim: they last until the caller's transaction ends, in which it
     -- marks the rows published or failed; if it never gets there (a crash, a lost connection),
     -- the rows are claimable again at once. Rows leased by claim_outbox are not yet available.
+    -- The pending requests are read in outbox_id order, oldest first, and each is looked up
+    -- and locked on its own (a subquery with FOR UPDATE is never merged into the outer query),
+    -- so the claim reads batch_size rows and the ones it skips (held by another relay, waiting
+    -- for a back-off, closed), whatever the statistics say; enable_sort = off keeps the
+    -- planner from sorting the whole queue instead of reading its primary key in order.
     RETURN QUERY
-    SELECT o.outbox_id, o.request_id::text, o.payload::text
-      FROM infor_comm.outbox o
-     WHERE o.published_at IS NULL
-       AND o.closed_at IS NULL
-       AND o.available_at <= now()
-     ORDER BY o.available_at, o.outbox_id
-     LIMIT batch_size
-       FOR UPDATE SKIP LOCKED;
+    SELECT c.outbox_id, c.request_id, c.payload
+      FROM infor_comm.outbox_pending p
+     CROSS JOIN LATERAL (
+           SELECT o.outbox_id, o.request_id::text AS request_id, o.payload::text AS payload
+             FROM infor_comm.outbox o
+            WHERE o.outbox_id = p.outbox_id
+              AND o.published_at IS NULL
+              AND o.closed_at IS NULL
+              AND o.available_at <= now()
+              FOR UPDATE SKIP LOCKED) c
+     ORDER BY p.outbox_id
+     LIMIT batch_size;
 END
 $body$;
 
@@ -72,7 +76,11 @@ RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
-    WITH marked AS (
+    -- Out of the relays' queue, and marked: a HOT update, as no index covers published_at.
+    WITH unqueued AS (
+        DELETE FROM infor_comm.outbox_pending
+         WHERE outbox_id = ANY (outbox_ids)
+    ), marked AS (
         UPDATE infor_comm.outbox
            SET published_at = statement_timestamp(), last_error = NULL
          WHERE outbox_id = ANY (outbox_ids)
@@ -104,7 +112,8 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
     SELECT count(*),
-           coalesce(extract(epoch FROM now() - min(created_at))::double precision, 0)
-      FROM infor_comm.outbox
-     WHERE published_at IS NULL AND closed_at IS NULL;
+           coalesce(extract(epoch FROM now() - min(o.created_at))::double precision, 0)
+      FROM infor_comm.outbox_pending p
+      JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
+     WHERE o.published_at IS NULL AND o.closed_at IS NULL;
 $body$;

@@ -190,7 +190,8 @@ BEGIN
 
     SELECT pg_catalog.count(*), checked_at - pg_catalog.min(o.created_at)
       INTO unpublished, oldest_unpublished_age
-      FROM infor_comm.outbox o
+      FROM infor_comm.outbox_pending p
+      JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
      WHERE o.published_at IS NULL AND o.closed_at IS NULL;
 
     SELECT pg_catalog.count(*) INTO unanswered_past_timeout

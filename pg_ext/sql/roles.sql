@@ -96,4 +96,5 @@ GRANT EXECUTE ON ROUTINE
 TO infor_comm_job;
 GRANT SELECT, INSERT ON infor_comm.infor_communication_task TO infor_comm_job;
 GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_job;
+GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_pending TO infor_comm_job;
 GRANT SELECT, INSERT, UPDATE ON infor_comm.daily_runs TO infor_comm_job;

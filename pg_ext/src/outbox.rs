@@ -8,8 +8,11 @@
 //! happens: a second run, or two runs at once, enqueue nobody twice.
 //!
 //! The relay's side of the outbox is here too: `lock_outbox` (row locks for the relay's
-//! transaction, `FOR UPDATE SKIP LOCKED`), `claim_outbox` (leases), `mark_published`, `mark_failed` (attempts, last error, back-off) and
-//! `outbox_backlog`, all `SECURITY DEFINER` with a pinned `search_path`.
+//! transaction, `FOR UPDATE SKIP LOCKED`), `claim_outbox` (leases), `mark_published`,
+//! `mark_failed` (attempts, last error, back-off) and `outbox_backlog`, all `SECURITY DEFINER`
+//! with a pinned `search_path`. The claims read the relays' queue, `outbox_pending` (one row
+//! per unpublished request, written here with the outbox row, deleted by `mark_published`), so
+//! that no index of the outbox covers `published_at` and marking a request is a HOT update.
 
 use crate::errors::spi_fault;
 use crate::host_tables::HostTables;
@@ -34,6 +37,16 @@ UPDATE infor_comm.outbox o
    AND o.closed_at IS NULL
    AND (t.status_code IS NOT NULL
         OR o.published_at <= $1 - (SELECT infor_comm.setting_response_timeout()))";
+
+/// Deletes from the relays' queue what is no longer pending: requests closed or published
+/// other than by `mark_published` (a reply to a request whose mark was lost), and rows whose
+/// outbox row is gone. The claims skip them meanwhile.
+const FORGET_STALE_PENDING: &str = "
+DELETE FROM infor_comm.outbox_pending p
+ WHERE NOT EXISTS (SELECT FROM infor_comm.outbox o
+                    WHERE o.outbox_id = p.outbox_id
+                      AND o.published_at IS NULL
+                      AND o.closed_at IS NULL)";
 
 /// The thinking clients at `$1` with everything their request needs, a new request id and task
 /// row id each, ordered by organization_id. The selection is embedded whole, so the planner sees
@@ -60,7 +73,10 @@ WITH outbox_rows AS (
     SELECT r::uuid, t, o, p::json, now(), now()
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u (r, t, o, p)
         ON CONFLICT (organization_id) WHERE closed_at IS NULL DO NOTHING
-    RETURNING request_id, task_row_id, organization_id
+    RETURNING outbox_id, request_id, task_row_id, organization_id
+), pending AS (
+    INSERT INTO infor_comm.outbox_pending (outbox_id)
+    SELECT o.outbox_id FROM outbox_rows o
 ), task_rows AS (
     INSERT INTO infor_comm.infor_communication_task
            (id, vtbc_request_id, organization_id, request_date, time_create)
@@ -171,6 +187,7 @@ pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
             &[ENQUEUE_LOCK_KEY.into()],
         )?;
         client.update(CLOSE_STALE_REQUESTS, None, &[as_of.into()])?;
+        client.update(FORGET_STALE_PENDING, None, &[])?;
         let time = client
             .update(
                 "SELECT infor_comm.format_request_dt($1),
@@ -379,6 +396,75 @@ mod tests {
             0
         );
         assert_eq!(int("SELECT pending FROM infor_comm.outbox_backlog()"), 1);
+    }
+
+    #[pg_test]
+    fn the_relays_queue_holds_exactly_the_pending_requests_oldest_first() {
+        host_tables();
+        for org in ["ORG1", "ORG2", "ORG3", "ORG4"] {
+            client(org, "OK", "2026-11-01 09:00:00");
+        }
+        assert_eq!(enqueue(AS_OF), 4);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.outbox_pending p
+                   JOIN infor_comm.outbox o USING (outbox_id)"),
+            4
+        );
+        // Oldest first: outbox_id order, whatever available_at says.
+        run(
+            "UPDATE infor_comm.outbox SET available_at = now() - interval '1 hour'
+              WHERE outbox_id = (SELECT max(outbox_id) FROM infor_comm.outbox)",
+        );
+        assert_eq!(
+            text("SELECT string_agg((outbox_id - (SELECT min(outbox_id) FROM infor_comm.outbox))::text, ',')
+                    FROM infor_comm.lock_outbox(10)"),
+            Some("0,1,2,3".into())
+        );
+        // Marking takes a request out of the queue, and is a HOT update: no index entry is
+        // written, as no index of the outbox covers published_at (fillfactor 50 leaves room).
+        let (updated, hot) = (
+            "pg_stat_get_xact_tuples_updated('infor_comm.outbox'::regclass)",
+            "pg_stat_get_xact_tuples_hot_updated('infor_comm.outbox'::regclass)",
+        );
+        let before = int(&format!("SELECT {updated} * 1000 + {hot}"));
+        assert_eq!(
+            int(
+                "SELECT infor_comm.mark_published(array_agg(outbox_id ORDER BY outbox_id))::bigint
+                   FROM (SELECT outbox_id FROM infor_comm.outbox ORDER BY outbox_id LIMIT 2) o"
+            ),
+            2
+        );
+        assert_eq!(
+            int(&format!("SELECT {updated} * 1000 + {hot}")) - before,
+            2 * 1000 + 2,
+            "both marks are HOT updates"
+        );
+        assert_eq!(int("SELECT count(*) FROM infor_comm.outbox_pending"), 2);
+        assert_eq!(int("SELECT pending FROM infor_comm.outbox_backlog()"), 2);
+        // A request answered before its mark (the relay lost it) stays in the queue, skipped by
+        // the claims and not counted, until the next enqueue forgets it.
+        run("UPDATE infor_comm.outbox SET published_at = now(), closed_at = now(), close_reason = 'answered'
+              WHERE organization_id = 'ORG3'");
+        assert_eq!(int("SELECT count(*) FROM infor_comm.lock_outbox(10)"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
+            1
+        );
+        assert_eq!(int("SELECT pending FROM infor_comm.outbox_backlog()"), 1);
+        assert_eq!(int("SELECT unpublished FROM infor_comm.health"), 1);
+        assert_eq!(int("SELECT count(*) FROM infor_comm.outbox_pending"), 2);
+        enqueue(AS_OF);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.outbox_pending p
+                   LEFT JOIN infor_comm.outbox o USING (outbox_id)
+                  WHERE o.outbox_id IS NULL OR o.published_at IS NOT NULL OR o.closed_at IS NOT NULL"),
+            0
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.outbox_pending p
+                   JOIN infor_comm.outbox o USING (outbox_id) WHERE o.organization_id = 'ORG4'"),
+            1
+        );
     }
 
     #[pg_test(error = "infor_comm: invalid batch_size 0")]
