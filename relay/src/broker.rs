@@ -73,32 +73,40 @@ enum Confirming {
     Writing(Writing),
     /// Written; the broker's confirm is awaited.
     Written(lapin::PublisherConfirm),
+    /// The write failed: the reason.
+    NotWritten(String),
 }
 
 impl PendingConfirm {
+    /// Waits until the message is written to the broker's connection (or the deadline
+    /// passes), then keeps only its confirm: lapin's publish, over a kilobyte with its copy of
+    /// the body, is dropped. Cancel-safe, like [`PendingConfirm::outcome`].
+    pub async fn written(&mut self) {
+        if let Confirming::Writing(writing) = &mut self.state {
+            let timeout = self.timeout;
+            self.state = match tokio::time::timeout_at(self.deadline, writing).await {
+                Err(_) => Confirming::NotWritten(format!(
+                    "not even written to the broker within {timeout:?}"
+                )),
+                Ok(Err(error)) => Confirming::NotWritten(format!(
+                    "publish failed: {}",
+                    crate::errors::Chain(&error)
+                )),
+                Ok(Ok(confirm)) => Confirming::Written(confirm),
+            };
+        }
+    }
+
     /// Waits for the broker's confirm until the deadline (`timeout` after the publish):
     /// confirmed only when acked and not returned. Cancel-safe: dropped before it finishes, it
     /// can be awaited again; once it has returned, it must not be awaited again.
     pub async fn outcome(&mut self) -> PublishOutcome {
         let timeout = self.timeout;
-        if let Confirming::Writing(writing) = &mut self.state {
-            match tokio::time::timeout_at(self.deadline, writing).await {
-                Err(_) => {
-                    return PublishOutcome::Refused(format!(
-                        "not even written to the broker within {timeout:?}"
-                    ))
-                }
-                Ok(Err(error)) => {
-                    return PublishOutcome::Refused(format!(
-                        "publish failed: {}",
-                        crate::errors::Chain(&error)
-                    ))
-                }
-                Ok(Ok(confirm)) => self.state = Confirming::Written(confirm),
-            }
-        }
-        let Confirming::Written(confirm) = &mut self.state else {
-            return PublishOutcome::Refused("publish failed".into());
+        self.written().await;
+        let confirm = match &mut self.state {
+            Confirming::Written(confirm) => confirm,
+            Confirming::NotWritten(reason) => return PublishOutcome::Refused(reason.clone()),
+            Confirming::Writing(_) => return PublishOutcome::Refused("publish failed".into()),
         };
         match tokio::time::timeout_at(self.deadline, confirm).await {
             Err(_) => {

@@ -161,6 +161,9 @@ type Claim =
 /// A batch being finished: its session, its row count and how many rows were marked published.
 type Finish = Pin<Box<dyn Future<Output = (Database, usize, Result<usize, DatabaseError>)> + Send>>;
 
+/// How many published messages may wait to be written to the broker's connection.
+const UNWRITTEN: usize = 64;
+
 /// A published row whose confirm is awaited.
 struct InFlight {
     outbox_id: i64,
@@ -350,6 +353,13 @@ impl<'a, 's> Pipeline<'a, 's> {
                 batch,
                 confirm,
             });
+            // At most UNWRITTEN messages queued on the connection and not yet written: enough
+            // for large writes, and lapin's publishes are dropped as they are written.
+            if let Some(index) = self.in_flight.len().checked_sub(UNWRITTEN + 1) {
+                if let Some(earlier) = self.in_flight.get_mut(index) {
+                    earlier.confirm.written().await;
+                }
+            }
         }
         tracing::debug!(
             batch,
