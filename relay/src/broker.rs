@@ -106,6 +106,7 @@ impl PendingConfirm {
         let confirm = match &mut self.state {
             Confirming::Written(confirm) => confirm,
             Confirming::NotWritten(reason) => return PublishOutcome::Refused(reason.clone()),
+            // Not reached: `written` has settled the write.
             Confirming::Writing(_) => return PublishOutcome::Refused("publish failed".into()),
         };
         match tokio::time::timeout_at(self.deadline, confirm).await {
@@ -278,10 +279,11 @@ impl Publisher {
     /// waiting for its confirm: the returned [`PendingConfirm`] resolves to the broker's answer,
     /// so that many messages can be in flight at once. The call does not wait either for the
     /// connection to write the message: it returns once the message's frames are queued on the
-    /// connection, in the order of the calls, so that a batch goes out in a few large writes
-    /// instead of one round trip to lapin's I/O thread per message (half of the relay's time
-    /// to publish a batch). A failed or late write is reported by [`PendingConfirm::outcome`]
-    /// as refused. An error means the channel had already failed: nothing was sent.
+    /// connection, in the order of the calls, so that many messages go out in one write
+    /// instead of one round trip to lapin's I/O thread per message (which took half of the
+    /// relay's CPU time). [`PendingConfirm::written`] waits for the write; a failed or late
+    /// write is reported by [`PendingConfirm::outcome`] as refused. An error means the channel
+    /// had already failed: nothing was sent.
     pub async fn send(
         &self,
         queue: &str,
@@ -311,7 +313,7 @@ impl Publisher {
         });
         // lapin takes the delivery tag and queues the frames before its first await, so this
         // one poll puts the message on the connection, after the ones sent before it. The
-        // waker is a no-op: the write is awaited, with the real waker, by `outcome`.
+        // waker is a no-op: the write is awaited, with the task's waker, by `written`.
         let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
         let state = match writing.as_mut().poll(&mut context) {
             Poll::Ready(Err(error)) => return Err(error.into()),
