@@ -284,7 +284,7 @@ impl Publisher {
     /// relay's CPU time). [`PendingConfirm::written`] waits for the write; a failed or late
     /// write is reported by [`PendingConfirm::outcome`] as refused. An error means the channel
     /// had already failed: nothing was sent.
-    pub async fn send(
+    pub fn send(
         &self,
         queue: &str,
         message: Outgoing<'_>,
@@ -312,8 +312,9 @@ impl Publisher {
                 .await
         });
         // lapin takes the delivery tag and queues the frames before its first await, so this
-        // one poll puts the message on the connection, after the ones sent before it. The
-        // waker is a no-op: the write is awaited, with the task's waker, by `written`.
+        // one poll puts the message on the connection, after the ones sent before it, without
+        // waiting. The waker is a no-op: the write is awaited, with the task's waker, by
+        // `written`.
         let mut context = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
         let state = match writing.as_mut().poll(&mut context) {
             Poll::Ready(Err(error)) => return Err(error.into()),
@@ -340,7 +341,7 @@ impl Publisher {
         let mut pending = Vec::with_capacity(messages.len());
         for message in messages {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let mut confirm = self.send(queue, *message, remaining).await?;
+            let mut confirm = self.send(queue, *message, remaining)?;
             confirm.deadline = deadline;
             confirm.timeout = timeout;
             pending.push(confirm);

@@ -344,10 +344,7 @@ impl<'a, 's> Pipeline<'a, 's> {
                 payload: row.payload.as_bytes(),
             };
             // On an error the rest of the batch is not sent: its rows are released.
-            let confirm = self
-                .publisher
-                .send(&self.context.queue, message, timeout)
-                .await?;
+            let confirm = self.publisher.send(&self.context.queue, message, timeout)?;
             self.in_flight.push_back(InFlight {
                 outbox_id: row.outbox_id,
                 batch,
