@@ -816,8 +816,8 @@ $body$;
 -- also marks the rows, instead of writing a lease into each row and then writing the mark
 -- (issue 11). mark_published records the time of its own statement, not of its transaction.
 -- ---------------------------------------------------------------------------------------------
--- Locks up to batch_size unpublished requests for the caller's transaction and hands them over, writing nothing.
-CREATE FUNCTION infor_comm.lock_outbox(batch_size integer)
+-- Locks up to batch_size unpublished requests (past after_id, if given) for the caller's transaction and hands them over, writing nothing.
+CREATE FUNCTION infor_comm.lock_outbox(batch_size integer, after_id bigint DEFAULT NULL)
 RETURNS TABLE (outbox_id bigint, request_id text, payload text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -838,6 +838,9 @@ BEGIN
     -- so the claim reads batch_size rows and the ones it skips (held by another relay, waiting
     -- for a back-off, closed), whatever the statistics say; enable_sort = off keeps the
     -- planner from sorting the whole queue instead of reading its primary key in order.
+    -- A relay that holds batches already passes the largest outbox_id it holds as after_id, so
+    -- that the claim starts past its own locked rows instead of skipping each of them again
+    -- (about 1.5 µs a row); NULL starts from the oldest.
     RETURN QUERY
     SELECT c.outbox_id, c.request_id, c.payload
       FROM infor_comm.outbox_pending p
@@ -849,13 +852,14 @@ BEGIN
               AND o.closed_at IS NULL
               AND o.available_at <= now()
               FOR UPDATE SKIP LOCKED) c
+     WHERE p.outbox_id > coalesce(after_id, 0)
      ORDER BY p.outbox_id
      LIMIT batch_size;
 END
 $body$;
 
-REVOKE ALL ON FUNCTION infor_comm.lock_outbox(integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION infor_comm.lock_outbox(integer) TO infor_comm_relay;
+REVOKE ALL ON FUNCTION infor_comm.lock_outbox(integer, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION infor_comm.lock_outbox(integer, bigint) TO infor_comm_relay;
 
 -- Records that the broker confirmed these requests (now, even late in a transaction); returns how many were newly marked.
 CREATE OR REPLACE FUNCTION infor_comm.mark_published(outbox_ids bigint[])

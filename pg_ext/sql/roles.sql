@@ -28,7 +28,7 @@ GRANT USAGE ON SCHEMA infor_comm TO infor_comm_relay, infor_comm_reader, infor_c
 -- The relay: its functions and nothing else (they are SECURITY DEFINER).
 GRANT EXECUTE ON FUNCTION
     infor_comm.claim_outbox(integer, interval),
-    infor_comm.lock_outbox(integer),
+    infor_comm.lock_outbox(integer, bigint),
     infor_comm.mark_published(bigint[]),
     infor_comm.mark_failed(bigint, text),
     infor_comm.apply_inbound(text, text),

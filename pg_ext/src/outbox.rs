@@ -420,6 +420,16 @@ mod tests {
                     FROM infor_comm.lock_outbox(10)"),
             Some("0,1,2,3".into())
         );
+        // Past after_id only (the largest id a relay already holds); NULL is from the oldest.
+        assert_eq!(
+            text("SELECT string_agg((outbox_id - (SELECT min(outbox_id) FROM infor_comm.outbox))::text, ',')
+                    FROM infor_comm.lock_outbox(10, (SELECT min(outbox_id) + 1 FROM infor_comm.outbox))"),
+            Some("2,3".into())
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.lock_outbox(10, NULL)"),
+            4
+        );
         // Marking takes a request out of the queue, and is a HOT update: no index entry is
         // written, as no index of the outbox covers published_at (fillfactor 50 leaves room).
         let updates = || {

@@ -47,9 +47,9 @@ pub struct Config {
     #[arg(long, env = "INFOR_CONFIRM_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub confirm_timeout: Duration,
 
-    /// Requests claimed and not yet recorded (published and awaiting the broker's confirm, or
-    /// confirmed and being marked), at most; the next batch is claimed while they are in flight.
-    /// At least --batch-size.
+    /// Requests published and awaiting the broker's confirm, at most; one more batch is claimed
+    /// ahead while the window is full, and published as soon as confirms make room. At least
+    /// --batch-size.
     #[arg(long, env = "INFOR_PUBLISH_WINDOW", default_value_t = 3000,
           value_parser = clap::value_parser!(u32).range(1..=100000))]
     pub publish_window: u32,

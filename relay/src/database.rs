@@ -220,14 +220,23 @@ impl Database {
             .await
     }
 
-    /// Opens a transaction and locks up to `batch_size` requests in it (`lock_outbox`): they
-    /// are this session's, skipped by every other relay, until [`Database::finish_batch`] ends
-    /// the transaction. With nothing to lock, the transaction is ended at once.
-    pub async fn lock_batch(&self, batch_size: i32) -> Result<Vec<OutboxRow>, DatabaseError> {
+    /// Opens a transaction and locks up to `batch_size` requests in it (`lock_outbox`), oldest
+    /// first and past `after_id` when given: they are this session's, skipped by every other
+    /// relay, until [`Database::finish_batch`] ends the transaction. With nothing to lock, the
+    /// transaction is ended at once.
+    pub async fn lock_batch(
+        &self,
+        batch_size: i32,
+        after_id: Option<i64>,
+    ) -> Result<Vec<OutboxRow>, DatabaseError> {
         let statements = self.outbound_statements().await?;
         // Pipelined: one round trip.
         let begin = self.client.batch_execute("BEGIN");
-        let lock = async { self.client.query(&statements.lock, &[&batch_size]).await };
+        let lock = async {
+            self.client
+                .query(&statements.lock, &[&batch_size, &after_id])
+                .await
+        };
         let (begin, rows) = tokio::join!(begin, lock);
         begin?;
         let rows = match rows {
@@ -293,7 +302,7 @@ impl Database {
                 Ok::<_, DatabaseError>(OutboundStatements {
                     lock: self
                         .client
-                        .prepare("SELECT outbox_id, request_id, payload FROM infor_comm.lock_outbox($1::integer)")
+                        .prepare("SELECT outbox_id, request_id, payload FROM infor_comm.lock_outbox($1::integer, $2::bigint)")
                         .await?,
                     mark_published: self
                         .client

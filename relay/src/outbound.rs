@@ -2,12 +2,14 @@
 //! publishes with publisher confirms as a pipeline of claimed batches.
 //!
 //! A batch is claimed in a transaction of its own (`lock_outbox`: row locks, `FOR UPDATE SKIP
-//! LOCKED`, nothing written), on one of up to `--publish-window / --batch-size` sessions; while
-//! the confirms of one batch are in flight, the next is claimed and published on another
-//! session. When the last confirm of a batch is in, the same transaction marks the rows the
-//! broker acked published and those it refused failed, and commits. So each request is written
-//! once, a row is marked published only after its ack, and several relays share the outbox
-//! (each skips the rows another holds).
+//! LOCKED`, nothing written), on a session of its own; while the confirms of one batch are in
+//! flight, the next is claimed and published on another session, up to `--publish-window`
+//! requests awaiting their confirm, and one batch more is claimed ahead while the window is
+//! full. Each claim of a busy period starts past the rows the relay already holds. When the
+//! last confirm of a batch is in, the same transaction marks the rows the broker acked
+//! published and those it refused failed, and commits. So each request is written once, a row
+//! is marked published only after its ack, and several relays share the outbox (each skips the
+//! rows another holds).
 //!
 //! When a connection fails, the batch's rows whose outcome is not recorded are released with
 //! its transaction: whoever claims next publishes them again, so every request reaches the
@@ -65,7 +67,7 @@ impl Side for Outbound {
                 Ok(session) => session,
                 Err(error) => return database_error(error),
             };
-            let rows = match session.lock_batch(config.batch_size).await {
+            let rows = match session.lock_batch(config.batch_size, None).await {
                 Ok(rows) => rows,
                 Err(error) => return database_error(error),
             };
@@ -92,7 +94,7 @@ impl Side for Outbound {
 }
 
 /// The database sessions that hold batches: idle ones are kept for the next batch, and at
-/// most `--publish-window / --batch-size` (at least one) are open.
+/// most `--publish-window / --batch-size` (at least one) plus [`AHEAD_SESSIONS`] are open.
 struct Sessions<'a> {
     context: &'a Context,
     idle: Vec<Database>,
@@ -109,7 +111,7 @@ impl<'a> Sessions<'a> {
             context,
             idle: Vec::new(),
             opened: 0,
-            limit: window.div_ceil(batch_size),
+            limit: window.div_ceil(batch_size) + AHEAD_SESSIONS,
         }
     }
 
@@ -164,6 +166,15 @@ type Finish = Pin<Box<dyn Future<Output = (Database, usize, Result<usize, Databa
 /// How many published messages may wait to be written to the broker's connection.
 const UNWRITTEN: usize = 64;
 
+/// Sessions beyond the window's batches: one for the batch claimed ahead, one for a batch
+/// being marked and committed after its last confirm.
+const AHEAD_SESSIONS: usize = 2;
+
+/// Every this many claims of a busy period, the claim starts from the oldest pending request
+/// again instead of past the last batch claimed: so a request released below it meanwhile (by
+/// a relay that stopped) waits for at most this many batches.
+const RESCAN_EVERY: u32 = 16;
+
 /// A published row whose confirm is awaited.
 struct InFlight {
     outbox_id: i64,
@@ -199,8 +210,13 @@ struct Pipeline<'a, 's> {
     first_batch: u64,
     /// Batches being marked and committed.
     finishing: FuturesUnordered<Finish>,
-    /// Rows claimed and not yet committed.
-    outstanding: usize,
+    /// A batch claimed ahead: published as soon as the window has room for it.
+    ready: Option<(Database, Vec<OutboxRow>)>,
+    /// The largest outbox_id claimed in this busy period: the next claim starts past it, since
+    /// the rows below are this relay's, published or skipped.
+    claimed_up_to: Option<i64>,
+    /// Claims made in this busy period.
+    claims: u32,
     window: usize,
 }
 
@@ -221,7 +237,9 @@ impl<'a, 's> Pipeline<'a, 's> {
             batches: VecDeque::new(),
             first_batch: 0,
             finishing: FuturesUnordered::new(),
-            outstanding: 0,
+            ready: None,
+            claimed_up_to: None,
+            claims: 0,
             window: (context.config.publish_window as usize).max(batch_size),
         }
     }
@@ -239,16 +257,20 @@ impl<'a, 's> Pipeline<'a, 's> {
     ) -> Result<(), SessionEnd> {
         let batch_size = self.context.config.batch_size.max(1) as usize;
         let mut exhausted = rows.len() < batch_size;
+        self.note_claimed(&rows);
         if let Err(error) = self.publish(session, rows).await {
             return Err(self.abandon(None, broker_error(error)).await);
         }
         let mut claim: Option<Claim> = None;
         let mut stopping = shutdown.is_shutdown();
         loop {
+            // One batch is claimed ahead while the window is full, so that it is published as
+            // soon as confirms make room, without waiting for a commit and a claim.
             if claim.is_none()
+                && self.ready.is_none()
                 && !exhausted
                 && !stopping
-                && self.outstanding + batch_size <= self.window
+                && self.in_flight.len() <= self.window
                 && self.sessions.available()
             {
                 if self.broker.is_connected() {
@@ -257,9 +279,17 @@ impl<'a, 's> Pipeline<'a, 's> {
                         Err(error) => return Err(self.abandon(None, database_error(error)).await),
                     };
                     let size = self.context.config.batch_size;
-                    tracing::debug!(outstanding = self.outstanding, "outbound: claiming");
+                    self.claims += 1;
+                    let after_id = self
+                        .claimed_up_to
+                        .filter(|_| !self.claims.is_multiple_of(RESCAN_EVERY));
+                    tracing::debug!(
+                        in_flight = self.in_flight.len(),
+                        after_id,
+                        "outbound: claiming"
+                    );
                     claim = Some(Box::pin(async move {
-                        let rows = session.lock_batch(size).await;
+                        let rows = session.lock_batch(size, after_id).await;
                         (session, rows)
                     }));
                 } else {
@@ -267,7 +297,11 @@ impl<'a, 's> Pipeline<'a, 's> {
                     exhausted = true;
                 }
             }
-            if claim.is_none() && self.finishing.is_empty() && self.batches.is_empty() {
+            if claim.is_none()
+                && self.ready.is_none()
+                && self.finishing.is_empty()
+                && self.batches.is_empty()
+            {
                 if !self.broker.is_connected() {
                     return Err(SessionEnd::closed(Link::Broker));
                 }
@@ -286,11 +320,12 @@ impl<'a, 's> Pipeline<'a, 's> {
                         }
                     };
                     exhausted = rows.len() < batch_size;
+                    self.note_claimed(&rows);
                     tracing::debug!(rows = rows.len(), "outbound: claimed");
                     if rows.is_empty() {
                         self.sessions.put(session);
-                    } else if let Err(error) = self.publish(session, rows).await {
-                        return Err(self.abandon(None, broker_error(error)).await);
+                    } else {
+                        self.ready = Some((session, rows));
                     }
                 }
                 outcome = async { front.expect("guarded").outcome().await }, if has_front => {
@@ -299,8 +334,7 @@ impl<'a, 's> Pipeline<'a, 's> {
                     }
                 }
                 Some((session, rows, finished)) = self.finishing.next(), if !self.finishing.is_empty() => {
-                    self.outstanding -= rows;
-                    tracing::debug!(rows, outstanding = self.outstanding, "outbound: batch committed");
+                    tracing::debug!(rows, "outbound: batch committed");
                     match finished {
                         Ok(published) => {
                             ::metrics::counter!(metrics::PUBLISHED).increment(published as u64);
@@ -313,10 +347,36 @@ impl<'a, 's> Pipeline<'a, 's> {
                     }
                 }
                 _ = shutdown.recv(), if !stopping => {
-                    // Finish what is claimed, claim nothing more.
+                    // Finish what is published, publish and claim nothing more.
                     stopping = true;
+                    if let Some((session, _)) = self.ready.take() {
+                        if let Err(error) = session.finish_batch(&[], &[]).await {
+                            self.sessions.put(session);
+                            return Err(self.abandon(claim, database_error(error)).await);
+                        }
+                        self.sessions.put(session);
+                    }
                 }
             }
+            if !stopping
+                && self
+                    .ready
+                    .as_ref()
+                    .is_some_and(|(_, rows)| self.in_flight.len() + rows.len() <= self.window)
+            {
+                if let Some((session, rows)) = self.ready.take() {
+                    if let Err(error) = self.publish(session, rows).await {
+                        return Err(self.abandon(claim, broker_error(error)).await);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remembers where the claims of this busy period got to.
+    fn note_claimed(&mut self, rows: &[OutboxRow]) {
+        if let Some(last) = rows.iter().map(|row| row.outbox_id).max() {
+            self.claimed_up_to = Some(self.claimed_up_to.map_or(last, |up_to| up_to.max(last)));
         }
     }
 
@@ -327,7 +387,6 @@ impl<'a, 's> Pipeline<'a, 's> {
         rows: Vec<OutboxRow>,
     ) -> Result<(), BrokerError> {
         let batch = self.first_batch + self.batches.len() as u64;
-        self.outstanding += rows.len();
         self.batches.push_back(Batch {
             session,
             rows: rows.len(),
@@ -426,6 +485,9 @@ impl<'a, 's> Pipeline<'a, 's> {
             let (session, _) = claim.await;
             let _ = session.finish_batch(&[], &[]).await;
         }
+        if let Some((session, _)) = self.ready.take() {
+            let _ = session.finish_batch(&[], &[]).await;
+        }
         while let Some((_, _, finished)) = self.finishing.next().await {
             published += finished.unwrap_or(0);
         }
@@ -452,7 +514,6 @@ impl<'a, 's> Pipeline<'a, 's> {
             }
         }
         ::metrics::counter!(metrics::PUBLISHED).increment(published as u64);
-        self.outstanding = 0;
         end
     }
 }

@@ -9,7 +9,17 @@ use std::time::Duration;
 async fn a_relay_killed_mid_batch_loses_nothing() {
     let scenario = Scenario::new(3000).await;
     let _sim = scenario.simulator(&[]);
-    let mut relay = scenario.relay("relay-1", &["--batch-size", "400", "--lease", "2s"]);
+    // Small batches and a small window, so that the relay is still publishing when it is
+    // killed: with its defaults it publishes the 3,000 requests faster than the test looks.
+    let slow = [
+        "--batch-size",
+        "50",
+        "--publish-window",
+        "100",
+        "--lease",
+        "2s",
+    ];
+    let mut relay = scenario.relay("relay-1", &slow);
     let client = scenario.db.connect().await;
     assert!(
         scenario
@@ -21,7 +31,7 @@ async fn a_relay_killed_mid_batch_loses_nothing() {
     relay.kill();
     let before = scenario.progress().await;
     assert!(before.published < 3000, "killed before the end: {before:?}");
-    let relay = scenario.relay("relay-2", &["--batch-size", "400", "--lease", "2s"]);
+    let relay = scenario.relay("relay-2", &slow);
     // Every request reached the broker, and each task row got exactly one reply applied;
     // anything more is a duplicate, or the answer to a request that was published twice (at
     // least once delivery), kept as rejected.
