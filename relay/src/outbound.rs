@@ -171,8 +171,9 @@ const UNWRITTEN: usize = 64;
 const AHEAD_SESSIONS: usize = 2;
 
 /// Every this many claims of a busy period, the claim starts from the oldest pending request
-/// again instead of past the last batch claimed: so a request released below it meanwhile (by
-/// a relay that stopped) waits for at most this many batches.
+/// again instead of past the last batch claimed, and the claims go on from the oldest while
+/// they find requests below it: so requests released below it meanwhile (by a relay that
+/// stopped) wait for at most this many batches before they are claimed.
 const RESCAN_EVERY: u32 = 16;
 
 /// A published row whose confirm is awaited.
@@ -217,6 +218,9 @@ struct Pipeline<'a, 's> {
     claimed_up_to: Option<i64>,
     /// Claims made in this busy period.
     claims: u32,
+    /// The last claim started from the oldest and found requests below `claimed_up_to`: the
+    /// next one starts from the oldest too.
+    rescanning: bool,
     window: usize,
 }
 
@@ -240,6 +244,7 @@ impl<'a, 's> Pipeline<'a, 's> {
             ready: None,
             claimed_up_to: None,
             claims: 0,
+            rescanning: false,
             window: (context.config.publish_window as usize).max(batch_size),
         }
     }
@@ -257,11 +262,13 @@ impl<'a, 's> Pipeline<'a, 's> {
     ) -> Result<(), SessionEnd> {
         let batch_size = self.context.config.batch_size.max(1) as usize;
         let mut exhausted = rows.len() < batch_size;
-        self.note_claimed(&rows);
+        self.note_claimed(&rows, true);
         if let Err(error) = self.publish(session, rows).await {
             return Err(self.abandon(None, broker_error(error)).await);
         }
         let mut claim: Option<Claim> = None;
+        // Whether the claim in progress starts from the oldest pending request.
+        let mut claim_from_oldest = false;
         let mut stopping = shutdown.is_shutdown();
         loop {
             // One batch is claimed ahead while the window is full, so that it is published as
@@ -280,9 +287,9 @@ impl<'a, 's> Pipeline<'a, 's> {
                     };
                     let size = self.context.config.batch_size;
                     self.claims += 1;
-                    let after_id = self
-                        .claimed_up_to
-                        .filter(|_| !self.claims.is_multiple_of(RESCAN_EVERY));
+                    let rescan = self.rescanning || self.claims.is_multiple_of(RESCAN_EVERY);
+                    let after_id = self.claimed_up_to.filter(|_| !rescan);
+                    claim_from_oldest = after_id.is_none();
                     tracing::debug!(
                         in_flight = self.in_flight.len(),
                         after_id,
@@ -320,7 +327,7 @@ impl<'a, 's> Pipeline<'a, 's> {
                         }
                     };
                     exhausted = rows.len() < batch_size;
-                    self.note_claimed(&rows);
+                    self.note_claimed(&rows, claim_from_oldest);
                     tracing::debug!(rows = rows.len(), "outbound: claimed");
                     if rows.is_empty() {
                         self.sessions.put(session);
@@ -373,9 +380,14 @@ impl<'a, 's> Pipeline<'a, 's> {
         }
     }
 
-    /// Remembers where the claims of this busy period got to.
-    fn note_claimed(&mut self, rows: &[OutboxRow]) {
-        if let Some(last) = rows.iter().map(|row| row.outbox_id).max() {
+    /// Remembers where the claims of this busy period got to, and whether a claim from the
+    /// oldest found requests below that (released meanwhile), so that the next one looks again.
+    fn note_claimed(&mut self, rows: &[OutboxRow], from_oldest: bool) {
+        let first = rows.iter().map(|row| row.outbox_id).min();
+        let last = rows.iter().map(|row| row.outbox_id).max();
+        self.rescanning = from_oldest
+            && matches!((first, self.claimed_up_to), (Some(first), Some(up_to)) if first < up_to);
+        if let Some(last) = last {
             self.claimed_up_to = Some(self.claimed_up_to.map_or(last, |up_to| up_to.max(last)));
         }
     }

@@ -137,6 +137,60 @@ async fn two_relays_share_the_outbox_without_publishing_a_row_twice() {
     assert_eq!(scenario.inbox_count("duplicate").await, 0);
 }
 
+/// Within a busy period each claim starts past the rows the relay holds; requests another relay
+/// held and released meanwhile are still claimed in that busy period (every 16th claim starts
+/// from the oldest again), not only once the backlog is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_released_during_a_busy_period_are_published_in_it() {
+    let scenario = Scenario::new(6000).await;
+    // Another relay's batch: the 50 oldest requests, locked until its transaction ends.
+    let holder = scenario.db.connect().await;
+    holder.batch_execute("BEGIN").await.expect("begin");
+    let held: Vec<i64> = holder
+        .query("SELECT outbox_id FROM infor_comm.lock_outbox(50)", &[])
+        .await
+        .expect("lock_outbox")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(held.len(), 50);
+    let relay = scenario.relay("relay", &["--batch-size", "20", "--publish-window", "40"]);
+    assert!(
+        scenario
+            .wait_until_published(1000, Duration::from_secs(60))
+            .await,
+        "{}",
+        relay.output()
+    );
+    holder.batch_execute("ROLLBACK").await.expect("release");
+    assert!(
+        scenario
+            .wait_until_published(6000, Duration::from_secs(120))
+            .await,
+        "{:?}\n{}",
+        scenario.progress().await,
+        relay.output()
+    );
+    let published_after: i64 = scenario
+        .db
+        .connect()
+        .await
+        .query_one(
+            "SELECT count(*) FROM infor_comm.outbox
+              WHERE published_at > (SELECT max(published_at) FROM infor_comm.outbox
+                                     WHERE outbox_id = ANY($1))",
+            &[&held],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    // Released at 1,000 or more of 6,000; claimed again within 16 + 3 claims of 20.
+    assert!(
+        published_after >= 1000,
+        "the released requests waited for the end of the backlog: {published_after} published after them"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_and_exits_zero() {
     let scenario = Scenario::new(200).await;
