@@ -49,7 +49,7 @@ pub struct Config {
 
     /// Requests published and awaiting the broker's confirm, at most; one more batch is claimed
     /// ahead while the window is full, and published as soon as confirms make room. At least
-    /// --batch-size.
+    /// --batch-size; at most 16 batches.
     #[arg(long, env = "INFOR_PUBLISH_WINDOW", default_value_t = 3000,
           value_parser = clap::value_parser!(u32).range(1..=100000))]
     pub publish_window: u32,

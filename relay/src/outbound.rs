@@ -94,7 +94,7 @@ impl Side for Outbound {
 }
 
 /// The database sessions that hold batches: idle ones are kept for the next batch, and at
-/// most `--publish-window / --batch-size` (at least one) plus [`AHEAD_SESSIONS`] are open.
+/// most [`batch_sessions`] are open.
 struct Sessions<'a> {
     context: &'a Context,
     idle: Vec<Database>,
@@ -105,13 +105,11 @@ struct Sessions<'a> {
 impl<'a> Sessions<'a> {
     fn new(context: &'a Context) -> Sessions<'a> {
         let config = &context.config;
-        let batch_size = config.batch_size.max(1) as usize;
-        let window = (config.publish_window as usize).max(batch_size);
         Sessions {
             context,
             idle: Vec::new(),
             opened: 0,
-            limit: window.div_ceil(batch_size) + AHEAD_SESSIONS,
+            limit: batch_sessions(config.publish_window, config.batch_size),
         }
     }
 
@@ -169,6 +167,18 @@ const UNWRITTEN: usize = 64;
 /// Sessions beyond the window's batches: one for the batch claimed ahead, one for a batch
 /// being marked and committed after its last confirm.
 const AHEAD_SESSIONS: usize = 2;
+
+/// Batches in the window at most, whatever `--publish-window / --batch-size` says: each holds a
+/// database session, and small batches in a large window would take hundreds of them.
+const MAX_WINDOW_BATCHES: usize = 16;
+
+/// The batch sessions a relay opens at most: one per batch that fits the window (at least one,
+/// at most [`MAX_WINDOW_BATCHES`]), and [`AHEAD_SESSIONS`].
+fn batch_sessions(publish_window: u32, batch_size: i32) -> usize {
+    let batch_size = batch_size.max(1) as usize;
+    let window = (publish_window as usize).max(batch_size);
+    window.div_ceil(batch_size).min(MAX_WINDOW_BATCHES) + AHEAD_SESSIONS
+}
 
 /// Every this many claims of a busy period, the claim starts from the oldest pending request
 /// again instead of past the last batch claimed, and the claims go on from the oldest while
@@ -575,5 +585,25 @@ async fn report_backlog(database: &Database) {
             ::metrics::gauge!(metrics::OUTBOX_OLDEST_AGE).set(oldest);
         }
         Err(error) => tracing::debug!(error = %Chain(&error), "outbound: cannot read the backlog"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_sessions;
+
+    #[test]
+    fn one_session_per_batch_of_the_window_and_two_more() {
+        assert_eq!(batch_sessions(3000, 1000), 5);
+        assert_eq!(batch_sessions(3001, 1000), 6);
+        // The window is at least one batch.
+        assert_eq!(batch_sessions(1, 1000), 3);
+    }
+
+    #[test]
+    fn small_batches_in_a_large_window_take_at_most_sixteen_sessions() {
+        assert_eq!(batch_sessions(3000, 20), 18);
+        assert_eq!(batch_sessions(100_000, 1), 18);
+        assert_eq!(batch_sessions(16_000, 1000), 18);
     }
 }
