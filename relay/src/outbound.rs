@@ -186,6 +186,39 @@ fn batch_sessions(publish_window: u32, batch_size: i32) -> usize {
 /// stopped) wait for at most this many batches before they are claimed.
 const RESCAN_EVERY: u32 = 16;
 
+/// Where the claims of a busy period start: past the largest outbox_id claimed so far (the
+/// rows below are this relay's, published or held), except every [`RESCAN_EVERY`]th claim and
+/// after a claim from the oldest that found requests below it (released meanwhile).
+#[derive(Debug, Default)]
+struct ClaimCursor {
+    /// The largest outbox_id claimed in this busy period.
+    up_to: Option<i64>,
+    /// Claims made in this busy period.
+    claims: u32,
+    /// The last claim from the oldest found requests below `up_to`.
+    rescanning: bool,
+}
+
+impl ClaimCursor {
+    /// The `after_id` of the next claim (None: from the oldest), counting it.
+    fn next_claim(&mut self) -> Option<i64> {
+        self.claims += 1;
+        let rescan = self.rescanning || self.claims.is_multiple_of(RESCAN_EVERY);
+        self.up_to.filter(|_| !rescan)
+    }
+
+    /// Records the rows a claim that started past `after_id` handed over.
+    fn claimed(&mut self, rows: &[OutboxRow], after_id: Option<i64>) {
+        let first = rows.iter().map(|row| row.outbox_id).min();
+        let last = rows.iter().map(|row| row.outbox_id).max();
+        self.rescanning = after_id.is_none()
+            && matches!((first, self.up_to), (Some(first), Some(up_to)) if first < up_to);
+        if let Some(last) = last {
+            self.up_to = Some(self.up_to.map_or(last, |up_to| up_to.max(last)));
+        }
+    }
+}
+
 /// A published row whose confirm is awaited.
 struct InFlight {
     outbox_id: i64,
@@ -223,14 +256,8 @@ struct Pipeline<'a, 's> {
     finishing: FuturesUnordered<Finish>,
     /// A batch claimed ahead: published as soon as the window has room for it.
     ready: Option<(Database, Vec<OutboxRow>)>,
-    /// The largest outbox_id claimed in this busy period: the next claim starts past it, since
-    /// the rows below are this relay's, published or skipped.
-    claimed_up_to: Option<i64>,
-    /// Claims made in this busy period.
-    claims: u32,
-    /// The last claim started from the oldest and found requests below `claimed_up_to`: the
-    /// next one starts from the oldest too.
-    rescanning: bool,
+    /// Where the next claim of this busy period starts.
+    cursor: ClaimCursor,
     window: usize,
 }
 
@@ -252,9 +279,7 @@ impl<'a, 's> Pipeline<'a, 's> {
             first_batch: 0,
             finishing: FuturesUnordered::new(),
             ready: None,
-            claimed_up_to: None,
-            claims: 0,
-            rescanning: false,
+            cursor: ClaimCursor::default(),
             window: (context.config.publish_window as usize).max(batch_size),
         }
     }
@@ -272,13 +297,13 @@ impl<'a, 's> Pipeline<'a, 's> {
     ) -> Result<(), SessionEnd> {
         let batch_size = self.context.config.batch_size.max(1) as usize;
         let mut exhausted = rows.len() < batch_size;
-        self.note_claimed(&rows, true);
+        self.cursor.claimed(&rows, None);
         if let Err(error) = self.publish(session, rows).await {
             return Err(self.abandon(None, broker_error(error)).await);
         }
         let mut claim: Option<Claim> = None;
-        // Whether the claim in progress starts from the oldest pending request.
-        let mut claim_from_oldest = false;
+        // Where the claim in progress started (None: from the oldest pending request).
+        let mut claim_after: Option<i64> = None;
         let mut stopping = shutdown.is_shutdown();
         loop {
             // One batch is claimed ahead while the window is full, so that it is published as
@@ -296,10 +321,8 @@ impl<'a, 's> Pipeline<'a, 's> {
                         Err(error) => return Err(self.abandon(None, database_error(error)).await),
                     };
                     let size = self.context.config.batch_size;
-                    self.claims += 1;
-                    let rescan = self.rescanning || self.claims.is_multiple_of(RESCAN_EVERY);
-                    let after_id = self.claimed_up_to.filter(|_| !rescan);
-                    claim_from_oldest = after_id.is_none();
+                    let after_id = self.cursor.next_claim();
+                    claim_after = after_id;
                     tracing::debug!(
                         in_flight = self.in_flight.len(),
                         after_id,
@@ -337,7 +360,7 @@ impl<'a, 's> Pipeline<'a, 's> {
                         }
                     };
                     exhausted = rows.len() < batch_size;
-                    self.note_claimed(&rows, claim_from_oldest);
+                    self.cursor.claimed(&rows, claim_after);
                     tracing::debug!(rows = rows.len(), "outbound: claimed");
                     if rows.is_empty() {
                         self.sessions.put(session);
@@ -387,18 +410,6 @@ impl<'a, 's> Pipeline<'a, 's> {
                     }
                 }
             }
-        }
-    }
-
-    /// Remembers where the claims of this busy period got to, and whether a claim from the
-    /// oldest found requests below that (released meanwhile), so that the next one looks again.
-    fn note_claimed(&mut self, rows: &[OutboxRow], from_oldest: bool) {
-        let first = rows.iter().map(|row| row.outbox_id).min();
-        let last = rows.iter().map(|row| row.outbox_id).max();
-        self.rescanning = from_oldest
-            && matches!((first, self.claimed_up_to), (Some(first), Some(up_to)) if first < up_to);
-        if let Some(last) = last {
-            self.claimed_up_to = Some(self.claimed_up_to.map_or(last, |up_to| up_to.max(last)));
         }
     }
 
@@ -590,7 +601,56 @@ async fn report_backlog(database: &Database) {
 
 #[cfg(test)]
 mod tests {
-    use super::batch_sessions;
+    use super::{batch_sessions, ClaimCursor, RESCAN_EVERY};
+    use crate::database::OutboxRow;
+
+    fn rows(ids: std::ops::RangeInclusive<i64>) -> Vec<OutboxRow> {
+        ids.map(|outbox_id| OutboxRow {
+            outbox_id,
+            request_id: String::new(),
+            payload: String::new(),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn claims_start_past_the_rows_held_and_from_the_oldest_every_sixteenth_time() {
+        let mut cursor = ClaimCursor::default();
+        cursor.claimed(&rows(1..=20), None);
+        let mut from_oldest = 0;
+        for n in 1..=(2 * RESCAN_EVERY) {
+            let after_id = cursor.next_claim();
+            if after_id.is_none() {
+                from_oldest += 1;
+            } else {
+                assert_eq!(after_id, Some(20 * i64::from(n)), "claim {n}");
+            }
+            let first = 20 * i64::from(n) + 1;
+            cursor.claimed(&rows(first..=first + 19), after_id);
+        }
+        assert_eq!(from_oldest, 2);
+    }
+
+    #[test]
+    fn a_claim_from_the_oldest_that_finds_released_rows_is_followed_by_another() {
+        let mut cursor = ClaimCursor::default();
+        cursor.claimed(&rows(101..=120), None);
+        for _ in 1..RESCAN_EVERY {
+            let after_id = cursor.next_claim();
+            assert!(after_id.is_some());
+            cursor.claimed(&[], after_id);
+        }
+        // The 16th starts from the oldest and finds rows released below 120 …
+        assert_eq!(cursor.next_claim(), None);
+        cursor.claimed(&rows(1..=20), None);
+        // … so the next one looks again, and finds the rest …
+        assert_eq!(cursor.next_claim(), None);
+        cursor.claimed(&rows(21..=30), None);
+        assert_eq!(cursor.next_claim(), None);
+        // … until one finds none below.
+        cursor.claimed(&rows(121..=140), None);
+        assert_eq!(cursor.next_claim(), Some(140));
+    }
 
     #[test]
     fn one_session_per_batch_of_the_window_and_two_more() {

@@ -310,6 +310,18 @@ impl Scenario {
         .await
     }
 
+    /// Waits until the relay has published at least `count` requests; on timeout, fails the
+    /// test with the progress and `relay`'s output.
+    pub async fn expect_published(&self, count: i64, timeout: Duration, relay: &Process) {
+        if !self.wait_until_published(count, timeout).await {
+            panic!(
+                "{count} requests not published within {timeout:?}: {:?}\nrelay output: {}",
+                self.progress().await,
+                relay.output()
+            );
+        }
+    }
+
     /// Waits until the loop is done, and checks that every request was published and answered
     /// once and every created task got its push; returns the final progress.
     pub async fn assert_finishes(&self, timeout: Duration, relay: &Process) -> Progress {

@@ -11,13 +11,9 @@ async fn a_broker_restart_mid_run_loses_nothing() {
     let _sim = scenario.simulator(&[]);
     let metrics_port = free_port();
     let relay = scenario.relay_with_metrics("relay", &["--batch-size", "100"], metrics_port);
-    assert!(
-        scenario
-            .wait_until_published(1, Duration::from_secs(60))
-            .await,
-        "{}",
-        relay.output()
-    );
+    scenario
+        .expect_published(1, Duration::from_secs(60), &relay)
+        .await;
     let rabbit: &RabbitNode = scenario.rabbit;
     tokio::task::block_in_place(|| rabbit.stop_app());
     assert!(

@@ -11,13 +11,9 @@ async fn a_missing_outbound_queue_makes_the_relay_unready_logs_once_a_batch_and_
 {
     let scenario = Scenario::new(10).await;
     let mut first = scenario.relay("declares", &[]);
-    assert!(
-        scenario
-            .wait_until_published(10, Duration::from_secs(30))
-            .await,
-        "relay output: {}",
-        first.output()
-    );
+    scenario
+        .expect_published(10, Duration::from_secs(30), &first)
+        .await;
     first.terminate(Duration::from_secs(10));
 
     // The outbound queue is deleted; a relay that does not declare queues meets it missing.
@@ -59,25 +55,17 @@ async fn a_missing_outbound_queue_makes_the_relay_unready_logs_once_a_batch_and_
     // A relay with --declare-queues declares the queue when it connects: everything is published.
     let metrics_port = free_port();
     let relay = scenario.relay_with_metrics("declares-again", &[], metrics_port);
-    assert!(
-        scenario
-            .wait_until_published(40, Duration::from_secs(60))
-            .await,
-        "relay output: {}",
-        relay.output()
-    );
+    scenario
+        .expect_published(40, Duration::from_secs(60), &relay)
+        .await;
     // Deleted while it runs: the returns make it declare the queue again, and the retries land.
     scenario
         .rabbit
         .delete_queue(&scenario.amqp_url, &scenario.outbound_queue());
     scenario.enqueue_more("third", 5).await;
-    assert!(
-        scenario
-            .wait_until_published(45, Duration::from_secs(60))
-            .await,
-        "relay output: {}",
-        relay.output()
-    );
+    scenario
+        .expect_published(45, Duration::from_secs(60), &relay)
+        .await;
     assert!(
         wait_until(Duration::from_secs(10), || async {
             http_get(metrics_port, "/ready")

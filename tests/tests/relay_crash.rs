@@ -21,13 +21,9 @@ async fn a_relay_killed_mid_batch_loses_nothing() {
     ];
     let mut relay = scenario.relay("relay-1", &slow);
     let client = scenario.db.connect().await;
-    assert!(
-        scenario
-            .wait_until_published(1, Duration::from_secs(60))
-            .await,
-        "{}",
-        relay.output()
-    );
+    scenario
+        .expect_published(1, Duration::from_secs(60), &relay)
+        .await;
     relay.kill();
     let before = scenario.progress().await;
     assert!(before.published < 3000, "killed before the end: {before:?}");

@@ -73,13 +73,9 @@ async fn malformed_inbound_messages_are_kept_and_the_relay_goes_on() {
     let mut relay = scenario.relay("relay", &[]);
     // Wait for the relay to declare the queues, then put garbage on the inbound queue.
     let client = scenario.db.connect().await;
-    assert!(
-        scenario
-            .wait_until_published(50, Duration::from_secs(30))
-            .await,
-        "relay output: {}",
-        relay.output()
-    );
+    scenario
+        .expect_published(50, Duration::from_secs(30), &relay)
+        .await;
     scenario
         .publish_inbound(
             &[
@@ -155,22 +151,13 @@ async fn requests_released_during_a_busy_period_are_published_in_it() {
         .collect();
     assert_eq!(held.len(), 50);
     let relay = scenario.relay("relay", &["--batch-size", "20", "--publish-window", "40"]);
-    assert!(
-        scenario
-            .wait_until_published(1000, Duration::from_secs(60))
-            .await,
-        "{}",
-        relay.output()
-    );
+    scenario
+        .expect_published(1000, Duration::from_secs(60), &relay)
+        .await;
     holder.batch_execute("ROLLBACK").await.expect("release");
-    assert!(
-        scenario
-            .wait_until_published(6000, Duration::from_secs(120))
-            .await,
-        "{:?}\n{}",
-        scenario.progress().await,
-        relay.output()
-    );
+    scenario
+        .expect_published(6000, Duration::from_secs(120), &relay)
+        .await;
     let published_after: i64 = scenario
         .db
         .connect()
@@ -259,13 +246,9 @@ async fn a_message_the_database_cannot_apply_waits_in_the_queue_without_spinning
         .expect("fault injection");
     let metrics_port = free_port();
     let mut relay = scenario.relay_with_metrics("relay", &["--max-backoff", "3s"], metrics_port);
-    assert!(
-        scenario
-            .wait_until_published(1, Duration::from_secs(30))
-            .await,
-        "relay output: {}",
-        relay.output()
-    );
+    scenario
+        .expect_published(1, Duration::from_secs(30), &relay)
+        .await;
     scenario
         .publish_inbound(&[b"{\"poison\": true}"], "poison")
         .await;
