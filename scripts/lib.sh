@@ -169,13 +169,13 @@ install_release() {
     [[ $(id -u) -eq 0 ]] || sudo_flag=(--sudo)
     # A target directory of its own: sharing this tree's would leave the released library
     # where cargo pgrx install of this tree picks it up (target/debug/libinfor_comm.so).
-    # A released tree is never edited, so it needs no incremental cache, and it is built with
-    # line tables only as this tree's Cargo.toml builds (the released one asks for full debug
-    # info, which more than doubles the disk it takes).
+    # A released tree is never edited and never debugged here: it is built without an
+    # incremental cache and without debug info (its own Cargo.toml asks for full debug info,
+    # which more than doubles the disk it takes).
     exec {lock_fd}>"$EXTENSION_LOCK"
     flock -w 1800 "$lock_fd"
     (cd "$tree/pg_ext" && CARGO_TARGET_DIR=$REPO_ROOT/target/released CARGO_INCREMENTAL=0 \
-        CARGO_PROFILE_DEV_DEBUG=line-tables-only cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@" >/dev/null)
+        CARGO_PROFILE_DEV_DEBUG=false cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@" >/dev/null)
     exec {lock_fd}>&-
     # pgrx orders the script's blocks differently from one run to the next, so the blocks are
     # compared as a sorted list: the same blocks, each byte for byte.
