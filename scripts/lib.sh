@@ -115,7 +115,30 @@ stop_cluster() {
 }
 
 # start_rabbitmq DIR PORT: a RabbitMQ node of its own in DIR, listening on 127.0.0.1:PORT.
+# A node that does not start is reported with the end of its output and logs (the callers may
+# remove DIR), stopped, and started once more: on a slow machine a first start has been seen to
+# fail where the next one worked.
 start_rabbitmq() {
+    local dir=$1 port=$2 attempt
+    for attempt in 1 2; do
+        start_rabbitmq_once "$dir" "$port" && return 0
+        echo "error: RabbitMQ did not start on 127.0.0.1:$port (attempt $attempt of 2); the end of $dir/server.out and of its logs:" >&2
+        tail -n 40 "$dir/server.out" "$dir"/log/*.log >&2 2>/dev/null || true
+        stop_rabbitmq "$dir"
+        # A node that never answered cannot be stopped by rabbitmqctl: end its processes (the
+        # server script and the Erlang VM it started).
+        if [[ -f $dir/server.pid ]]; then
+            pkill -KILL -P "$(cat "$dir/server.pid")" 2>/dev/null || true
+            kill -KILL "$(cat "$dir/server.pid")" 2>/dev/null || true
+        fi
+        sleep 2
+    done
+    return 1
+}
+
+# start_rabbitmq_once DIR PORT: one try of start_rabbitmq; fails when the node has not answered
+# within about 90 s.
+start_rabbitmq_once() {
     local dir=$1 port=$2
     stop_rabbitmq "$dir"
     rm -rf "$dir"
@@ -131,13 +154,13 @@ start_rabbitmq() {
         export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config RABBITMQ_PID_FILE=$dir/pid
         export ERL_EPMD_ADDRESS=127.0.0.1
         nohup /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/server.out" 2>&1 &
+        echo $! >"$dir/server.pid"
     )
     echo "$RABBIT_NODE" > "$dir/node"
     for _ in $(seq 1 90); do
         HOME=$dir /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBIT_NODE" await_startup --timeout 5 >/dev/null 2>&1 && return 0
         sleep 1
     done
-    echo "error: RabbitMQ did not start; see $dir/server.out" >&2
     return 1
 }
 
