@@ -137,7 +137,7 @@ start_rabbitmq() {
 }
 
 # start_rabbitmq_once DIR PORT: one try of start_rabbitmq; fails when the node has not answered
-# within about 90 s.
+# after 90 polls (each waits up to 5 s for it, then 1 s more: 90 s to 9 minutes).
 start_rabbitmq_once() {
     local dir=$1 port=$2
     stop_rabbitmq "$dir"
