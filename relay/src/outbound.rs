@@ -389,20 +389,22 @@ impl<'a, 's> Pipeline<'a, 's> {
                 _ = shutdown.recv(), if !stopping => {
                     // Finish what is published, publish and claim nothing more.
                     stopping = true;
-                    if let Some((session, _)) = self.ready.take() {
-                        if let Err(error) = session.finish_batch(&[], &[]).await {
-                            self.sessions.put(session);
-                            return Err(self.abandon(claim, database_error(error)).await);
-                        }
-                        self.sessions.put(session);
-                    }
                 }
             }
-            if !stopping
-                && self
-                    .ready
-                    .as_ref()
-                    .is_some_and(|(_, rows)| self.in_flight.len() + rows.len() <= self.window)
+            if stopping {
+                // A batch not published yet is released, not published: the one waiting when
+                // the shutdown came, and one whose claim was still running then.
+                if let Some((session, _)) = self.ready.take() {
+                    if let Err(error) = session.finish_batch(&[], &[]).await {
+                        self.sessions.put(session);
+                        return Err(self.abandon(claim, database_error(error)).await);
+                    }
+                    self.sessions.put(session);
+                }
+            } else if self
+                .ready
+                .as_ref()
+                .is_some_and(|(_, rows)| self.in_flight.len() + rows.len() <= self.window)
             {
                 if let Some((session, rows)) = self.ready.take() {
                     if let Err(error) = self.publish(session, rows).await {
