@@ -202,6 +202,83 @@ async fn sigterm_finishes_and_exits_zero() {
     );
 }
 
+/// SIGTERM while a claim is running: the claim finishes after the shutdown began, and the batch
+/// it locked is released unpublished; the relay exits cleanly. (The relay once panicked here:
+/// "all branches are disabled".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_claim_releases_its_batch_and_exits_zero() {
+    const HELD: i64 = 4242;
+    let scenario = Scenario::new(300).await;
+    let client = scenario.db.connect().await;
+    // A claim past the rows the relay holds (every claim of a busy period but its first) waits
+    // for an advisory lock that this session holds: it is running for as long as the test says.
+    client
+        .batch_execute(&format!(
+            "ALTER FUNCTION infor_comm.lock_outbox(integer, bigint) RENAME TO lock_outbox_unblocked;
+             CREATE FUNCTION infor_comm.lock_outbox(batch_size integer, after_id bigint DEFAULT NULL)
+             RETURNS TABLE (outbox_id bigint, request_id text, payload text)
+             LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+             BEGIN
+                 IF after_id IS NOT NULL THEN PERFORM pg_advisory_xact_lock_shared({HELD}); END IF;
+                 RETURN QUERY SELECT * FROM infor_comm.lock_outbox_unblocked(batch_size, after_id);
+             END $$;
+             GRANT EXECUTE ON FUNCTION infor_comm.lock_outbox(integer, bigint) TO infor_comm_relay;
+             SELECT pg_advisory_lock({HELD});"
+        ))
+        .await
+        .expect("a claim that waits");
+    let mut relay = scenario.relay("relay", &["--batch-size", "100", "--publish-window", "100"]);
+    // The first batch is published and marked; the claim of the second waits.
+    scenario
+        .expect_published(100, Duration::from_secs(30), &relay)
+        .await;
+    let claim_waits = wait_until(Duration::from_secs(30), || async {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE usename = 'relay_login' AND wait_event = 'advisory'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get::<_, i64>(0)
+            == 1
+    })
+    .await;
+    assert!(claim_waits, "no claim waits: {}", relay.output());
+    // Shutdown begins while the claim runs; then the claim gets its rows.
+    let early = relay.terminate(Duration::from_millis(500));
+    client
+        .batch_execute(&format!("SELECT pg_advisory_unlock({HELD})"))
+        .await
+        .expect("unlock");
+    let status = early
+        .or_else(|| relay.wait(Duration::from_secs(20)))
+        .expect("exits within 20 s");
+    let output = relay.output();
+    assert!(status.success(), "exit status {status:?}: {output}");
+    assert!(!output.contains("panicked"), "{output}");
+    assert!(!output.contains(" ERROR "), "{output}");
+    assert!(output.contains("infor-relay stopped"), "{output}");
+    // The claimed batch was neither published nor left locked: the other 200 are claimable.
+    assert_eq!(scenario.progress().await.published, 100);
+    assert_eq!(
+        scenario
+            .rabbit
+            .queue_depth(&scenario.amqp_url, &scenario.outbound_queue()),
+        100
+    );
+    let claimable: i64 = client
+        .query_one(
+            "SELECT count(*) FROM infor_comm.lock_outbox_unblocked(1000)",
+            &[],
+        )
+        .await
+        .expect("claim")
+        .get(0);
+    assert_eq!(claimable, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_refuses_to_start_without_queue_names() {
     let scenario = Scenario::new(1).await;
