@@ -78,15 +78,8 @@ SELECT infor_comm.enqueue_thinking_clients() AS "requests for the inbound benchm
 RESET client_min_messages;
 -- 5,000 replies: each apply_inbound takes two transaction-level advisory locks, and here every
 -- round is one transaction (the relay commits each message on its own).
-CREATE TEMP TABLE reply AS
-SELECT vtbc_request_id, crm_id, task_id,
-       format('{"requestID": "%s", "replyUID": "%s", "dt": "2026-11-24T10:00:00.000+03:00", "statusCode": "0", "taskID": "%s"}',
-              crm_id, vtbc_request_id, task_id) AS body
-  FROM (SELECT vtbc_request_id, 'crm-' || row_number() OVER () AS crm_id,
-               (100000000 + row_number() OVER ())::text AS task_id
-          FROM infor_comm.infor_communication_task
-         LIMIT 5000) r;
-ANALYZE reply;
+\set replies 5000
+\ir bench_replies.sql
 DO $bench$
 DECLARE
     t0 timestamptz;
@@ -97,7 +90,7 @@ BEGIN
     FOR round IN 1..current_setting('bench.rounds')::integer LOOP
         BEGIN
             t0 := clock_timestamp();
-            FOR r IN SELECT * FROM reply LOOP
+            FOR r IN SELECT * FROM bench_reply LOOP
                 UPDATE infor_comm.infor_communication_task
                    SET infor_response_id = r.crm_id, status_code = '0', task_id = r.task_id
                  WHERE vtbc_request_id = r.vtbc_request_id;
@@ -113,7 +106,7 @@ BEGIN
         INSERT INTO bench_result VALUES ('inbound reply', 'baseline', round, elapsed);
         BEGIN
             t0 := clock_timestamp();
-            FOR r IN SELECT * FROM reply LOOP
+            FOR r IN SELECT * FROM bench_reply LOOP
                 outcome := infor_comm.apply_inbound(r.body);
                 IF outcome <> 'reply' THEN
                     RAISE EXCEPTION USING ERRCODE = 'data_exception', MESSAGE = format('bench: apply_inbound returned %s', outcome);
@@ -136,7 +129,7 @@ SELECT count(*) AS enqueued FROM infor_comm.outbox \gset
 \pset format unaligned
 \pset tuples_only on
 SELECT format('| %s | %s | %s | %s | %s |', benchmark,
-              CASE benchmark WHEN 'daily enqueue' THEN :enqueued ELSE (SELECT count(*) FROM reply) END,
+              CASE benchmark WHEN 'daily enqueue' THEN :enqueued ELSE (SELECT count(*) FROM bench_reply) END,
               round(baseline::numeric, 3), round(extension::numeric, 3), round((extension / baseline)::numeric, 2))
   FROM (SELECT benchmark,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) FILTER (WHERE side = 'baseline') AS baseline,
