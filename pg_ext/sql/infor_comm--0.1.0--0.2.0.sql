@@ -585,7 +585,8 @@ BEGIN
      WHERE o.published_at IS NULL AND o.closed_at IS NULL;
 
     SELECT pg_catalog.count(*) INTO unanswered_past_timeout
-      FROM infor_comm.outbox o
+      FROM infor_comm.outbox_open p
+      JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
       JOIN infor_comm.infor_communication_task t ON t.id = o.task_row_id
      WHERE o.closed_at IS NULL AND t.status_code IS NULL
        AND o.published_at <= checked_at - infor_comm.setting_response_timeout();
@@ -953,3 +954,33 @@ BEGIN
               FROM pg_catalog.regexp_matches(body, '"(?:replyUID|requestID|taskID)"\s*:\s*"?([^"\\,}\s]{1,200})', 'g') AS m);
 END
 $body$;
+
+-- ---------------------------------------------------------------------------------------------
+-- The rule "at most one open request per client" moves from the partial unique index
+-- outbox_one_open_request_per_client to the primary key of infor_comm.outbox_open. closed_at
+-- was in that index's predicate, so closing a request (the apply of every reply) wrote a new
+-- row version of the outbox with an entry in each of its three other indexes: a third of the
+-- apply's instructions. Now no index of the outbox covers closed_at, and closing is a HOT
+-- update. Every open request has its row in outbox_open; the apply leaves the row of the request
+-- it closes, and the next enqueue removes the rows of closed requests before it opens new ones.
+-- health_report (above) counts the open requests through it.
+-- ---------------------------------------------------------------------------------------------
+-- At most one open request per client: every open request has its row here, and this table's
+-- primary key is the rule. It lives apart from the outbox so that no index of the outbox covers
+-- closed_at, and closing a request (the apply of every reply) is a HOT update. The apply leaves
+-- the row of the request it closes; the next enqueue removes the rows of closed requests before
+-- it opens new ones. Read it joined to the outbox, with closed_at IS NULL.
+CREATE TABLE infor_comm.outbox_open (
+    organization_id varchar(200) PRIMARY KEY,
+    outbox_id       bigint NOT NULL
+);
+COMMENT ON TABLE infor_comm.outbox_open IS
+    'One row per client whose latest request may be open: every open request has its row (at most one per client). The enqueue removes the rows of closed requests.';
+INSERT INTO infor_comm.outbox_open (organization_id, outbox_id)
+SELECT organization_id, outbox_id FROM infor_comm.outbox WHERE closed_at IS NULL;
+SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox_open', '');
+DROP INDEX infor_comm.outbox_one_open_request_per_client;
+-- The daily job opens requests here and removes the rows of closed ones.
+GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_open TO infor_comm_job;
+-- thinking_clients, evaluated with the reader's own rights, reads the open requests here.
+GRANT SELECT ON infor_comm.outbox_open TO infor_comm_reader;

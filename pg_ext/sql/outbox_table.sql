@@ -42,8 +42,17 @@ COMMENT ON COLUMN infor_comm.outbox.closed_at IS 'When the request stopped being
 COMMENT ON COLUMN infor_comm.outbox.close_reason IS 'answered; timed_out (no reply within infor_comm.response_timeout); withdrawn (never published: an older request of the client got its task).';
 
 -- At most one open request per client: the invariant the daily job relies on.
-CREATE UNIQUE INDEX outbox_one_open_request_per_client
-    ON infor_comm.outbox (organization_id) WHERE closed_at IS NULL;
+-- At most one open request per client: every open request has its row here, and this table's
+-- primary key is the rule. It lives apart from the outbox so that no index of the outbox covers
+-- closed_at, and closing a request (the apply of every reply) is a HOT update. The apply leaves
+-- the row of the request it closes; the next enqueue removes the rows of closed requests before
+-- it opens new ones. Read it joined to the outbox, with closed_at IS NULL.
+CREATE TABLE infor_comm.outbox_open (
+    organization_id varchar(200) PRIMARY KEY,
+    outbox_id       bigint NOT NULL
+);
+COMMENT ON TABLE infor_comm.outbox_open IS
+    'One row per client whose latest request may be open: every open request has its row (at most one per client). The enqueue removes the rows of closed requests.';
 
 -- The requests not yet published, by outbox_id: what lock_outbox and claim_outbox hand out,
 -- oldest first, and the backlog outbox_backlog and health count. The enqueue writes a row here
@@ -72,3 +81,4 @@ COMMENT ON VIEW infor_comm.outbox_delivery IS
 SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox_outbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox_pending', '');
+SELECT pg_catalog.pg_extension_config_dump('infor_comm.outbox_open', '');

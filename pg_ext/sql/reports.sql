@@ -195,7 +195,8 @@ BEGIN
      WHERE o.published_at IS NULL AND o.closed_at IS NULL;
 
     SELECT pg_catalog.count(*) INTO unanswered_past_timeout
-      FROM infor_comm.outbox o
+      FROM infor_comm.outbox_open p
+      JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
       JOIN infor_comm.infor_communication_task t ON t.id = o.task_row_id
      WHERE o.closed_at IS NULL AND t.status_code IS NULL
        AND o.published_at <= checked_at - infor_comm.setting_response_timeout();

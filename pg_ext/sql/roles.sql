@@ -55,8 +55,9 @@ TO infor_comm_reader;
 GRANT SELECT (outbox_id, request_id, task_row_id, organization_id, created_at, available_at,
               attempts, last_error, published_at, closed_at, close_reason)
     ON infor_comm.outbox TO infor_comm_reader;
+GRANT SELECT ON infor_comm.outbox_open TO infor_comm_reader;
 -- thinking_clients and effectiveness are evaluated with the reader's own rights: they read the
--- outbox's delivery state, call these functions, and need USAGE on infor_comm.host_schema and
+-- outbox's delivery state and its open requests, call these functions, and need USAGE on infor_comm.host_schema and
 -- SELECT on the bank's host tables, which the bank grants. client_history and health_report are
 -- SECURITY DEFINER: they read the inbox (never the request payload) and pg_cron's tables.
 GRANT EXECUTE ON FUNCTION
@@ -97,4 +98,5 @@ TO infor_comm_job;
 GRANT SELECT, INSERT ON infor_comm.infor_communication_task TO infor_comm_job;
 GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_job;
 GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_pending TO infor_comm_job;
+GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_open TO infor_comm_job;
 GRANT SELECT, INSERT, UPDATE ON infor_comm.daily_runs TO infor_comm_job;

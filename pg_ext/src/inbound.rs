@@ -191,10 +191,12 @@ macro_rules! find_task_sql {
 impl Statement {
     fn sql(self) -> &'static str {
         match self {
-            // The outbox holds at most one open request per client, so the open row of the
-            // client is either this request's (answered) or a newer one (withdrawn by a '0'
-            // while it is unpublished). A reply proves its request was published, even if the
-            // relay that published it stopped before it could say so.
+            // The outbox holds at most one open request per client, found through outbox_open,
+            // so the open row of the client is either this request's (answered) or a newer one
+            // (withdrawn by a '0' while it is unpublished). A reply proves its request was
+            // published, even if the relay that published it stopped before it could say so.
+            // Closing changes no indexed column of the outbox: a HOT update. The client's row in
+            // outbox_open stays until the next enqueue removes it.
             Statement::AnswerReply => {
                 "WITH answered AS (
                      UPDATE infor_comm.infor_communication_task
@@ -208,8 +210,9 @@ impl Statement {
                             published_at = CASE WHEN o.task_row_id = a.id
                                                 THEN coalesce(o.published_at, pg_catalog.now())
                                                 ELSE o.published_at END
-                       FROM answered a
-                      WHERE o.organization_id = a.organization_id AND o.closed_at IS NULL
+                       FROM answered a, infor_comm.outbox_open p
+                      WHERE p.organization_id = a.organization_id
+                        AND o.outbox_id = p.outbox_id AND o.closed_at IS NULL
                         AND (o.task_row_id = a.id OR ($3 = '0' AND o.published_at IS NULL))
                  )
                  INSERT INTO infor_comm.inbox

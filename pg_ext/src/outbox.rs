@@ -3,9 +3,11 @@
 //! statement; the skip rule and the JSON are applied in Rust (a SQL function per row would cost
 //! a `search_path` change per call); the rows are written in one statement.
 //!
-//! Runs are serialised by a transaction-level advisory lock, and the unique index
-//! `outbox_one_open_request_per_client` keeps at most one open request per client whatever
-//! happens: a second run, or two runs at once, enqueue nobody twice.
+//! Runs are serialised by a transaction-level advisory lock, and the primary key of
+//! `outbox_open` keeps at most one open request per client whatever happens: a second run, or
+//! two runs at once, enqueue nobody twice. Every open request has its row there; the apply of a
+//! reply leaves the row of the request it closes (so that closing is a HOT update of the outbox
+//! and nothing more), and each run removes the rows of closed requests before it opens new ones.
 //!
 //! The relay's side of the outbox is here too: `lock_outbox` (row locks for the relay's
 //! transaction, `FOR UPDATE SKIP LOCKED`), `claim_outbox` (leases), `mark_published`,
@@ -27,13 +29,15 @@ pub const ENQUEUE_LOCK_KEY: i64 = 0x696e_666f_7263_6f6d;
 pub const OUTBOX_CHANNEL: &str = "infor_comm_outbox";
 
 /// Closes the open requests that are no longer open at `$1`: answered, or published and
-/// unanswered for `infor_comm.response_timeout`.
+/// unanswered for `infor_comm.response_timeout`. Every open request has its row in
+/// `outbox_open`, so the outbox is read there and nowhere else.
 const CLOSE_STALE_REQUESTS: &str = "
 UPDATE infor_comm.outbox o
    SET closed_at = now(),
        close_reason = CASE WHEN t.status_code IS NOT NULL THEN 'answered' ELSE 'timed_out' END
-  FROM infor_comm.infor_communication_task t
- WHERE t.id = o.task_row_id
+  FROM infor_comm.outbox_open p, infor_comm.infor_communication_task t
+ WHERE o.outbox_id = p.outbox_id
+   AND t.id = o.task_row_id
    AND o.closed_at IS NULL
    AND (t.status_code IS NOT NULL
         OR o.published_at <= $1 - (SELECT infor_comm.setting_response_timeout()))";
@@ -46,6 +50,14 @@ DELETE FROM infor_comm.outbox_pending p
  WHERE NOT EXISTS (SELECT FROM infor_comm.outbox o
                     WHERE o.outbox_id = p.outbox_id
                       AND o.published_at IS NULL
+                      AND o.closed_at IS NULL)";
+
+/// Deletes from `outbox_open` the rows whose request is closed (by a reply, by
+/// [`CLOSE_STALE_REQUESTS`], or by hand) or gone: their clients may be asked again.
+const FORGET_CLOSED_REQUESTS: &str = "
+DELETE FROM infor_comm.outbox_open p
+ WHERE NOT EXISTS (SELECT FROM infor_comm.outbox o
+                    WHERE o.outbox_id = p.outbox_id
                       AND o.closed_at IS NULL)";
 
 /// The thinking clients at `$1` with everything their request needs, a new request id and task
@@ -65,15 +77,19 @@ fn candidates_sql(host: &HostTables) -> String {
 }
 
 /// Writes the outbox rows (`$1` request ids, `$2` task row ids, `$3` organization ids, `$4`
-/// payloads) and their task rows (`$5` the request's dt, `$6` its wall time) in one statement;
-/// a client with an open request already is skipped. Returns how many were written.
+/// payloads) and their task rows (`$5` the request's dt, `$6` its wall time) in one statement,
+/// each request opened in `outbox_open`; a client with an open request already is skipped (the
+/// organization ids are distinct). Returns how many were written.
 const INSERT_REQUESTS: &str = "
 WITH outbox_rows AS (
     INSERT INTO infor_comm.outbox (request_id, task_row_id, organization_id, payload, created_at, available_at)
     SELECT r::uuid, t, o, p::json, now(), now()
       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u (r, t, o, p)
-        ON CONFLICT (organization_id) WHERE closed_at IS NULL DO NOTHING
+     WHERE NOT EXISTS (SELECT FROM infor_comm.outbox_open x WHERE x.organization_id = u.o)
     RETURNING outbox_id, request_id, task_row_id, organization_id
+), opened AS (
+    INSERT INTO infor_comm.outbox_open (organization_id, outbox_id)
+    SELECT o.organization_id, o.outbox_id FROM outbox_rows o
 ), pending AS (
     INSERT INTO infor_comm.outbox_pending (outbox_id)
     SELECT o.outbox_id FROM outbox_rows o
@@ -106,6 +122,12 @@ fn render_requests(
     let mut requests = Requests::default();
     for row in client.update(&candidates_sql(host), None, &[as_of.into()])? {
         let organization_id = row.get::<String>(1)?.unwrap_or_default();
+        // The candidates come ordered by organization_id. A client that a host table lists twice
+        // gets one request: from the first of its rows that can be sent (outbox_open's primary
+        // key would refuse a second in the same statement).
+        if requests.organization_ids.last() == Some(&organization_id) {
+            continue;
+        }
         let (mdm_id, tin, ogrn, kpp, okpo) = (
             row.get::<String>(2)?,
             row.get::<String>(4)?,
@@ -188,6 +210,7 @@ pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
         )?;
         client.update(CLOSE_STALE_REQUESTS, None, &[as_of.into()])?;
         client.update(FORGET_STALE_PENDING, None, &[])?;
+        client.update(FORGET_CLOSED_REQUESTS, None, &[])?;
         let time = client
             .update(
                 "SELECT infor_comm.format_request_dt($1),
@@ -272,6 +295,81 @@ mod tests {
         assert_eq!(
             text("SELECT string_agg(coalesce(close_reason, 'open'), ',' ORDER BY outbox_id) FROM infor_comm.outbox"),
             Some("answered,open".into())
+        );
+    }
+
+    #[pg_test]
+    fn a_reply_closes_its_request_with_a_hot_update_and_the_next_run_reopens_the_client() {
+        let request_id = enqueued_request("ORG1");
+        let open = || {
+            text("SELECT string_agg(p.organization_id || ':' || coalesce(o.close_reason, 'open'), ',')
+                    FROM infor_comm.outbox_open p JOIN infor_comm.outbox o USING (outbox_id)")
+        };
+        assert_eq!(open(), Some("ORG1:open".into()));
+        run("SELECT infor_comm.mark_published(array_agg(outbox_id)) FROM infor_comm.outbox");
+        // Closing the request changes no indexed column of the outbox: a HOT update, no index
+        // entry written (fillfactor 50 leaves room on the page).
+        let updates = || {
+            (
+                int("SELECT pg_stat_get_xact_tuples_updated('infor_comm.outbox'::regclass)"),
+                int("SELECT pg_stat_get_xact_tuples_hot_updated('infor_comm.outbox'::regclass)"),
+            )
+        };
+        let before = updates();
+        let reply = format!(
+            r#"{{"requestID": "CRM-1", "replyUID": "{request_id}", "dt": "2026-11-20T12:00:00.000+03:00", "statusCode": "2", "statusMsg": "Ошибка"}}"#
+        );
+        assert_eq!(apply(&reply), "reply");
+        let after = updates();
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, 1),
+            "one HOT update"
+        );
+        // The apply leaves the client's row in outbox_open; the next run removes it, and a
+        // client whose request is closed is no longer counted as waiting.
+        assert_eq!(open(), Some("ORG1:answered".into()));
+        assert_eq!(
+            int("SELECT unanswered_past_timeout FROM infor_comm.health"),
+            0
+        );
+        assert_eq!(
+            enqueue("2026-11-20 18:00:00+03"),
+            0,
+            "a '2' blocks the client that day"
+        );
+        assert_eq!(open(), None);
+        assert_eq!(enqueue("2026-11-21 09:00:00+03"), 1);
+        assert_eq!(open(), Some("ORG1:open".into()));
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.outbox_open p
+                   JOIN infor_comm.outbox o USING (outbox_id)
+                  WHERE o.organization_id = p.organization_id
+                    AND o.outbox_id = (SELECT max(outbox_id) FROM infor_comm.outbox)"),
+            1,
+            "the row points at the new request"
+        );
+    }
+
+    #[pg_test]
+    fn a_client_listed_twice_by_the_host_table_gets_one_request() {
+        host_tables();
+        client("TWICE", "OK", "2026-11-01 09:00:00");
+        run(
+            "ALTER TABLE product_migration_clients DROP CONSTRAINT product_migration_clients_pkey;
+             INSERT INTO product_migration_clients SELECT * FROM product_migration_clients",
+        );
+        assert_eq!(
+            selected(AS_OF).len(),
+            2,
+            "the selection lists the client twice"
+        );
+        assert_eq!(enqueue(AS_OF), 1);
+        assert_eq!(int("SELECT count(*) FROM infor_comm.outbox"), 1);
+        assert_eq!(int("SELECT count(*) FROM infor_comm.outbox_open"), 1);
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.infor_communication_task"),
+            1
         );
     }
 

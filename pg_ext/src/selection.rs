@@ -80,9 +80,10 @@ pub fn thinking_rows_sql(host: &HostTables) -> String {
                    AND t.time_create >= (SELECT pg_catalog.date_trunc('day', $1 AT TIME ZONE infor_comm.setting_timezone())))))
    AND NOT EXISTS (
        SELECT 1
-         FROM infor_comm.outbox o
+         FROM infor_comm.outbox_open p
+         JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
          JOIN infor_comm.infor_communication_task t ON t.id = o.task_row_id
-        WHERE o.organization_id = c.organization_id
+        WHERE p.organization_id = c.organization_id
           AND o.closed_at IS NULL
           AND t.status_code IS NULL
           AND (o.published_at IS NULL
