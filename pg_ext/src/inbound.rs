@@ -142,11 +142,14 @@ impl<'a> Envelope<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Statement {
     /// A reply to an unanswered request, in one statement: the task row updated, the request's
-    /// outbox row closed (and, for a '0', the client's newer unpublished request withdrawn),
-    /// the message journaled; returns the inbox id, the task row and whether orphan pushes
-    /// wait for it (each test one probe of its partial index, however many orphans there are).
-    /// No row: the request is unknown or already answered (the careful path).
+    /// outbox row closed, the message journaled; returns the inbox id, the task row, whether
+    /// orphan pushes wait for it (each test one probe of its partial index, however many
+    /// orphans there are) and whether the request was still open. No row: the request is
+    /// unknown or already answered (the careful path).
     AnswerReply,
+    /// The unpublished open request of a task row's client withdrawn (a '0' to an older request
+    /// that was no longer open: it had timed out).
+    WithdrawNewer,
     /// The task row of a reply (`vtbc_request_id`), locked.
     TaskByRequest,
     /// The task row of a push's `requestID` (`infor_response_id`), oldest first, locked.
@@ -165,7 +168,7 @@ enum Statement {
     ResolveOrphan,
 }
 
-const STATEMENTS: usize = 9;
+const STATEMENTS: usize = 10;
 
 const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
 const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
@@ -191,29 +194,26 @@ macro_rules! find_task_sql {
 impl Statement {
     fn sql(self) -> &'static str {
         match self {
-            // The outbox holds at most one open request per client, found through outbox_open,
-            // so the open row of the client is either this request's (answered) or a newer one
-            // (withdrawn by a '0' while it is unpublished). A reply proves its request was
-            // published, even if the relay that published it stopped before it could say so.
-            // Closing changes no indexed column of the outbox: a HOT update. The client's row in
-            // outbox_open stays until the next enqueue removes it.
+            // The request's outbox row is closed if it is still open: a reply proves its request
+            // was published, even if the relay that published it stopped before it could say
+            // so. Closing changes no indexed column of the outbox: a HOT update; the client's
+            // row in outbox_open stays until the next enqueue removes it. Returns whether the
+            // row was open: if it was not (it timed out), a '0' withdraws the client's newer
+            // request while it is unpublished (Statement::WithdrawNewer).
             Statement::AnswerReply => {
                 "WITH answered AS (
                      UPDATE infor_comm.infor_communication_task
                         SET infor_response_id = $2, status_code = $3, task_id = coalesce($4, task_id)
                       WHERE vtbc_request_id = $1 AND status_code IS NULL
-                  RETURNING id, organization_id, task_id
+                  RETURNING id, task_id
                  ), closed AS (
                      UPDATE infor_comm.outbox o
                         SET closed_at = pg_catalog.now(),
-                            close_reason = CASE WHEN o.task_row_id = a.id THEN 'answered' ELSE 'withdrawn' END,
-                            published_at = CASE WHEN o.task_row_id = a.id
-                                                THEN coalesce(o.published_at, pg_catalog.now())
-                                                ELSE o.published_at END
-                       FROM answered a, infor_comm.outbox_open p
-                      WHERE p.organization_id = a.organization_id
-                        AND o.outbox_id = p.outbox_id AND o.closed_at IS NULL
-                        AND (o.task_row_id = a.id OR ($3 = '0' AND o.published_at IS NULL))
+                            close_reason = 'answered',
+                            published_at = coalesce(o.published_at, pg_catalog.now())
+                       FROM answered a
+                      WHERE o.task_row_id = a.id AND o.closed_at IS NULL
+                  RETURNING 1
                  )
                  INSERT INTO infor_comm.inbox
                         (message_id, message_id_bytes, body, kind, outcome, task_row_id, applied_at)
@@ -226,7 +226,17 @@ impl Statement {
                         OR EXISTS (SELECT FROM infor_comm.inbox i
                                     WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
                                       AND i.push_request_id IS NULL
-                                      AND i.push_task_id = (SELECT a.task_id FROM answered a))"
+                                      AND i.push_task_id = (SELECT a.task_id FROM answered a)),
+                        EXISTS (SELECT FROM closed)"
+            }
+            // The outbox holds at most one open request per client, found through outbox_open:
+            // after a reply to a request that was no longer open, it is a newer one.
+            Statement::WithdrawNewer => {
+                "UPDATE infor_comm.outbox o
+                    SET closed_at = pg_catalog.now(), close_reason = 'withdrawn'
+                   FROM infor_comm.infor_communication_task t, infor_comm.outbox_open p
+                  WHERE t.id = $1 AND p.organization_id = t.organization_id
+                    AND o.outbox_id = p.outbox_id AND o.closed_at IS NULL AND o.published_at IS NULL"
             }
             Statement::TaskByRequest => find_task_sql!("vtbc_request_id"),
             Statement::TaskByResponse => find_task_sql!("infor_response_id"),
@@ -283,6 +293,7 @@ impl Statement {
     fn arg_types(self) -> &'static [PgOid] {
         match self {
             Statement::AnswerReply => &[TEXT, TEXT, TEXT, TEXT, TEXT, BYTEA, TEXT],
+            Statement::WithdrawNewer => &[TEXT],
             Statement::TaskByRequest | Statement::TaskByResponse | Statement::TaskByTaskId => {
                 &[TEXT, INT8]
             }
@@ -498,11 +509,20 @@ fn answer_reply(
         return Ok(None);
     }
     let row = table.first();
-    Ok(Some(Answered {
+    let answered = Answered {
         inbox_id: row.get::<i64>(1)?.unwrap_or_default(),
         task_row_id: row.get::<String>(2)?.unwrap_or_default(),
         orphans_wait: row.get::<bool>(3)?.unwrap_or(false),
-    }))
+    };
+    let request_was_open = row.get::<bool>(4)?.unwrap_or(false);
+    if !request_was_open && reply.status_code == "0" {
+        run(
+            client,
+            Statement::WithdrawNewer,
+            &[answered.task_row_id.as_str().into()],
+        )?;
+    }
+    Ok(Some(answered))
 }
 
 /// What became of a reply.
@@ -1540,6 +1560,36 @@ mod tests {
             int("SELECT count(*) FROM infor_comm.claim_outbox(10, '1 minute')"),
             0
         );
+    }
+
+    #[pg_test]
+    fn a_late_reply_leaves_the_newer_request_open_unless_it_is_a_0_before_its_publication() {
+        let late = |org: &str, publish_newer: bool, status_code: &str| {
+            let old_request = enqueued_request(org);
+            run(&format!(
+                "UPDATE infor_comm.outbox SET published_at = '2026-11-20 12:00:00+03'
+                  WHERE organization_id = '{org}'"
+            ));
+            assert_eq!(enqueue("2026-11-21 12:30:00+03"), 1);
+            if publish_newer {
+                run(&format!(
+                    "SELECT infor_comm.mark_published(array_agg(outbox_id)) FROM infor_comm.outbox
+                      WHERE organization_id = '{org}' AND closed_at IS NULL"
+                ));
+            }
+            let reply = format!(
+                r#"{{"requestID": "CRM-{org}", "replyUID": "{old_request}", "dt": "2026-11-21T13:00:00.000+03:00", "statusCode": "{status_code}", "taskID": "T-{org}"}}"#
+            );
+            assert_eq!(apply(&reply), "reply");
+            text(&format!(
+                "SELECT string_agg(coalesce(close_reason, 'open'), ',' ORDER BY outbox_id)
+                   FROM infor_comm.outbox WHERE organization_id = '{org}'"
+            ))
+        };
+        assert_eq!(late("ORG1", false, "1"), Some("timed_out,open".into()));
+        assert_eq!(late("ORG2", false, "2"), Some("timed_out,open".into()));
+        assert_eq!(late("ORG3", true, "0"), Some("timed_out,open".into()));
+        assert_eq!(late("ORG4", false, "0"), Some("timed_out,withdrawn".into()));
     }
 
     #[pg_test]
