@@ -306,7 +306,14 @@ mod tests {
                     FROM infor_comm.outbox_open p JOIN infor_comm.outbox o USING (outbox_id)")
         };
         assert_eq!(open(), Some("ORG1:open".into()));
+        // Published long ago: unanswered past the timeout, which health counts through
+        // outbox_open until the reply closes the request.
         run("SELECT infor_comm.mark_published(array_agg(outbox_id)) FROM infor_comm.outbox");
+        run("UPDATE infor_comm.outbox SET published_at = now() - interval '30 days'");
+        assert_eq!(
+            int("SELECT unanswered_past_timeout FROM infor_comm.health"),
+            1
+        );
         // Closing the request changes no indexed column of the outbox: a HOT update, no index
         // entry written (fillfactor 50 leaves room on the page).
         let updates = || {
@@ -326,8 +333,8 @@ mod tests {
             (1, 1),
             "one HOT update"
         );
-        // The apply leaves the client's row in outbox_open; the next run removes it, and a
-        // client whose request is closed is no longer counted as waiting.
+        // The apply leaves the client's row in outbox_open, yet the closed request is no longer
+        // counted; the next run removes the row.
         assert_eq!(open(), Some("ORG1:answered".into()));
         assert_eq!(
             int("SELECT unanswered_past_timeout FROM infor_comm.health"),
