@@ -960,10 +960,7 @@ $body$;
 -- outbox_one_open_request_per_client to the primary key of infor_comm.outbox_open. closed_at
 -- was in that index's predicate, so closing a request (the apply of every reply) wrote a new
 -- row version of the outbox with an entry in each of its three other indexes: a third of the
--- apply's instructions. Now no index of the outbox covers closed_at, and closing is a HOT
--- update. Every open request has its row in outbox_open; the apply leaves the row of the request
--- it closes, and the next enqueue removes the rows of closed requests before it opens new ones.
--- health_report (above) counts the open requests through it.
+-- apply's instructions. health_report (above) counts the open requests through the new table.
 -- ---------------------------------------------------------------------------------------------
 -- At most one open request per client: every open request has its row here, and this table's
 -- primary key is the rule. It lives apart from the outbox so that no index of the outbox covers
