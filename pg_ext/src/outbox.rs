@@ -316,18 +316,12 @@ mod tests {
         );
         // Closing the request changes no indexed column of the outbox: a HOT update, no index
         // entry written (fillfactor 50 leaves room on the page).
-        let updates = || {
-            (
-                int("SELECT pg_stat_get_xact_tuples_updated('infor_comm.outbox'::regclass)"),
-                int("SELECT pg_stat_get_xact_tuples_hot_updated('infor_comm.outbox'::regclass)"),
-            )
-        };
-        let before = updates();
+        let before = outbox_updates();
         let reply = format!(
             r#"{{"requestID": "CRM-1", "replyUID": "{request_id}", "dt": "2026-11-20T12:00:00.000+03:00", "statusCode": "2", "statusMsg": "Ошибка"}}"#
         );
         assert_eq!(apply(&reply), "reply");
-        let after = updates();
+        let after = outbox_updates();
         assert_eq!(
             (after.0 - before.0, after.1 - before.1),
             (1, 1),
@@ -537,13 +531,7 @@ mod tests {
         );
         // Marking takes a request out of the queue, and is a HOT update: no index entry is
         // written, as no index of the outbox covers published_at (fillfactor 50 leaves room).
-        let updates = || {
-            (
-                int("SELECT pg_stat_get_xact_tuples_updated('infor_comm.outbox'::regclass)"),
-                int("SELECT pg_stat_get_xact_tuples_hot_updated('infor_comm.outbox'::regclass)"),
-            )
-        };
-        let before = updates();
+        let before = outbox_updates();
         assert_eq!(
             int(
                 "SELECT infor_comm.mark_published(array_agg(outbox_id ORDER BY outbox_id))::bigint
@@ -551,7 +539,7 @@ mod tests {
             ),
             2
         );
-        let after = updates();
+        let after = outbox_updates();
         assert_eq!(
             (after.0 - before.0, after.1 - before.1),
             (2, 2),

@@ -168,3 +168,12 @@ pub fn as_role(role: &str, sql: &str) -> String {
     run("RESET ROLE");
     result
 }
+
+/// The outbox rows this transaction updated so far, and how many of those updates were HOT
+/// (no index entry written).
+pub fn outbox_updates() -> (i64, i64) {
+    (
+        int("SELECT pg_stat_get_xact_tuples_updated('infor_comm.outbox'::regclass)"),
+        int("SELECT pg_stat_get_xact_tuples_hot_updated('infor_comm.outbox'::regclass)"),
+    )
+}
