@@ -173,7 +173,7 @@ stop_rabbitmq() {
 }
 
 # Released versions of the extension and the commits they were released from (docs/upgrading.md).
-declare -A RELEASES=([0.1.0]=3ccf94a)
+declare -A RELEASES=([0.1.0]=3ccf94a [0.2.0]=03b7b00)
 
 # install_release VERSION WORKDIR [--release]: builds a released version's library from its commit (a git
 # worktree in WORKDIR) and installs it with its frozen script. Checks that the frozen script
