@@ -45,3 +45,15 @@ CREATE INDEX IF NOT EXISTS wizard_status_change_log_org_date_idx
 -- The IBSO and INFOR ids of one MDM id.
 CREATE INDEX IF NOT EXISTS clients_back_system_ids_mdm_idx
     ON clients_back_system_ids (mdm_id, back_system_name);
+
+-- infor_comm reads these tables as the role infor_comm_writer (docs/security.md). CREATE
+-- EXTENSION grants it the host tables that exist then; tables created afterwards are granted here.
+DO $grant$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'infor_comm_writer') THEN
+        GRANT SELECT ON product_migration_clients, wizard_status_change_log, clients_back_system_ids,
+                        clientsnapshot TO infor_comm_writer;
+        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO infor_comm_writer', pg_catalog.current_schema());
+    END IF;
+END
+$grant$;

@@ -2,3 +2,401 @@
 -- Each change here is also in the source (pg_ext/sql/*.sql or the Rust code) that makes a fresh
 -- install; scripts/test-upgrade checks that both end with the same schema.
 \echo Use "ALTER EXTENSION infor_comm UPDATE TO '0.3.0'" to load this file. \quit
+
+-- The daily job never writes with its caller's rights: its writing functions run as the role
+-- infor_comm_writer (NOLOGIN, no members), and the job's role may only run it.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'infor_comm_writer') THEN
+        BEGIN
+            CREATE ROLE infor_comm_writer NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
+    END IF;
+END
+$roles$;
+
+-- Raises unless infor_comm_writer is sealed: it cannot log in, has no attribute beyond that of
+-- an ordinary role, no role is a member of it and it is a member of no role. It owns the daily
+-- job's SECURITY DEFINER functions: a role that could act as it could write the requests.
+-- Checked by CREATE EXTENSION and the update; infor_comm.health reports it too.
+CREATE FUNCTION infor_comm.writer_role_problem() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    SELECT CASE
+        WHEN r.oid IS NULL THEN 'role infor_comm_writer does not exist'
+        WHEN r.rolsuper OR r.rolcanlogin OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication
+             OR r.rolbypassrls
+        THEN 'role infor_comm_writer has attributes it must not have ('
+             || concat_ws(', ', CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
+                          CASE WHEN r.rolcanlogin THEN 'LOGIN' END,
+                          CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
+                          CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
+                          CASE WHEN r.rolreplication THEN 'REPLICATION' END,
+                          CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END) || ')'
+        WHEN EXISTS (SELECT FROM pg_auth_members m WHERE m.roleid = r.oid)
+        THEN 'role infor_comm_writer has members ('
+             || (SELECT string_agg(quote_ident(u.rolname), ', ' ORDER BY u.rolname)
+                   FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member
+                  WHERE m.roleid = r.oid) || ')'
+        WHEN EXISTS (SELECT FROM pg_auth_members m WHERE m.member = r.oid)
+        THEN 'role infor_comm_writer is a member of other roles ('
+             || (SELECT string_agg(quote_ident(g.rolname), ', ' ORDER BY g.rolname)
+                   FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                  WHERE m.member = r.oid) || ')'
+    END
+      FROM (SELECT 1) one
+      LEFT JOIN pg_roles r ON r.rolname = 'infor_comm_writer'
+$body$;
+COMMENT ON FUNCTION infor_comm.writer_role_problem() IS
+    'What is wrong with the role infor_comm_writer (it can log in, has members, ...), or NULL when it is sealed as the daily job needs.';
+
+CREATE FUNCTION infor_comm.require_writer_role_is_sealed() RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    problem text := infor_comm.writer_role_problem();
+BEGIN
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'infor_comm: %', problem
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The daily job writes the requests as infor_comm_writer; a role that can log in as it, or act as it, could forge them.',
+                  HINT = 'A role of that name existed before infor_comm: make it NOLOGIN and NOSUPERUSER, revoke its memberships (REVOKE infor_comm_writer FROM ...), or drop it, then try again.';
+    END IF;
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.require_writer_role_is_sealed() IS
+    'Raises unless the role infor_comm_writer is sealed (infor_comm.writer_role_problem()).';
+
+-- Grants infor_comm_writer what the daily job reads: USAGE on infor_comm.host_schema and SELECT
+-- on the four host tables that exist there (ordinary or partitioned tables). CREATE EXTENSION
+-- and the update call it; a superuser calls it again once the host tables exist. Returns the
+-- tables granted.
+CREATE FUNCTION infor_comm.grant_host_tables_to_writer() RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    host_schema text;
+    granted     text[] := '{}';
+    host_table  regclass;
+BEGIN
+    BEGIN
+        host_schema := infor_comm.setting_host_schema();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE NOTICE 'infor_comm: infor_comm_writer was granted no host table: %', SQLERRM;
+        RETURN granted;
+    END;
+    FOR host_table IN
+        SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = host_schema AND c.relkind IN ('r', 'p')
+           AND c.relname IN ('product_migration_clients', 'wizard_status_change_log',
+                             'clients_back_system_ids', 'clientsnapshot')
+         ORDER BY c.relname
+    LOOP
+        EXECUTE format('GRANT SELECT ON %s TO infor_comm_writer', host_table);
+        granted := granted || host_table::text;
+    END LOOP;
+    IF cardinality(granted) > 0 THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO infor_comm_writer', host_schema);
+    END IF;
+    RETURN granted;
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.grant_host_tables_to_writer() IS
+    'Grants infor_comm_writer USAGE on infor_comm.host_schema and SELECT on the host tables there; returns the tables granted. Run by CREATE EXTENSION and the update; run it again once the host tables exist.';
+
+REVOKE ALL ON FUNCTION infor_comm.writer_role_problem(), infor_comm.require_writer_role_is_sealed(),
+                      infor_comm.grant_host_tables_to_writer() FROM PUBLIC;
+SELECT infor_comm.require_writer_role_is_sealed();
+
+-- run_daily: types schema-qualified; READ COMMITTED for the enqueue when it commits.
+CREATE OR REPLACE PROCEDURE infor_comm.run_daily()
+LANGUAGE plpgsql
+AS $body$
+DECLARE
+    committing  pg_catalog.bool;
+    run         pg_catalog.int8;
+    err_state   pg_catalog.text;
+    err_message pg_catalog.text;
+    err_detail  pg_catalog.text;
+    err_hint    pg_catalog.text;
+BEGIN
+    committing := infor_comm.daily_run_can_commit();
+    run := infor_comm.daily_run_start();
+    IF committing THEN
+        COMMIT;
+        SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
+    END IF;
+    BEGIN
+        PERFORM infor_comm.daily_run_enqueue(run);
+    EXCEPTION WHEN OTHERS THEN
+        IF NOT committing THEN
+            RAISE;
+        END IF;
+        GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
+                                err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+        PERFORM infor_comm.daily_run_failed(run, err_state, err_message);
+    END;
+    IF err_state IS NOT NULL THEN
+        COMMIT;
+        PERFORM infor_comm.daily_run_raise(err_state, err_message, err_detail, err_hint);
+    END IF;
+END
+$body$;
+COMMENT ON PROCEDURE infor_comm.run_daily() IS
+    'The daily job: enqueues a request to InforCRM for every thinking client (see schedule_daily) and records the run in daily_runs.';
+
+CREATE OR REPLACE FUNCTION infor_comm.daily_run_start() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    INSERT INTO infor_comm.daily_runs (started_at, as_of, run_by, application_name, backend_pid)
+    VALUES (pg_catalog.clock_timestamp(), pg_catalog.now(), session_user,
+            nullif(pg_catalog.current_setting('application_name'), ''),
+            pg_catalog.pg_backend_pid())
+    RETURNING run_id
+$body$;
+CREATE OR REPLACE FUNCTION infor_comm.daily_run_failed(run_id bigint, sqlstate text, message text) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    UPDATE infor_comm.daily_runs
+       SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
+           error = pg_catalog.concat_ws(': ', $2, $3)
+     WHERE daily_runs.run_id = $1
+       AND daily_runs.status = 'running'
+       AND daily_runs.backend_pid = pg_catalog.pg_backend_pid()
+$body$;
+ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) SECURITY DEFINER;
+ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) SECURITY DEFINER;
+ALTER FUNCTION infor_comm.daily_run_start() OWNER TO infor_comm_writer;
+ALTER FUNCTION infor_comm.daily_run_failed(bigint, text, text) OWNER TO infor_comm_writer;
+ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) OWNER TO infor_comm_writer;
+ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) OWNER TO infor_comm_writer;
+ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) SET row_security = off;
+ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) SET row_security = off;
+COMMENT ON COLUMN infor_comm.daily_runs.run_by IS 'The login that ran the job (session_user): the role of the pg_cron job when pg_cron ran it.';
+
+-- infor_comm_job: the right to run the job, nothing else.
+REVOKE ALL ON infor_comm.infor_communication_task, infor_comm.outbox, infor_comm.outbox_pending,
+              infor_comm.outbox_open, infor_comm.daily_runs FROM infor_comm_job;
+REVOKE ALL ON FUNCTION
+    infor_comm.enqueue_thinking_clients(timestamptz),
+    infor_comm.format_request_dt(timestamptz),
+    infor_comm.setting_thinking_days(),
+    infor_comm.setting_timezone(),
+    infor_comm.setting_response_timeout(),
+    infor_comm.setting_host_schema(),
+    infor_comm.outbox_close_is_valid(timestamptz, text)
+FROM infor_comm_job;
+REVOKE ALL ON FUNCTION infor_comm.daily_run_start(), infor_comm.daily_run_failed(bigint, text, text),
+                      infor_comm.daily_run_enqueue(bigint), infor_comm.enqueue_thinking_clients(timestamptz)
+FROM PUBLIC;
+GRANT EXECUTE ON ROUTINE
+    infor_comm.run_daily(),
+    infor_comm.daily_run_can_commit(),
+    infor_comm.daily_run_start(),
+    infor_comm.daily_run_enqueue(bigint),
+    infor_comm.daily_run_failed(bigint, text, text),
+    infor_comm.daily_run_raise(text, text, text, text)
+TO infor_comm_job;
+
+-- infor_comm_writer: what the enqueue writes and reads.
+GRANT USAGE ON SCHEMA infor_comm TO infor_comm_writer;
+GRANT EXECUTE ON ROUTINE
+    infor_comm.format_request_dt(timestamptz),
+    infor_comm.setting_thinking_days(),
+    infor_comm.setting_timezone(),
+    infor_comm.setting_response_timeout(),
+    infor_comm.setting_host_schema(),
+    infor_comm.outbox_close_is_valid(timestamptz, text)
+TO infor_comm_writer;
+GRANT SELECT, INSERT ON infor_comm.infor_communication_task TO infor_comm_writer;
+GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_writer;
+GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_pending TO infor_comm_writer;
+GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_open TO infor_comm_writer;
+GRANT SELECT, INSERT, UPDATE ON infor_comm.daily_runs TO infor_comm_writer;
+-- The job read the host tables as its own role until now; from now on it reads them as
+-- infor_comm_writer, which gets the same reads.
+SELECT infor_comm.grant_host_tables_to_writer();
+
+-- health: the pg_cron job inactive, running another command or as a superuser; infor_comm_writer
+-- not sealed.
+CREATE OR REPLACE FUNCTION infor_comm.health_report()
+RETURNS TABLE (
+    checked_at                  timestamptz,
+    ok                          boolean,
+    problems                    text[],
+    unpublished                 bigint,
+    oldest_unpublished_age      interval,
+    unanswered_past_timeout     bigint,
+    orphans_older_than_a_day    bigint,
+    rejected_last_24h           bigint,
+    rejected_last_24h_by_reason jsonb,
+    last_run_started_at         timestamptz,
+    last_run_status             text,
+    last_run_error              text,
+    last_success_finished_at    timestamptz,
+    last_success_sent           integer,
+    last_success_skipped        integer,
+    pg_cron_installed           boolean,
+    cron_job_exists             boolean,
+    cron_job_active             boolean,
+    cron_last_start             timestamptz,
+    cron_last_status            text,
+    cron_last_message           text
+)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    job_id        bigint;
+    job_user      text;
+    job_command   text;
+    job_superuser boolean;
+    writer_problem text;
+BEGIN
+    checked_at := pg_catalog.now();
+
+    SELECT pg_catalog.count(*), checked_at - pg_catalog.min(o.created_at)
+      INTO unpublished, oldest_unpublished_age
+      FROM infor_comm.outbox_pending p
+      JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
+     WHERE o.published_at IS NULL AND o.closed_at IS NULL;
+
+    SELECT pg_catalog.count(*) INTO unanswered_past_timeout
+      FROM infor_comm.outbox_open p
+      JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
+      JOIN infor_comm.infor_communication_task t ON t.id = o.task_row_id
+     WHERE o.closed_at IS NULL AND t.status_code IS NULL
+       AND o.published_at <= checked_at - infor_comm.setting_response_timeout();
+
+    SELECT pg_catalog.count(*) INTO orphans_older_than_a_day
+      FROM infor_comm.inbox i
+     WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
+       AND i.received_at < checked_at - interval '1 day';
+
+    -- Rejected messages by reason, the values quoted in a reason left out ("…").
+    SELECT coalesce(pg_catalog.sum(x.n), 0),
+           coalesce(pg_catalog.jsonb_object_agg(x.reason, x.n ORDER BY x.reason), '{}'::jsonb)
+      INTO rejected_last_24h, rejected_last_24h_by_reason
+      FROM (SELECT pg_catalog.regexp_replace(i.reason, '"[^"]*"', '"…"', 'g') AS reason, pg_catalog.count(*) AS n
+              FROM infor_comm.inbox i
+             WHERE i.received_at >= checked_at - interval '1 day' AND i.outcome = 'rejected'
+             GROUP BY 1) x;
+
+    -- The latest run; a run still marked running whose backend is gone was interrupted.
+    SELECT r.started_at,
+           CASE WHEN r.status = 'running'
+                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = r.backend_pid)
+                THEN 'interrupted' ELSE r.status END,
+           r.error
+      INTO last_run_started_at, last_run_status, last_run_error
+      FROM infor_comm.daily_runs r
+     ORDER BY r.started_at DESC
+     LIMIT 1;
+
+    SELECT r.finished_at, r.sent, r.skipped
+      INTO last_success_finished_at, last_success_sent, last_success_skipped
+      FROM infor_comm.daily_runs r
+     WHERE r.status = 'succeeded'
+     ORDER BY r.started_at DESC
+     LIMIT 1;
+
+    -- pg_cron may be absent: then its columns are NULL (pg_cron_installed false).
+    pg_cron_installed := pg_catalog.to_regclass('cron.job') IS NOT NULL;
+    IF pg_cron_installed THEN
+        EXECUTE 'SELECT j.jobid, j.active, j.username, j.command, r.rolsuper FROM cron.job j
+                   LEFT JOIN pg_catalog.pg_roles r ON r.rolname = j.username
+                  WHERE j.jobname = ''infor_comm_daily'' AND j.database = pg_catalog.current_database()
+                  ORDER BY j.jobid LIMIT 1'
+           INTO job_id, cron_job_active, job_user, job_command, job_superuser;
+        cron_job_exists := job_id IS NOT NULL;
+        IF cron_job_exists AND pg_catalog.to_regclass('cron.job_run_details') IS NOT NULL THEN
+            EXECUTE 'SELECT d.start_time, d.status, d.return_message FROM cron.job_run_details d
+                      WHERE d.jobid = $1 ORDER BY d.runid DESC LIMIT 1'
+               INTO cron_last_start, cron_last_status, cron_last_message
+              USING job_id;
+        END IF;
+    END IF;
+
+    problems := ARRAY[]::text[];
+    IF oldest_unpublished_age > interval '1 hour' THEN
+        problems := problems || pg_catalog.format('%s request(s) unpublished, the oldest for %s', unpublished,
+                                                  pg_catalog.date_trunc('second', oldest_unpublished_age));
+    END IF;
+    IF unanswered_past_timeout > 0 THEN
+        problems := problems || pg_catalog.format('%s request(s) published and unanswered for longer than infor_comm.response_timeout',
+                                                  unanswered_past_timeout);
+    END IF;
+    IF orphans_older_than_a_day > 0 THEN
+        problems := problems || pg_catalog.format('%s orphan push(es) waiting for their reply for more than a day',
+                                                  orphans_older_than_a_day);
+    END IF;
+    IF rejected_last_24h > 0 THEN
+        problems := problems || pg_catalog.format('%s inbound message(s) rejected in the last 24 hours', rejected_last_24h);
+    END IF;
+    IF last_run_status IN ('failed', 'interrupted') THEN
+        problems := problems || pg_catalog.format('the last daily run (started %s) %s: %s', last_run_started_at,
+                                                  last_run_status, coalesce(last_run_error, 'its backend is gone'));
+    END IF;
+    IF last_success_finished_at IS NULL OR last_success_finished_at < checked_at - interval '25 hours' THEN
+        problems := problems || 'no successful daily run in the last 25 hours'::text;
+    END IF;
+    IF pg_cron_installed AND NOT cron_job_exists THEN
+        problems := problems || 'pg_cron has no job infor_comm_daily in this database (infor_comm.schedule_daily())'::text;
+    END IF;
+    IF cron_job_exists AND NOT cron_job_active THEN
+        problems := problems || 'the pg_cron job infor_comm_daily is inactive (cron.alter_job(job_id, active => true), or infor_comm.schedule_daily())'::text;
+    END IF;
+    IF cron_job_exists AND job_command IS DISTINCT FROM 'CALL infor_comm.run_daily()' THEN
+        problems := problems || pg_catalog.format('the pg_cron job infor_comm_daily runs %L, not CALL infor_comm.run_daily() (infor_comm.schedule_daily() sets it back)',
+                                                  job_command);
+    END IF;
+    IF job_superuser THEN
+        problems := problems || pg_catalog.format('the pg_cron job infor_comm_daily runs as the superuser %I: the job should run as a role made for it (SELECT infor_comm.schedule_daily(<its schedule>) as a superuser moves it to infor_comm_daily; docs/security.md)',
+                                                  job_user);
+    END IF;
+    writer_problem := infor_comm.writer_role_problem();
+    IF writer_problem IS NOT NULL THEN
+        problems := problems || pg_catalog.format('%s: whoever can act as it can forge the requests (docs/security.md)', writer_problem);
+    END IF;
+    IF cron_last_status = 'failed' THEN
+        problems := problems || pg_catalog.format('the last pg_cron run of infor_comm_daily failed: %s', cron_last_message);
+    END IF;
+    ok := pg_catalog.cardinality(problems) = 0;
+    RETURN NEXT;
+END
+$body$;
+
+-- schedule_daily: never a superuser; by default the role infor_comm_daily.
+COMMENT ON FUNCTION infor_comm.schedule_daily(text, text) IS
+    'Creates or replaces the one pg_cron job infor_comm_daily of this database, which calls infor_comm.run_daily() as run_as (default: infor_comm_daily, created when missing; never a superuser); returns its job id.';
+
+-- The ids indexed for client_history: bounded whatever the body (the first 16 KiB, 64 ids at
+-- most), so that one message made of ids cannot cost seconds. The index is built again with it.
+CREATE OR REPLACE FUNCTION infor_comm.inbox_message_ids(body text) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+BEGIN
+    -- Bounded whatever the body: its first 16 KiB are read and its first 64 ids kept (a reply or
+    -- a push of InforCRM has three), so that a body made of ids costs what a short one does.
+    RETURN (SELECT pg_catalog.array_agg(DISTINCT x.id)
+              FROM (SELECT m[1] AS id
+                      FROM pg_catalog.regexp_matches(pg_catalog.left(body, 16384),
+                                                     '"(?:replyUID|requestID|taskID)"\s*:\s*"?([^"\\,}\s]{1,200})', 'g') AS m
+                     LIMIT 64) x);
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.inbox_message_ids(text) IS
+    'The replyUID, requestID and taskID values written in the first 16 KiB of an inbound message''s text, at most 64 (NULL when none), for client_history.';
+REINDEX INDEX infor_comm.inbox_unmatched_ids_idx;
+
+-- The host tables are checked to be plain tables before they are read.
+COMMENT ON FUNCTION infor_comm.require_host_tables() IS
+    'Checks that the four host tables exist in infor_comm.host_schema and are plain tables with their documented columns of built-in types; an error naming the first that is not.';

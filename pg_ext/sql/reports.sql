@@ -79,12 +79,17 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $body$
 BEGIN
-    RETURN (SELECT pg_catalog.array_agg(DISTINCT m[1])
-              FROM pg_catalog.regexp_matches(body, '"(?:replyUID|requestID|taskID)"\s*:\s*"?([^"\\,}\s]{1,200})', 'g') AS m);
+    -- Bounded whatever the body: its first 16 KiB are read and its first 64 ids kept (a reply or
+    -- a push of InforCRM has three), so that a body made of ids costs what a short one does.
+    RETURN (SELECT pg_catalog.array_agg(DISTINCT x.id)
+              FROM (SELECT m[1] AS id
+                      FROM pg_catalog.regexp_matches(pg_catalog.left(body, 16384),
+                                                     '"(?:replyUID|requestID|taskID)"\s*:\s*"?([^"\\,}\s]{1,200})', 'g') AS m
+                     LIMIT 64) x);
 END
 $body$;
 COMMENT ON FUNCTION infor_comm.inbox_message_ids(text) IS
-    'The replyUID, requestID and taskID values written in an inbound message''s text (NULL when none), for client_history.';
+    'The replyUID, requestID and taskID values written in the first 16 KiB of an inbound message''s text, at most 64 (NULL when none), for client_history.';
 
 -- The inbound messages that matched no task row (rejected ones, orphans still waiting), by the
 -- ids written in them.
@@ -184,7 +189,11 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
 DECLARE
-    job_id bigint;
+    job_id        bigint;
+    job_user      text;
+    job_command   text;
+    job_superuser boolean;
+    writer_problem text;
 BEGIN
     checked_at := pg_catalog.now();
 
@@ -236,9 +245,11 @@ BEGIN
     -- pg_cron may be absent: then its columns are NULL (pg_cron_installed false).
     pg_cron_installed := pg_catalog.to_regclass('cron.job') IS NOT NULL;
     IF pg_cron_installed THEN
-        EXECUTE 'SELECT pg_catalog.min(jobid), pg_catalog.bool_or(active) FROM cron.job
-                  WHERE jobname = ''infor_comm_daily'' AND database = pg_catalog.current_database()'
-           INTO job_id, cron_job_active;
+        EXECUTE 'SELECT j.jobid, j.active, j.username, j.command, r.rolsuper FROM cron.job j
+                   LEFT JOIN pg_catalog.pg_roles r ON r.rolname = j.username
+                  WHERE j.jobname = ''infor_comm_daily'' AND j.database = pg_catalog.current_database()
+                  ORDER BY j.jobid LIMIT 1'
+           INTO job_id, cron_job_active, job_user, job_command, job_superuser;
         cron_job_exists := job_id IS NOT NULL;
         IF cron_job_exists AND pg_catalog.to_regclass('cron.job_run_details') IS NOT NULL THEN
             EXECUTE 'SELECT d.start_time, d.status, d.return_message FROM cron.job_run_details d
@@ -273,6 +284,21 @@ BEGIN
     END IF;
     IF pg_cron_installed AND NOT cron_job_exists THEN
         problems := problems || 'pg_cron has no job infor_comm_daily in this database (infor_comm.schedule_daily())'::text;
+    END IF;
+    IF cron_job_exists AND NOT cron_job_active THEN
+        problems := problems || 'the pg_cron job infor_comm_daily is inactive (cron.alter_job(job_id, active => true), or infor_comm.schedule_daily())'::text;
+    END IF;
+    IF cron_job_exists AND job_command IS DISTINCT FROM 'CALL infor_comm.run_daily()' THEN
+        problems := problems || pg_catalog.format('the pg_cron job infor_comm_daily runs %L, not CALL infor_comm.run_daily() (infor_comm.schedule_daily() sets it back)',
+                                                  job_command);
+    END IF;
+    IF job_superuser THEN
+        problems := problems || pg_catalog.format('the pg_cron job infor_comm_daily runs as the superuser %I: the job should run as a role made for it (SELECT infor_comm.schedule_daily(<its schedule>) as a superuser moves it to infor_comm_daily; docs/security.md)',
+                                                  job_user);
+    END IF;
+    writer_problem := infor_comm.writer_role_problem();
+    IF writer_problem IS NOT NULL THEN
+        problems := problems || pg_catalog.format('%s: whoever can act as it can forge the requests (docs/security.md)', writer_problem);
     END IF;
     IF cron_last_status = 'failed' THEN
         problems := problems || pg_catalog.format('the last pg_cron run of infor_comm_daily failed: %s', cron_last_message);

@@ -1,14 +1,14 @@
--- The roles infor_comm_relay, infor_comm_reader and infor_comm_job, and every privilege of the
--- schema.
+-- The roles infor_comm_relay, infor_comm_reader, infor_comm_job and infor_comm_writer, and every
+-- privilege of the schema.
 -- Runs last, when every object exists.
 
--- The three roles (cluster-wide; kept when the extension is dropped). Another database may be
+-- The four roles (cluster-wide; kept when the extension is dropped). Another database may be
 -- creating them at the same moment: that is fine.
 DO $roles$
 DECLARE
     role_name text;
 BEGIN
-    FOREACH role_name IN ARRAY ARRAY['infor_comm_relay', 'infor_comm_reader', 'infor_comm_job'] LOOP
+    FOREACH role_name IN ARRAY ARRAY['infor_comm_relay', 'infor_comm_reader', 'infor_comm_job', 'infor_comm_writer'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = role_name) THEN
             BEGIN
                 EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
@@ -19,6 +19,112 @@ BEGIN
     END LOOP;
 END
 $roles$;
+
+-- Raises unless infor_comm_writer is sealed: it cannot log in, has no attribute beyond that of
+-- an ordinary role, no role is a member of it and it is a member of no role. It owns the daily
+-- job's SECURITY DEFINER functions: a role that could act as it could write the requests.
+-- Checked by CREATE EXTENSION and the update; infor_comm.health reports it too.
+CREATE FUNCTION infor_comm.writer_role_problem() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    SELECT CASE
+        WHEN r.oid IS NULL THEN 'role infor_comm_writer does not exist'
+        WHEN r.rolsuper OR r.rolcanlogin OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication
+             OR r.rolbypassrls
+        THEN 'role infor_comm_writer has attributes it must not have ('
+             || concat_ws(', ', CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
+                          CASE WHEN r.rolcanlogin THEN 'LOGIN' END,
+                          CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
+                          CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
+                          CASE WHEN r.rolreplication THEN 'REPLICATION' END,
+                          CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END) || ')'
+        WHEN EXISTS (SELECT FROM pg_auth_members m WHERE m.roleid = r.oid)
+        THEN 'role infor_comm_writer has members ('
+             || (SELECT string_agg(quote_ident(u.rolname), ', ' ORDER BY u.rolname)
+                   FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member
+                  WHERE m.roleid = r.oid) || ')'
+        WHEN EXISTS (SELECT FROM pg_auth_members m WHERE m.member = r.oid)
+        THEN 'role infor_comm_writer is a member of other roles ('
+             || (SELECT string_agg(quote_ident(g.rolname), ', ' ORDER BY g.rolname)
+                   FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                  WHERE m.member = r.oid) || ')'
+    END
+      FROM (SELECT 1) one
+      LEFT JOIN pg_roles r ON r.rolname = 'infor_comm_writer'
+$body$;
+COMMENT ON FUNCTION infor_comm.writer_role_problem() IS
+    'What is wrong with the role infor_comm_writer (it can log in, has members, ...), or NULL when it is sealed as the daily job needs.';
+
+CREATE FUNCTION infor_comm.require_writer_role_is_sealed() RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    problem text := infor_comm.writer_role_problem();
+BEGIN
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'infor_comm: %', problem
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The daily job writes the requests as infor_comm_writer; a role that can log in as it, or act as it, could forge them.',
+                  HINT = 'A role of that name existed before infor_comm: make it NOLOGIN and NOSUPERUSER, revoke its memberships (REVOKE infor_comm_writer FROM ...), or drop it, then try again.';
+    END IF;
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.require_writer_role_is_sealed() IS
+    'Raises unless the role infor_comm_writer is sealed (infor_comm.writer_role_problem()).';
+
+-- Grants infor_comm_writer what the daily job reads: USAGE on infor_comm.host_schema and SELECT
+-- on the four host tables that exist there (ordinary or partitioned tables). CREATE EXTENSION
+-- and the update call it; a superuser calls it again once the host tables exist. Returns the
+-- tables granted.
+CREATE FUNCTION infor_comm.grant_host_tables_to_writer() RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    host_schema text;
+    granted     text[] := '{}';
+    host_table  regclass;
+BEGIN
+    BEGIN
+        host_schema := infor_comm.setting_host_schema();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE NOTICE 'infor_comm: infor_comm_writer was granted no host table: %', SQLERRM;
+        RETURN granted;
+    END;
+    FOR host_table IN
+        SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = host_schema AND c.relkind IN ('r', 'p')
+           AND c.relname IN ('product_migration_clients', 'wizard_status_change_log',
+                             'clients_back_system_ids', 'clientsnapshot')
+         ORDER BY c.relname
+    LOOP
+        EXECUTE format('GRANT SELECT ON %s TO infor_comm_writer', host_table);
+        granted := granted || host_table::text;
+    END LOOP;
+    IF cardinality(granted) > 0 THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO infor_comm_writer', host_schema);
+    END IF;
+    RETURN granted;
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.grant_host_tables_to_writer() IS
+    'Grants infor_comm_writer USAGE on infor_comm.host_schema and SELECT on the host tables there; returns the tables granted. Run by CREATE EXTENSION and the update; run it again once the host tables exist.';
+
+-- infor_comm_writer: the role the daily job's SECURITY DEFINER functions run as. It holds what
+-- the job writes (below), so nobody may log in as it or be a member of it; an existing role of
+-- that name that could be used so is refused (infor_comm.require_writer_role_is_sealed()).
+SELECT infor_comm.require_writer_role_is_sealed();
+
+-- The functions of the daily job that write run as infor_comm_writer, whoever calls them.
+ALTER FUNCTION infor_comm.daily_run_start() OWNER TO infor_comm_writer;
+ALTER FUNCTION infor_comm.daily_run_failed(bigint, text, text) OWNER TO infor_comm_writer;
+ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) OWNER TO infor_comm_writer;
+ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) OWNER TO infor_comm_writer;
+-- The job reads the host tables with row_security = off: a policy makes it fail, never run.
+ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) SET row_security = off;
+ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) SET row_security = off;
 
 REVOKE ALL ON ALL ROUTINES IN SCHEMA infor_comm FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA infor_comm FROM PUBLIC;
@@ -75,28 +181,34 @@ GRANT EXECUTE ON FUNCTION
     infor_comm.health_report()
 TO infor_comm_reader;
 
--- The daily job, when it runs as a role that is not a superuser (schedule_daily's run_as): the
--- least it needs on the extension's side (it renders the requests in Rust: not render_request,
--- request_skip_reason nor the selection's SQL functions), and its run history. The bank grants
--- USAGE on infor_comm.host_schema and SELECT on the four host tables (docs/security.md).
--- (outbox_close_is_valid: the outbox's CHECK calls it with the rights of whoever writes the outbox.)
+-- The daily job's role (schedule_daily's run_as): it may run the job and nothing else. What the
+-- job writes, it writes through SECURITY DEFINER functions owned by infor_comm_writer.
 GRANT EXECUTE ON ROUTINE
     infor_comm.run_daily(),
     infor_comm.daily_run_can_commit(),
     infor_comm.daily_run_start(),
     infor_comm.daily_run_enqueue(bigint),
     infor_comm.daily_run_failed(bigint, text, text),
-    infor_comm.daily_run_raise(text, text, text, text),
-    infor_comm.enqueue_thinking_clients(timestamptz),
+    infor_comm.daily_run_raise(text, text, text, text)
+TO infor_comm_job;
+
+-- infor_comm_writer: the least the enqueue needs (it renders the requests in Rust: not
+-- render_request, request_skip_reason nor the selection's SQL functions). The bank grants it
+-- USAGE on infor_comm.host_schema and SELECT on the four host tables; CREATE EXTENSION and the
+-- update do it for the host tables that exist then (below).
+-- (outbox_close_is_valid: the outbox's CHECK calls it with the rights of whoever writes the outbox.)
+GRANT USAGE ON SCHEMA infor_comm TO infor_comm_writer;
+GRANT EXECUTE ON ROUTINE
     infor_comm.format_request_dt(timestamptz),
     infor_comm.setting_thinking_days(),
     infor_comm.setting_timezone(),
     infor_comm.setting_response_timeout(),
     infor_comm.setting_host_schema(),
     infor_comm.outbox_close_is_valid(timestamptz, text)
-TO infor_comm_job;
-GRANT SELECT, INSERT ON infor_comm.infor_communication_task TO infor_comm_job;
-GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_job;
-GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_pending TO infor_comm_job;
-GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_open TO infor_comm_job;
-GRANT SELECT, INSERT, UPDATE ON infor_comm.daily_runs TO infor_comm_job;
+TO infor_comm_writer;
+GRANT SELECT, INSERT ON infor_comm.infor_communication_task TO infor_comm_writer;
+GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_writer;
+GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_pending TO infor_comm_writer;
+GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_open TO infor_comm_writer;
+GRANT SELECT, INSERT, UPDATE ON infor_comm.daily_runs TO infor_comm_writer;
+SELECT infor_comm.grant_host_tables_to_writer();

@@ -9,25 +9,31 @@
 -- work is rolled back. Called inside a transaction block, it cannot commit, and the run's row
 -- lives or dies with the caller's transaction.
 --
+-- Called on its own, it runs the enqueue at READ COMMITTED whatever default_transaction_isolation
+-- says: two runs wait for each other, and the second must see what the first committed.
+--
 -- It has no SET search_path clause, unlike every other routine of the schema, because
 -- PostgreSQL refuses COMMIT in a procedure that has one. It is safe all the same: its body
--- names only schema-qualified functions (each with a pinned search_path) and uses no operator,
--- so nothing in it is looked up through the caller's search_path.
+-- names only schema-qualified types and functions (each function with a pinned search_path)
+-- and uses no operator, so nothing in it is looked up through the caller's search_path (a
+-- domain public.text, say, is never used). What it calls reads and writes as infor_comm_writer
+-- (docs/security.md), whoever runs the job.
 CREATE PROCEDURE infor_comm.run_daily()
 LANGUAGE plpgsql
 AS $body$
 DECLARE
-    committing  boolean;
-    run         bigint;
-    err_state   text;
-    err_message text;
-    err_detail  text;
-    err_hint    text;
+    committing  pg_catalog.bool;
+    run         pg_catalog.int8;
+    err_state   pg_catalog.text;
+    err_message pg_catalog.text;
+    err_detail  pg_catalog.text;
+    err_hint    pg_catalog.text;
 BEGIN
     committing := infor_comm.daily_run_can_commit();
     run := infor_comm.daily_run_start();
     IF committing THEN
         COMMIT;
+        SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
     END IF;
     BEGIN
         PERFORM infor_comm.daily_run_enqueue(run);

@@ -19,7 +19,7 @@ CREATE TABLE infor_comm.daily_runs (
 COMMENT ON TABLE infor_comm.daily_runs IS
     'One row per run of the daily job (run_daily): started, finished, as_of, requests sent, clients skipped, by whom; a failed run with its error.';
 COMMENT ON COLUMN infor_comm.daily_runs.as_of IS 'The job''s clock: the selection, the requests'' dt and the task rows'' time_create use it.';
-COMMENT ON COLUMN infor_comm.daily_runs.run_by IS 'The role the job ran as (current_user).';
+COMMENT ON COLUMN infor_comm.daily_runs.run_by IS 'The login that ran the job (session_user): the role of the pg_cron job when pg_cron ran it.';
 COMMENT ON COLUMN infor_comm.daily_runs.application_name IS 'The session''s application_name (pg_cron when pg_cron ran it).';
 COMMENT ON COLUMN infor_comm.daily_runs.backend_pid IS 'The backend that ran it: a running run whose backend is gone was interrupted.';
 COMMENT ON COLUMN infor_comm.daily_runs.status IS 'running (or interrupted, when its backend is gone), succeeded, failed.';
@@ -31,13 +31,14 @@ COMMENT ON COLUMN infor_comm.daily_runs.error IS 'SQLSTATE and message of the er
 CREATE INDEX daily_runs_started_idx ON infor_comm.daily_runs (started_at);
 CREATE INDEX daily_runs_succeeded_idx ON infor_comm.daily_runs (started_at) WHERE status = 'succeeded';
 
--- Records the start of a run at now() (its as_of); returns its run_id.
+-- Records the start of a run at now() (its as_of); returns its run_id. SECURITY DEFINER, owned
+-- by infor_comm_writer (roles.sql): the job's role may run the job, not write its history.
 CREATE FUNCTION infor_comm.daily_run_start() RETURNS bigint
-LANGUAGE sql VOLATILE
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
     INSERT INTO infor_comm.daily_runs (started_at, as_of, run_by, application_name, backend_pid)
-    VALUES (pg_catalog.clock_timestamp(), pg_catalog.now(), current_user,
+    VALUES (pg_catalog.clock_timestamp(), pg_catalog.now(), session_user,
             nullif(pg_catalog.current_setting('application_name'), ''),
             pg_catalog.pg_backend_pid())
     RETURNING run_id
@@ -45,15 +46,18 @@ $body$;
 COMMENT ON FUNCTION infor_comm.daily_run_start() IS
     'Records the start of a daily run (as_of = now()); returns its run_id. Called by run_daily.';
 
--- Records that a run failed with an error.
+-- Records that a run failed with an error: only a run this backend started and still runs.
+-- SECURITY DEFINER, owned by infor_comm_writer (roles.sql).
 CREATE FUNCTION infor_comm.daily_run_failed(run_id bigint, sqlstate text, message text) RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
     UPDATE infor_comm.daily_runs
        SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
            error = pg_catalog.concat_ws(': ', $2, $3)
      WHERE daily_runs.run_id = $1
+       AND daily_runs.status = 'running'
+       AND daily_runs.backend_pid = pg_catalog.pg_backend_pid()
 $body$;
 COMMENT ON FUNCTION infor_comm.daily_run_failed(bigint, text, text) IS
     'Records that a daily run failed, with the SQLSTATE and message of its error. Called by run_daily.';

@@ -185,10 +185,33 @@ fn render_requests(
 /// One transaction, serialised by an advisory lock: stale requests are closed, the candidates
 /// are read in one statement, the skip rule and the request JSON are applied in Rust, and the
 /// outbox rows and task rows are written in one statement.
-#[pg_extern(volatile)]
+///
+/// `SECURITY DEFINER`, owned by `infor_comm_writer`: the host tables are read, and the
+/// extension's tables written, as that role, whoever calls it (docs/security.md). Only a
+/// superuser may call it; the daily job calls [`enqueue`] through `daily_run_enqueue`.
+#[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn enqueue_thinking_clients(as_of: default!(TimestampWithTimeZone, "now()")) -> i32 {
     enqueue(as_of).enqueued
+}
+
+/// Raises unless the transaction is `READ COMMITTED`. Two runs are serialised by an advisory
+/// lock, and the second must then see what the first committed: under `REPEATABLE READ` or
+/// `SERIALIZABLE` its snapshot is older than the lock, and it would fail on the requests the
+/// first opened. `run_daily` called on its own sets the level itself.
+fn require_read_committed() {
+    let isolation =
+        Spi::get_one::<String>("SELECT pg_catalog.current_setting('transaction_isolation')")
+            .unwrap_or_else(|e| spi_fault("reading transaction_isolation", e))
+            .unwrap_or_default();
+    if isolation != "read committed" {
+        crate::errors::raise(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            format!("infor_comm: the daily enqueue needs READ COMMITTED, not {isolation}"),
+            "Runs of the enqueue wait for each other and must then see what the earlier one committed; a snapshot taken before the wait cannot.",
+            "CALL infor_comm.run_daily() on its own (it sets the level), or SET TRANSACTION ISOLATION LEVEL READ COMMITTED first.",
+        );
+    }
 }
 
 /// What one enqueue did: requests written, and thinking clients that cannot be sent.
@@ -201,7 +224,8 @@ pub struct Enqueued {
 /// (`crate::run_history`), which records both counts.
 pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
     crate::gucs::check_all();
-    let host = HostTables::resolve();
+    require_read_committed();
+    let host = HostTables::resolve_for_reading();
     let (enqueued, skipped) = Spi::connect_mut(|client| {
         client.update(
             "SELECT pg_catalog.pg_advisory_xact_lock($1)",

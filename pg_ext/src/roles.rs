@@ -177,46 +177,164 @@ mod tests {
     }
 
     #[pg_test]
-    fn the_daily_job_runs_as_a_role_with_the_least_privileges() {
-        host_tables();
-        client("ORG1", "OK", "2026-11-01 09:00:00");
-        run("CREATE ROLE test_job LOGIN IN ROLE infor_comm_job;
-             GRANT USAGE ON SCHEMA public TO test_job;
-             GRANT SELECT ON product_migration_clients, wizard_status_change_log,
-                             clients_back_system_ids, clientsnapshot TO test_job;");
-        assert_eq!(
-            as_role(
-                "test_job",
-                "SELECT infor_comm.enqueue_thinking_clients('2026-11-20 12:00:00+03')"
-            ),
-            "ok"
+    fn the_job_role_runs_the_job_and_can_forge_nothing() {
+        let request_id = enqueued_request("ORG1");
+        client("ORG2", "OK", "2026-11-01 09:00:00");
+        // The job's role has no right on the host tables either: the job reads them as
+        // infor_comm_writer.
+        run("CREATE ROLE test_job LOGIN IN ROLE infor_comm_job");
+        run(
+            "INSERT INTO infor_comm.daily_runs (started_at, as_of, run_by, backend_pid)
+             VALUES (now(), now(), 'someone', 0)",
         );
-        assert_eq!(int("SELECT count(*) FROM infor_comm.outbox"), 1);
-        // Nothing more than that: not the relay's functions, not the inbox, not the payload.
+        let other_run = int("SELECT max(run_id) FROM infor_comm.daily_runs");
         for (sql, message) in [
+            // A forged tax id in a request the relay has not published yet.
             (
-                "SELECT * FROM infor_comm.inbox",
+                "UPDATE infor_comm.outbox SET payload = replace(payload::text, '1200009193', '7700000000')::json".to_string(),
+                "permission denied for table outbox",
+            ),
+            // A fake '0' task row, so that a client is never asked.
+            (
+                "INSERT INTO infor_comm.infor_communication_task (id, vtbc_request_id, organization_id, request_date, status_code)
+                 VALUES ('fake', 'fake', 'ORG2', 'x', '0')".to_string(),
+                "permission denied for table infor_communication_task",
+            ),
+            // A fake successful run, so that health says ok.
+            (
+                "INSERT INTO infor_comm.daily_runs (started_at, as_of, run_by, backend_pid, status, finished_at, sent, skipped)
+                 VALUES (now(), now(), 'x', 0, 'succeeded', now(), 0, 0)".to_string(),
+                "permission denied for table daily_runs",
+            ),
+            (
+                "UPDATE infor_comm.daily_runs SET status = 'succeeded', finished_at = now()".to_string(),
+                "permission denied for table daily_runs",
+            ),
+            // Requests dated a month ahead, or a run of its own choosing.
+            (
+                "SELECT infor_comm.enqueue_thinking_clients(now() + interval '30 days')".to_string(),
+                "permission denied for function enqueue_thinking_clients",
+            ),
+            (
+                format!("SELECT infor_comm.daily_run_enqueue({other_run})"),
+                &*format!("infor_comm: no running daily run {other_run} of this session"),
+            ),
+            (
+                "DELETE FROM infor_comm.outbox_open".to_string(),
+                "permission denied for table outbox_open",
+            ),
+            (
+                "DELETE FROM infor_comm.outbox_pending".to_string(),
+                "permission denied for table outbox_pending",
+            ),
+            (
+                "SELECT * FROM infor_comm.inbox".to_string(),
                 "permission denied for table inbox",
             ),
             (
-                "SELECT infor_comm.apply_inbound('{}')",
+                "SELECT infor_comm.apply_inbound('{}')".to_string(),
                 "permission denied for function apply_inbound",
             ),
             (
-                "SELECT infor_comm.schedule_daily()",
+                "SELECT infor_comm.schedule_daily()".to_string(),
                 "permission denied for function schedule_daily",
             ),
             (
-                "DELETE FROM infor_comm.outbox",
-                "permission denied for table outbox",
+                "SELECT * FROM product_migration_clients".to_string(),
+                "permission denied for table product_migration_clients",
             ),
         ] {
-            assert_eq!(as_role("test_job", sql), message, "{sql}");
+            assert_eq!(as_role("test_job", &sql), message, "{sql}");
         }
-        run("REVOKE SELECT ON clientsnapshot FROM test_job");
+        // Another run's failure cannot be written either.
         assert_eq!(
-            as_role("test_job", "CALL infor_comm.run_daily()"),
-            "permission denied for table clientsnapshot"
+            as_role(
+                "test_job",
+                &format!("SELECT infor_comm.daily_run_failed({other_run}, 'XX000', 'forged')")
+            ),
+            "ok"
         );
+        assert_eq!(
+            text(&format!(
+                "SELECT status FROM infor_comm.daily_runs WHERE run_id = {other_run}"
+            )),
+            Some("running".into())
+        );
+        // What it may do: run the job.
+        assert_eq!(as_role("test_job", "CALL infor_comm.run_daily()"), "ok");
+        assert_eq!(
+            text("SELECT status || ' ' || sent FROM infor_comm.daily_runs ORDER BY run_id DESC LIMIT 1"),
+            Some("succeeded 1".into())
+        );
+        assert_eq!(
+            int("SELECT count(*) FROM infor_comm.outbox WHERE organization_id = 'ORG2'"),
+            1
+        );
+        assert!(text(&format!(
+            "SELECT payload::text FROM infor_comm.outbox WHERE request_id = '{request_id}'"
+        ))
+        .unwrap_or_default()
+        .contains("1200009193"));
+    }
+
+    #[pg_test]
+    fn the_writer_role_is_sealed_and_health_says_when_it_is_not() {
+        assert_eq!(text("SELECT infor_comm.writer_role_problem()"), None);
+        run("CREATE ROLE test_intruder LOGIN; GRANT infor_comm_writer TO test_intruder");
+        assert_eq!(
+            text("SELECT infor_comm.writer_role_problem()"),
+            Some("role infor_comm_writer has members (test_intruder)".into())
+        );
+        assert_eq!(
+            outcome_of("SELECT infor_comm.require_writer_role_is_sealed()"),
+            "infor_comm: role infor_comm_writer has members (test_intruder)"
+        );
+        assert!(text("SELECT array_to_string(problems, ' | ') FROM infor_comm.health")
+            .unwrap_or_default()
+            .contains("role infor_comm_writer has members (test_intruder): whoever can act as it can forge the requests"));
+        run("REVOKE infor_comm_writer FROM test_intruder; ALTER ROLE infor_comm_writer LOGIN");
+        assert_eq!(
+            text("SELECT infor_comm.writer_role_problem()"),
+            Some("role infor_comm_writer has attributes it must not have (LOGIN)".into())
+        );
+    }
+
+    #[pg_test]
+    fn planted_types_do_not_run_in_the_daily_job() {
+        host_tables();
+        client("ORG1", "OK", "2026-11-01 09:00:00");
+        run("CREATE TABLE public.tripwire (what text);
+             CREATE FUNCTION public.trip(what text) RETURNS boolean LANGUAGE sql
+                 AS $$ INSERT INTO public.tripwire VALUES (what) RETURNING true $$;");
+        // A domain for every type name run_daily's body uses, each with a CHECK that trips.
+        for name in [
+            "text",
+            "bool",
+            "boolean",
+            "int8",
+            "bigint",
+            "int4",
+            "integer",
+            "timestamptz",
+        ] {
+            run(&format!(
+                "CREATE DOMAIN public.{name} AS pg_catalog.{base} CHECK (public.trip('{name}'))",
+                base = match name {
+                    "boolean" => "bool",
+                    "bigint" => "int8",
+                    "integer" => "int4",
+                    other => other,
+                }
+            ));
+        }
+        run("SET LOCAL search_path = public, pg_catalog");
+        run("CALL infor_comm.run_daily()");
+        run("RESET search_path");
+        assert_eq!(
+            int("SELECT count(*) FROM public.tripwire"),
+            0,
+            "a planted type ran"
+        );
+        assert_eq!(int("SELECT count(*) FROM infor_comm.outbox"), 1);
     }
 }

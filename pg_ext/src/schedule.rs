@@ -10,6 +10,10 @@ pub const JOB_NAME: &str = "infor_comm_daily";
 /// The command the pg_cron job runs.
 pub const JOB_COMMAND: &str = "CALL infor_comm.run_daily()";
 
+/// The role `schedule_daily` runs the job as when no `run_as` is given: a login member of
+/// `infor_comm_job`, created when missing. It can run the job and nothing else.
+pub const DAILY_ROLE: &str = "infor_comm_daily";
+
 /// Raises an error with installation hints unless pg_cron is installed in this database.
 fn require_pg_cron() {
     let installed = Spi::get_one::<bool>(
@@ -66,9 +70,41 @@ fn require_may_replace_jobs(action: &str) {
     }
 }
 
+/// Creates `DAILY_ROLE` (a login, member of `infor_comm_job`) when it does not exist, and makes
+/// it a member of `infor_comm_job` when it is not.
+fn ensure_daily_role() {
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $1)",
+        &[DAILY_ROLE.into()],
+    )
+    .unwrap_or_else(|e| spi_fault("looking up the role", e))
+    .unwrap_or(false);
+    if !is_superuser() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("infor_comm: only a superuser can schedule the daily job as role \"{DAILY_ROLE}\""),
+            format!("Without run_as, schedule_daily runs the job as {DAILY_ROLE}, a role made for it; pg_cron lets only a superuser schedule a job for another role."),
+            "Run schedule_daily as a superuser.",
+        );
+    }
+    if !exists {
+        Spi::run(&format!(
+            "CREATE ROLE {DAILY_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE IN ROLE infor_comm_job"
+        ))
+        .unwrap_or_else(|e| spi_fault("creating the role of the daily job", e));
+        notice!(
+            "infor_comm: created the role {DAILY_ROLE} (LOGIN, member of infor_comm_job), which runs the daily job; pg_hba.conf must let it connect to this database from the server (docs/security.md)"
+        );
+    } else {
+        Spi::run(&format!("GRANT infor_comm_job TO {DAILY_ROLE}"))
+            .unwrap_or_else(|e| spi_fault("granting infor_comm_job", e));
+    }
+}
+
 /// Creates or replaces the pg_cron job that runs `infor_comm.run_daily()` in this database as
-/// `run_as` (default: the current role); returns its job id. The database keeps exactly one such
-/// job, whoever scheduled the earlier one.
+/// `run_as` (default: `infor_comm_daily`, created when missing); returns its job id. The
+/// database keeps exactly one such job, whoever scheduled the earlier one. A superuser
+/// `run_as` is refused: the job never runs as one (docs/security.md).
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn schedule_daily(
@@ -87,13 +123,48 @@ fn schedule_daily(
     let current_user = Spi::get_one::<String>("SELECT current_user::text")
         .unwrap_or_else(|e| spi_fault("reading current_user", e))
         .unwrap_or_default();
-    let run_as = run_as.unwrap_or(&current_user).to_string();
-    let role_can_login = Spi::get_one_with_args::<bool>(
-        "SELECT (SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = $1)",
-        &[run_as.as_str().into()],
-    )
+    let run_as = match run_as {
+        Some(role) => role.to_string(),
+        None => {
+            ensure_daily_role();
+            DAILY_ROLE.to_string()
+        }
+    };
+    let role = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT rolcanlogin, rolsuper,
+                    pg_catalog.has_function_privilege(oid, 'infor_comm.run_daily()', 'EXECUTE')
+               FROM pg_catalog.pg_roles WHERE rolname = $1",
+            Some(1),
+            &[run_as.as_str().into()],
+        )?;
+        match rows.into_iter().next() {
+            Some(row) => Ok(Some((
+                row.get::<bool>(1)?.unwrap_or(false),
+                row.get::<bool>(2)?.unwrap_or(false),
+                row.get::<bool>(3)?.unwrap_or(false),
+            ))),
+            None => Ok(None),
+        }
+    })
     .unwrap_or_else(|e| spi_fault("looking up the role", e));
-    match role_can_login {
+    if let Some((_, true, _)) = role {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("infor_comm: the daily job cannot run as the superuser \"{run_as}\""),
+            "The job reads tables that other roles own; run as a superuser, their owners could make it run their code with a superuser's rights.",
+            format!("Leave run_as out (the job then runs as {DAILY_ROLE}, a role made for it), or pass a role that is not a superuser and is a member of infor_comm_job."),
+        );
+    }
+    if let Some((true, false, false)) = role {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("infor_comm: role \"{run_as}\" may not run the daily job"),
+            "The job calls infor_comm.run_daily(), which only members of infor_comm_job may execute.",
+            format!("GRANT infor_comm_job TO \"{run_as}\", or leave run_as out."),
+        );
+    }
+    match role.map(|(can_login, _, _)| can_login) {
         None => raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("infor_comm: role \"{run_as}\" does not exist"),
@@ -175,7 +246,7 @@ fn schedule_daily(
 extension_sql!(
     r#"
 COMMENT ON FUNCTION infor_comm.schedule_daily(text, text) IS
-    'Creates or replaces the one pg_cron job infor_comm_daily of this database, which calls infor_comm.run_daily() as run_as (default: the current role); returns its job id.';
+    'Creates or replaces the one pg_cron job infor_comm_daily of this database, which calls infor_comm.run_daily() as run_as (default: infor_comm_daily, created when missing; never a superuser); returns its job id.';
 "#,
     name = "schedule_daily_comment",
     requires = [schedule_daily],
@@ -275,7 +346,7 @@ mod tests {
     fn schedule_daily_keeps_one_job_per_database_whoever_scheduled_it() {
         run("CREATE EXTENSION IF NOT EXISTS pg_cron;
              CREATE ROLE test_dba_a LOGIN SUPERUSER; CREATE ROLE test_dba_b LOGIN SUPERUSER;
-             CREATE ROLE test_runner LOGIN;");
+             CREATE ROLE test_runner LOGIN IN ROLE infor_comm_job;");
         run("SET LOCAL ROLE test_dba_a");
         int("SELECT infor_comm.schedule_daily()");
         run("SET LOCAL ROLE test_dba_b");
@@ -307,5 +378,60 @@ mod tests {
     fn schedule_daily_refuses_an_unknown_role() {
         run("CREATE EXTENSION IF NOT EXISTS pg_cron");
         int("SELECT infor_comm.schedule_daily('0 9 * * *', 'nobody_here')");
+    }
+
+    #[pg_test]
+    fn the_job_never_runs_as_a_superuser() {
+        run("CREATE EXTENSION IF NOT EXISTS pg_cron;
+             CREATE ROLE test_super LOGIN SUPERUSER;");
+        assert_eq!(
+            outcome_of("SELECT infor_comm.schedule_daily('0 9 * * *', 'test_super')"),
+            "infor_comm: the daily job cannot run as the superuser \"test_super\""
+        );
+        // Without run_as, a role made for the job: a login that may run the job, nothing more.
+        int("SELECT infor_comm.schedule_daily('30 6 * * 1-5')");
+        assert_eq!(
+            text("SELECT username || ' ' || schedule FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            Some("infor_comm_daily 30 6 * * 1-5".into())
+        );
+        assert_eq!(
+            text("SELECT concat_ws(' ', rolcanlogin, rolsuper, pg_has_role(oid, 'infor_comm_job', 'MEMBER'))
+                    FROM pg_roles WHERE rolname = 'infor_comm_daily'"),
+            Some("t f t".into())
+        );
+        // A role that is not a member of infor_comm_job is refused with the grant to make.
+        run("CREATE ROLE test_outsider LOGIN");
+        assert_eq!(
+            outcome_of("SELECT infor_comm.schedule_daily('0 9 * * *', 'test_outsider')"),
+            "infor_comm: role \"test_outsider\" may not run the daily job"
+        );
+    }
+
+    #[pg_test]
+    fn health_flags_a_job_run_as_a_superuser_inactive_or_running_another_command() {
+        run("CREATE EXTENSION IF NOT EXISTS pg_cron");
+        // As 0.2.0's schedule_daily() left it: run as the superuser who scheduled it.
+        let job = int(
+            "SELECT cron.schedule('infor_comm_daily', '0 9 * * *', 'CALL infor_comm.run_daily()')",
+        );
+        let problems = || {
+            text("SELECT array_to_string(problems, ' | ') FROM infor_comm.health")
+                .unwrap_or_default()
+        };
+        assert!(
+            problems().contains("the pg_cron job infor_comm_daily runs as the superuser"),
+            "{}",
+            problems()
+        );
+        run(&format!(
+            "SELECT cron.alter_job({job}, command => 'SELECT 1', active => false)"
+        ));
+        assert!(problems().contains("the pg_cron job infor_comm_daily is inactive"));
+        assert!(problems().contains(
+            "the pg_cron job infor_comm_daily runs 'SELECT 1', not CALL infor_comm.run_daily()"
+        ));
+        int("SELECT infor_comm.schedule_daily()");
+        let after = problems();
+        assert!(!after.contains("pg_cron job"), "{after}");
     }
 }

@@ -14,3 +14,6 @@ extension_sql_file!(
     name = "outbox_table",
     requires = ["task_table"],
 );
+
+// Before anything else: the schema infor_comm must be the installing superuser's own, empty.
+extension_sql_file!("../sql/schema_guard.sql", name = "schema_guard", bootstrap);

@@ -155,18 +155,41 @@ pub fn push_with(ids: &str, task_status: &str) -> String {
 /// Runs `sql` as `role`; returns the error message, or "ok".
 pub fn as_role(role: &str, sql: &str) -> String {
     run(&format!("SET LOCAL ROLE {role}"));
-    let result = PgTryBuilder::new(|| {
-        Spi::run(sql)
-            .map(|_| "ok".to_string())
-            .unwrap_or_else(|e| e.to_string())
-    })
-    .catch_others(|e| match e {
-        pg_sys::panic::CaughtError::PostgresError(report) => report.message().to_string(),
-        other => format!("{other:?}"),
-    })
-    .execute();
+    let result = outcome_of(sql);
     run("RESET ROLE");
     result
+}
+
+/// Runs `sql` in a subtransaction of its own, as a PL/pgSQL `EXCEPTION` block would; returns
+/// the error message, or "ok". The subtransaction is rolled back after an error, which also
+/// restores the role of the caller when the error came from a `SECURITY DEFINER` function.
+pub fn outcome_of(sql: &str) -> String {
+    // SAFETY: the subtransaction is begun and ended here, around one SPI call, with the memory
+    // context and resource owner restored as PostgreSQL's PL/pgSQL does around an EXCEPTION block.
+    unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        let outcome = PgTryBuilder::new(|| {
+            Spi::run(sql)
+                .map(|_| "ok".to_string())
+                .unwrap_or_else(|e| e.to_string())
+        })
+        .catch_others(|e| match e {
+            pg_sys::panic::CaughtError::PostgresError(report) => report.message().to_string(),
+            other => format!("{other:?}"),
+        })
+        .execute();
+        if outcome == "ok" {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+        outcome
+    }
 }
 
 /// The outbox rows this transaction updated so far, and how many of those updates were HOT

@@ -48,6 +48,16 @@ SELECT 'default-privileges ' || p.oid::regprocedure::text
   FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'infor_comm'::regnamespace AND p.proacl IS NULL
 ORDER BY 1;
 
+-- Owners: the daily job's writing functions belong to infor_comm_writer, the rest to the
+-- superuser who installed the extension.
+SELECT 'owner ' || o.kind || ' ' || o.name || ' ' || o.owner::regrole::text
+  FROM (SELECT 'relation' AS kind, c.oid::regclass::text AS name, c.relowner AS owner
+          FROM pg_catalog.pg_class c WHERE c.relnamespace = 'infor_comm'::regnamespace
+        UNION ALL
+        SELECT 'routine', p.oid::regprocedure::text, p.proowner
+          FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'infor_comm'::regnamespace) o
+ ORDER BY 1;
+
 -- Relations: kind, persistence, options, row security, comment.
 SELECT 'relation ' || c.oid::regclass::text || ' kind=' || c.relkind::text || ' persistence=' || c.relpersistence::text
        || ' options=' || coalesce(pg_catalog.array_to_string(c.reloptions, ','), '')

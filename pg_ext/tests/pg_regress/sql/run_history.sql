@@ -35,6 +35,19 @@ SELECT last_run_status, last_run_error, last_success_sent, last_success_skipped,
            = ANY (SELECT regexp_replace(p, 'started [^)]*', 'started …') FROM unnest(problems) p) AS failure_listed
   FROM infor_comm.health;
 
+-- The enqueue needs READ COMMITTED (two runs wait for each other, and the second must see what
+-- the first committed); run_daily called on its own sets it, whatever the session's default.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT infor_comm.enqueue_thinking_clients();
+ROLLBACK;
+SET default_transaction_isolation = 'serializable';
+CALL infor_comm.run_daily();
+RESET default_transaction_isolation;
+SELECT status, sent, error FROM infor_comm.daily_runs ORDER BY run_id DESC LIMIT 1;
+
+DELETE FROM infor_comm.outbox_open WHERE organization_id LIKE 'RUN%';
+DELETE FROM infor_comm.outbox_pending p USING infor_comm.outbox o
+ WHERE o.outbox_id = p.outbox_id AND o.organization_id LIKE 'RUN%';
 DELETE FROM infor_comm.outbox WHERE organization_id LIKE 'RUN%';
 DELETE FROM infor_comm.infor_communication_task WHERE organization_id LIKE 'RUN%';
 DELETE FROM infor_comm.daily_runs;

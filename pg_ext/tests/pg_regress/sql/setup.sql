@@ -23,3 +23,6 @@ CREATE TABLE clientsnapshot (
     kpp             varchar,
     okpo            varchar
 );
+-- The daily job reads them as infor_comm_writer: CREATE EXTENSION grants it the host tables that
+-- exist then; these were created after it.
+SELECT infor_comm.grant_host_tables_to_writer();
