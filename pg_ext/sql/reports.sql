@@ -70,29 +70,9 @@ SELECT d.day,
 COMMENT ON VIEW infor_comm.daily_funnel IS
     'One row per day of requests (time_create): thinking clients and skipped ones (from daily_runs), requests sent, confirmed by the broker, replies by status_code, tasks processed / not processed, pushes by first-level reaction, still waiting, timed out, withdrawn.';
 
--- The ids an inbound message carries (replyUID, requestID, taskID), read from its text without
--- parsing it (a rejected message may not be JSON at all); client_history finds a client's
--- messages that matched no task row by them. PL/pgSQL keeps the query's plan for the session;
--- a SQL function with SET search_path is planned again by every statement that indexes a row.
-CREATE FUNCTION infor_comm.inbox_message_ids(body text) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $body$
-BEGIN
-    -- Bounded whatever the body: its first 16 KiB are read and its first 64 ids kept (a reply or
-    -- a push of InforCRM has three), so that a body made of ids costs what a short one does.
-    RETURN (SELECT pg_catalog.array_agg(DISTINCT x.id)
-              FROM (SELECT m[1] AS id
-                      FROM pg_catalog.regexp_matches(pg_catalog.left(body, 16384),
-                                                     '"(?:replyUID|requestID|taskID)"\s*:\s*"?([^"\\,}\s]{1,200})', 'g') AS m
-                     LIMIT 64) x);
-END
-$body$;
-COMMENT ON FUNCTION infor_comm.inbox_message_ids(text) IS
-    'The replyUID, requestID and taskID values written in the first 16 KiB of an inbound message''s text, at most 64 (NULL when none), for client_history.';
-
 -- The inbound messages that matched no task row (rejected ones, orphans still waiting), by the
--- ids written in them.
+-- ids written in them (infor_comm.inbox_message_ids, in Rust: read from the text without parsing
+-- it, since a rejected message may not be JSON at all, and bounded whatever the body).
 CREATE INDEX inbox_unmatched_ids_idx ON infor_comm.inbox
     USING gin (infor_comm.inbox_message_ids(body)) WHERE task_row_id IS NULL;
 

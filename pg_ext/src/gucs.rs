@@ -31,6 +31,8 @@ static RESPONSE_TIMEOUT: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"1 day"));
 static HOST_SCHEMA: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"public"));
+static MAX_PUSH_DT_AHEAD: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"1 day"));
 
 thread_local! {
     /// True while `_PG_init` defines the settings: values stored earlier as placeholders are
@@ -49,6 +51,8 @@ pub enum Setting {
     ResponseTimeout,
     /// `infor_comm.host_schema`
     HostSchema,
+    /// `infor_comm.max_push_dt_ahead`
+    MaxPushDtAhead,
 }
 
 impl Setting {
@@ -59,6 +63,7 @@ impl Setting {
             Setting::Timezone => "infor_comm.timezone",
             Setting::ResponseTimeout => "infor_comm.response_timeout",
             Setting::HostSchema => "infor_comm.host_schema",
+            Setting::MaxPushDtAhead => "infor_comm.max_push_dt_ahead",
         }
     }
 
@@ -71,6 +76,9 @@ impl Setting {
             Setting::HostSchema => {
                 "the name of the schema of the host tables, 1 to 63 bytes, as written (no quotes)"
             }
+            Setting::MaxPushDtAhead => {
+                "a positive interval, such as '1 day' or '6 hours' (a month counts as 30 days)"
+            }
         }
     }
 
@@ -81,6 +89,7 @@ impl Setting {
             Setting::Timezone => "Europe/Moscow",
             Setting::ResponseTimeout => "1 day",
             Setting::HostSchema => "public",
+            Setting::MaxPushDtAhead => "1 day",
         }
     }
 
@@ -90,6 +99,7 @@ impl Setting {
             Setting::Timezone => &TIMEZONE,
             Setting::ResponseTimeout => &RESPONSE_TIMEOUT,
             Setting::HostSchema => &HOST_SCHEMA,
+            Setting::MaxPushDtAhead => &MAX_PUSH_DT_AHEAD,
         }
     }
 
@@ -108,6 +118,7 @@ impl Setting {
             Setting::Timezone => parse_timezone(value).map(|_| ()),
             Setting::ResponseTimeout => parse_response_timeout(value).map(|_| ()),
             Setting::HostSchema => parse_host_schema(value).map(|_| ()),
+            Setting::MaxPushDtAhead => parse_response_timeout(value).map(|_| ()),
         }
     }
 
@@ -161,7 +172,7 @@ pub fn parse_timezone(value: &str) -> Result<String, String> {
     Ok(trimmed.to_string())
 }
 
-/// Parses `infor_comm.response_timeout`: a positive interval.
+/// Parses `infor_comm.response_timeout` and `infor_comm.max_push_dt_ahead`: a positive interval.
 pub fn parse_response_timeout(value: &str) -> Result<Interval, String> {
     let trimmed = value.trim();
     let interval =
@@ -220,6 +231,17 @@ pub fn response_timeout() -> Interval {
 pub fn host_schema() -> String {
     let raw = Setting::HostSchema.raw();
     parse_host_schema(&raw).unwrap_or_else(|why| Setting::HostSchema.invalid(&raw, &why))
+}
+
+/// How far after its receipt a push's `dt` may lie (`infor_comm.max_push_dt_ahead`), a month
+/// counted as 30 days; `None` when that is more than any time can be apart.
+pub fn max_push_dt_ahead() -> Option<chrono::Duration> {
+    let raw = Setting::MaxPushDtAhead.raw();
+    let interval = parse_response_timeout(&raw)
+        .unwrap_or_else(|why| Setting::MaxPushDtAhead.invalid(&raw, &why));
+    let days = i64::from(interval.months()) * 30 + i64::from(interval.days());
+    chrono::Duration::try_days(days)?
+        .checked_add(&chrono::Duration::microseconds(interval.micros()))
 }
 
 /// Checks every setting, raising the error of the first bad one.
@@ -293,6 +315,15 @@ unsafe extern "C-unwind" fn check_host_schema(
 }
 
 #[pg_guard]
+unsafe extern "C-unwind" fn check_max_push_dt_ahead(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    check_setting(Setting::MaxPushDtAhead, newval, source)
+}
+
+#[pg_guard]
 unsafe extern "C-unwind" fn check_response_timeout(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
@@ -347,6 +378,17 @@ pub fn register() {
             GucContext::Userset,
             GucFlags::default(),
             Some(check_host_schema),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"infor_comm.max_push_dt_ahead",
+            c"How far after its receipt a push's dt may lie.",
+            c"A push dated further ahead is rejected: a wrong clock (or a hostile sender) could otherwise outrank every later push. A positive interval.",
+            &MAX_PUSH_DT_AHEAD,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_max_push_dt_ahead),
             None,
             None,
         );
@@ -454,6 +496,7 @@ mod unit_tests {
             Setting::Timezone,
             Setting::ResponseTimeout,
             Setting::HostSchema,
+            Setting::MaxPushDtAhead,
         ] {
             assert!(setting.name().starts_with("infor_comm."));
             assert!(!setting.expected().is_empty());

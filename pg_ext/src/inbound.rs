@@ -605,7 +605,15 @@ enum PushTarget {
 /// must agree with it; a push with a `taskID` only lands where that `taskID` is unique.
 fn locate_push(client: &mut SpiClient<'_>, push: &Push) -> SpiResult<PushTarget> {
     if let Some(request_id) = &push.request_id {
-        let Some(row) = find_task(client, Statement::TaskByResponse, request_id)? else {
+        let mut rows = find_tasks(client, Statement::TaskByResponse, request_id, 2)?;
+        if rows.len() > 1 {
+            // The CRM gave one requestID to the replies of two of our requests: which call this
+            // outcome is of cannot be told, so it is applied to neither.
+            return Ok(PushTarget::Rejected(format!(
+                "requestID \"{request_id}\" belongs to the replies of more than one task row, so the push cannot tell which"
+            )));
+        }
+        let Some(row) = rows.pop() else {
             return Ok(PushTarget::Orphan(format!(
                 "no reply with requestID \"{request_id}\" yet; kept until it lands"
             )));
@@ -715,6 +723,9 @@ fn apply_push_to_row(
 
 /// Applies a push, or keeps it as an orphan when its task row is not known yet.
 fn apply_push(client: &mut SpiClient<'_>, push: &Push, body: &str) -> SpiResult<Verdict> {
+    if let Some(reason) = dt_too_far_ahead(&push.dt, chrono::Utc::now()) {
+        return Ok(Verdict::rejected(Kind::Push, reason));
+    }
     lock(LOCK_CLASS_REQUEST_ID, push.request_id.as_deref());
     lock(LOCK_CLASS_TASK_ID, push.task_id.as_deref());
     match locate_push(client, push)? {
@@ -725,6 +736,21 @@ fn apply_push(client: &mut SpiClient<'_>, push: &Push, body: &str) -> SpiResult<
         }),
         PushTarget::Rejected(reason) => Ok(Verdict::rejected(Kind::Push, reason)),
     }
+}
+
+/// Why a push's `dt` (normalised by `push_dt`) cannot be applied when received at `received`:
+/// it lies further ahead than `infor_comm.max_push_dt_ahead`. Of two pushes for one task the
+/// later `dt` wins, so a push dated 9999-12-31 would otherwise outrank every real one after it.
+fn dt_too_far_ahead(dt: &str, received: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let dt = chrono::DateTime::parse_from_rfc3339(dt).ok()?;
+    let latest = received.checked_add_signed(crate::gucs::max_push_dt_ahead()?)?;
+    (dt.with_timezone(&chrono::Utc) > latest).then(|| {
+        format!(
+            "dt \"{}\" is more than {} after the push was received (infor_comm.max_push_dt_ahead)",
+            dt.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            crate::gucs::Setting::MaxPushDtAhead.raw()
+        )
+    })
 }
 
 /// Applies the orphan pushes that the reply just applied to `row_id` makes matchable, oldest dt
@@ -1228,6 +1254,107 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_body_made_of_ids_costs_what_a_body_of_its_size_without_ids_costs() {
+        // About 1 MB, under the relay's 1 MiB limit: "taskID":"<n>" pairs, the worst case of the
+        // ids that client_history indexes, against the same pairs under a key that is not an id
+        // (the same size, stored and compressed alike).
+        let pairs = |key: &str| {
+            let pairs = (0..60_000)
+                .map(|n| format!("\"{key}\":\"{n}\","))
+                .collect::<String>();
+            format!("{{{pairs}\"taskStatus\":\"3\"}}")
+        };
+        let worst = pairs("taskID");
+        let plain = pairs("taskIX");
+        let time = |body: &str| {
+            let mut best = std::time::Duration::MAX;
+            for _ in 0..3 {
+                let started = std::time::Instant::now();
+                assert_eq!(apply(body), "rejected");
+                best = best.min(started.elapsed());
+            }
+            best
+        };
+        let plain_time = time(&plain);
+        let worst_time = time(&worst);
+        assert!(
+            worst_time < plain_time * 3,
+            "a body of ids took {worst_time:?}, one of the same size without ids {plain_time:?}"
+        );
+        assert_eq!(
+            int(
+                "SELECT max(cardinality(infor_comm.inbox_message_ids(body))) FROM infor_comm.inbox"
+            ),
+            64
+        );
+    }
+
+    #[pg_test]
+    fn a_push_whose_request_id_names_two_task_rows_is_applied_to_neither() {
+        let first = enqueued_request("ORG1");
+        let second = enqueued_request("ORG2");
+        // InforCRM gives one requestID to the replies of two of our requests.
+        assert_eq!(apply(&created(&first, "CRM-SAME", "T-1")), "reply");
+        assert_eq!(apply(&created(&second, "CRM-SAME", "T-2")), "reply");
+        for ids in [
+            r#""requestID": "CRM-SAME""#,
+            r#""requestID": "CRM-SAME", "taskID": "T-1""#,
+        ] {
+            assert_eq!(apply(&push_with(ids, "3")), "rejected", "{ids}");
+            assert_eq!(
+                last_reason(),
+                "requestID \"CRM-SAME\" belongs to the replies of more than one task row, so the push cannot tell which"
+            );
+        }
+        assert_eq!(task_row("ORG1"), "CRM-SAME|0|T-1");
+        assert_eq!(task_row("ORG2"), "CRM-SAME|0|T-2");
+    }
+
+    #[pg_test]
+    fn a_push_dated_too_far_ahead_is_rejected_and_outranks_nothing() {
+        let request_id = enqueued_request("ORG1");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        let push = |dt: &str, first: &str| {
+            format!(
+                r#"{{"requestID": "{CRM_ID}", "taskID": "123456789", "dt": "{dt}", "taskStatus": "3", "firstLevelClientReaction": "{first}"}}"#
+            )
+        };
+        assert_eq!(
+            apply(&push("9999-12-31T23:59:59.000+03:00", "Недозвон")),
+            "rejected"
+        );
+        assert_eq!(
+            last_reason(),
+            "dt \"9999-12-31T20:59:59Z\" is more than 1 day after the push was received (infor_comm.max_push_dt_ahead)"
+        );
+        // A real push after it is applied: the rejected one outranks nothing.
+        assert_eq!(
+            apply(&push("2026-11-22T10:00:00.000+03:00", "Дозвон - отказ")),
+            "push"
+        );
+        assert!(
+            task_row("ORG1").ends_with("|Дозвон - отказ"),
+            "{}",
+            task_row("ORG1")
+        );
+        // Within the setting: a clock a few hours fast is not refused.
+        let ahead = text("SELECT to_char(now() AT TIME ZONE 'UTC' + interval '20 hours', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+            .unwrap_or_default();
+        assert_eq!(apply(&push(&ahead, "Недозвон")), "push");
+        run("SET LOCAL infor_comm.max_push_dt_ahead = '1 hour'");
+        assert_eq!(apply(&push(&ahead, "Дозвон - отказ")), "rejected");
+        assert!(last_reason().ends_with(
+            "is more than 1 hour after the push was received (infor_comm.max_push_dt_ahead)"
+        ));
+        // An interval longer than any two times are apart allows every dt (and raises nothing).
+        run("SET LOCAL infor_comm.max_push_dt_ahead = '178000000 years'");
+        assert_eq!(
+            apply(&push("9999-12-31T23:59:59.000+03:00", "Недозвон")),
+            "push"
+        );
+    }
+
+    #[pg_test]
     fn of_two_different_pushes_the_later_dt_wins() {
         let request_id = enqueued_request("ORG1");
         assert_eq!(apply(&success_reply(&request_id)), "reply");
@@ -1508,7 +1635,8 @@ mod tests {
             assert_eq!(apply(&push), "rejected", "{dt}");
             assert!(last_reason().contains(reason), "{dt}: {}", last_reason());
         }
-        // The extremes that are fine are applied.
+        // The extremes that PostgreSQL stores are applied (when the future is allowed so far).
+        run("SET LOCAL infor_comm.max_push_dt_ahead = '9000 years'");
         for dt in [
             "0001-01-01T14:00:00+14:00",
             "9999-12-31T09:59:59.999999-14:00",

@@ -4,7 +4,9 @@
 //! the reason that goes into the inbox. Every value that lands in a `varchar(200)` column is
 //! checked against that length here, so nothing is ever truncated.
 
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::fmt;
 
 /// The length of every column of `infor_communication_task`.
 pub const COLUMN_LENGTH: usize = 200;
@@ -217,12 +219,147 @@ pub fn push_dt(dt: &str) -> Result<String, String> {
     Ok(utc.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
 }
 
+/// A JSON value in which no object, at any depth, has a key twice. serde_json's [`Value`] keeps
+/// the last of two equal keys, so `{"statusCode":"1", …, "statusCode":"0"}` would be applied as
+/// `'0'`: a body that says two things is refused instead.
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+/// Builds a [`Value`] as serde_json's own visitor does, refusing a repeated key.
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        StrictValue::deserialize(deserializer).map(|value| value.0)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut values = Vec::new();
+        while let Some(StrictValue(value)) = seq.next_element()? {
+            values.push(value);
+        }
+        Ok(Value::Array(values))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "the key {} appears twice",
+                    Value::String(key)
+                )));
+            }
+            let StrictValue(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// How much of a body [`message_ids`] reads, in bytes.
+pub const MESSAGE_IDS_SCANNED: usize = 16 * 1024;
+/// How many ids [`message_ids`] keeps.
+pub const MESSAGE_IDS_KEPT: usize = 64;
+/// The longest id [`message_ids`] keeps, in characters (longer ones are cut there).
+pub const MESSAGE_ID_LENGTH: usize = COLUMN_LENGTH;
+
+/// The values written after `"replyUID"`, `"requestID"` and `"taskID"` in a body's text, as
+/// `client_history` finds the messages that matched no task row by: each is what follows the
+/// key, a colon and an optional quote, up to a quote, a backslash, a comma, a `}` or whitespace
+/// (at most [`MESSAGE_ID_LENGTH`] characters). Whatever the body, only its first
+/// [`MESSAGE_IDS_SCANNED`] bytes are read and [`MESSAGE_IDS_KEPT`] ids kept: a body made of ids
+/// costs what a short one does. Sorted, each once.
+pub fn message_ids(body: &str) -> Vec<String> {
+    let mut end = body.len().min(MESSAGE_IDS_SCANNED);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &body[..end];
+    let mut ids = Vec::new();
+    let mut rest = text;
+    while ids.len() < MESSAGE_IDS_KEPT {
+        let Some((at, key)) = ["\"replyUID\"", "\"requestID\"", "\"taskID\""]
+            .iter()
+            .filter_map(|key| rest.find(key).map(|at| (at, key.len())))
+            .min()
+        else {
+            break;
+        };
+        let after_key = &rest[at + key..];
+        rest = after_key;
+        let value = after_key.trim_start();
+        let Some(value) = value.strip_prefix(':') else {
+            continue;
+        };
+        let value = value.trim_start();
+        let value = value.strip_prefix('"').unwrap_or(value);
+        let id: String = value
+            .chars()
+            .take_while(|c| !matches!(c, '"' | '\\' | ',' | '}') && !c.is_whitespace())
+            .take(MESSAGE_ID_LENGTH)
+            .collect();
+        if !id.is_empty() {
+            rest = &value[id.len()..];
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// Parses and validates one inbound body.
 pub fn parse(body: &str) -> Result<Message, Refusal> {
-    let value: Value = serde_json::from_str(body).map_err(|e| Refusal {
-        kind: Kind::Unknown,
-        reason: format!("malformed JSON: {e}"),
-    })?;
+    let value: Value = serde_json::from_str::<StrictValue>(body)
+        .map(|strict| strict.0)
+        .map_err(|e| Refusal {
+            kind: Kind::Unknown,
+            reason: format!("malformed JSON: {e}"),
+        })?;
     if let Some(path) = find_nul(&value, "$") {
         return Err(Refusal {
             kind: Kind::Unknown,
@@ -357,6 +494,61 @@ mod unit_tests {
         };
         assert_eq!(push.dt, "2023-07-27T06:27:04.953000Z");
         assert_eq!(push.first_level.as_deref(), Some("Недозвон"));
+    }
+
+    #[test]
+    fn a_key_given_twice_at_any_depth_is_refused_and_values_are_kept_as_serde_json_keeps_them() {
+        assert_eq!(
+            refusal(
+                r#"{"requestID": "R", "replyUID": "U", "statusCode": "1", "taskID": "T", "statusCode": "0"}"#
+            ),
+            "malformed JSON: the key \"statusCode\" appears twice at line 1 column 82"
+        );
+        assert!(refusal(r#"{"replyUID": "U", "x": {"a": 1, "a": 2}}"#)
+            .contains("the key \"a\" appears twice"));
+        assert!(refusal(r#"{"replyUID": "U", "x": [{"b": [], "b": null}]}"#)
+            .contains("the key \"b\" appears twice"));
+        // Keys that differ only by an escape are the same key.
+        assert!(refusal(r#"{"taskStatus": "3", "task\u0053tatus": "5"}"#).contains("appears twice"));
+        // Without a repeated key, the value is the one serde_json's own Value gives.
+        for body in [
+            r#"{"a": [1, -2, 3.5, 1e400, null, true, "\u00e9"], "b": {"c": {}}, "d": 18446744073709551615}"#,
+            "[]",
+            "\"x\"",
+            "-0.0",
+        ] {
+            let strict = serde_json::from_str::<StrictValue>(body)
+                .map(|v| v.0)
+                .map_err(|e| e.to_string());
+            let plain = serde_json::from_str::<Value>(body).map_err(|e| e.to_string());
+            assert_eq!(strict, plain, "{body}");
+        }
+    }
+
+    #[test]
+    fn message_ids_are_the_ids_written_in_the_body_and_bounded() {
+        assert_eq!(
+            message_ids(r#"{"requestID": "R-1", "replyUID":"U 2", "taskID": 345, "x": "taskID"}"#),
+            vec!["345", "R-1", "U"]
+        );
+        assert_eq!(
+            message_ids(r#"{"taskID" : "", "replyUID"}"#),
+            Vec::<String>::new()
+        );
+        assert_eq!(message_ids(r#"not json "taskID":"T"}"#), vec!["T"]);
+        assert_eq!(
+            message_ids(&format!(r#""taskID":"{}""#, "9".repeat(500)))[0].len(),
+            200
+        );
+        let many = (0..100_000)
+            .map(|n| format!(r#""taskID":"{n}","#))
+            .collect::<String>();
+        let ids = message_ids(&many);
+        assert_eq!(ids.len(), MESSAGE_IDS_KEPT);
+        assert!(ids.contains(&"0".to_string()) && ids.contains(&"63".to_string()));
+        // The first 16 KiB only, cut at a character's boundary.
+        let late = format!("{}\"taskID\":\"LATE\"", "я".repeat(MESSAGE_IDS_SCANNED));
+        assert!(message_ids(&late).is_empty());
     }
 
     #[test]

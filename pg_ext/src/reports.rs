@@ -95,10 +95,29 @@ COMMENT ON FUNCTION infor_comm.effectiveness_query() IS
     requires = [effectiveness_query],
 );
 
+/// The ids written in an inbound message's text (`inbound_message::message_ids`), for
+/// `client_history` and the index of the messages that matched no task row; `NULL` when none.
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn inbox_message_ids(body: &str) -> Option<Vec<String>> {
+    let ids = crate::inbound_message::message_ids(body);
+    (!ids.is_empty()).then_some(ids)
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.inbox_message_ids(text) IS
+    'The replyUID, requestID and taskID values written in the first 16 KiB of an inbound message''s text, at most 64 (NULL when none), for client_history.';
+"#,
+    name = "inbox_message_ids_comment",
+    requires = [inbox_message_ids],
+);
+
 extension_sql_file!(
     "../sql/reports.sql",
     name = "reports",
     requires = [
+        inbox_message_ids,
         "task_table",
         "outbox_table",
         "inbox_table",

@@ -45,9 +45,47 @@ pub struct Request<'a> {
 pub const ORGANIZATION_ID_LENGTH: usize = 200;
 
 /// A value is present when it is not NULL and not blank: whitespace of any kind (a tab, a
-/// no-break space) counts as blank.
+/// no-break space) and characters that print as nothing (a zero-width space, a byte order
+/// mark: [`is_invisible`]) count as blank.
 fn present(value: Option<&str>) -> Option<&str> {
-    value.filter(|v| !v.trim().is_empty())
+    value.filter(|v| !v.chars().all(|c| c.is_whitespace() || is_invisible(c)))
+}
+
+/// True for a character that prints as nothing and is not whitespace: Unicode's format
+/// characters (general category Cf: U+200B zero width space, U+FEFF byte order mark, the
+/// bidirectional controls, U+00AD soft hyphen, …) and the other default-ignorable fillers
+/// (U+034F, the Hangul fillers, U+17B4, U+17B5). A value made only of them is as empty as one
+/// made of spaces.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 /// Why a client's request cannot be built or stored, or `None` when it can: the one rule that
@@ -368,6 +406,10 @@ mod unit_tests {
             Some("\t"),
             Some("\u{a0}"),
             Some("\u{2003}\n"),
+            Some("\u{200b}"),
+            Some("\u{feff}"),
+            Some(" \u{200d}\u{2060}\u{ad} "),
+            Some("\u{e0020}"),
         ] {
             assert_eq!(
                 skip_reason("C", true, blank, ok, ok, false).as_deref(),
