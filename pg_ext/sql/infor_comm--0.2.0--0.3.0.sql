@@ -392,3 +392,15 @@ REINDEX INDEX infor_comm.inbox_unmatched_ids_idx;
 -- The host tables are checked to be plain tables before they are read.
 COMMENT ON FUNCTION infor_comm.require_host_tables() IS
     'Checks that the four host tables exist in infor_comm.host_schema and are plain tables with their documented columns of built-in types; an error naming the first that is not.';
+
+-- DROP EXTENSION infor_comm (or DROP SCHEMA infor_comm) removes the pg_cron job with it.
+CREATE FUNCTION infor_comm.forget_daily_job_on_drop() RETURNS event_trigger
+LANGUAGE c
+SET search_path TO pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'forget_daily_job_on_drop_wrapper';
+COMMENT ON FUNCTION infor_comm.forget_daily_job_on_drop() IS
+    'The event trigger infor_comm_forget_daily_job: removes the pg_cron job infor_comm_daily of this database when DROP EXTENSION infor_comm (or DROP SCHEMA infor_comm) runs.';
+REVOKE ALL ON FUNCTION infor_comm.forget_daily_job_on_drop() FROM PUBLIC;
+CREATE EVENT TRIGGER infor_comm_forget_daily_job ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION infor_comm.forget_daily_job_on_drop();

@@ -21,6 +21,7 @@
 //! - [`roles`]: the roles `infor_comm_relay`, `infor_comm_reader` and `infor_comm_job`;
 //! - [`row_checks`]: the rules of an inbox row and of an outbox row's closing (their CHECKs);
 //! - [`schedule`]: the pg_cron job (`run_daily`, `schedule_daily`, `unschedule_daily`);
+//! - [`sql_version`]: the check that the database's SQL is of the library's version;
 //! - `test_support` (tests only): the helpers of the in-database tests.
 //!
 //! Released versions: `pg_ext/sql/infor_comm--<version>.sql` (frozen) and the upgrade scripts
@@ -42,6 +43,7 @@ pub mod run_history;
 pub mod schedule;
 pub mod schema;
 pub mod selection;
+pub mod sql_version;
 
 ::pgrx::pg_module_magic!(name, version);
 

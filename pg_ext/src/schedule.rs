@@ -119,6 +119,7 @@ fn schedule_daily(
             "Pass a schedule such as '0 9 * * *' (09:00 every day, in pg_cron's time zone), or leave it out for that default.",
         )
     };
+    crate::sql_version::require_matching_sql();
     require_pg_cron();
     let current_user = Spi::get_one::<String>("SELECT current_user::text")
         .unwrap_or_else(|e| spi_fault("reading current_user", e))
@@ -257,6 +258,7 @@ COMMENT ON FUNCTION infor_comm.schedule_daily(text, text) IS
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn unschedule_daily() -> bool {
+    crate::sql_version::require_matching_sql();
     require_pg_cron();
     require_may_replace_jobs("remove");
     Spi::get_one_with_args::<bool>(
@@ -277,6 +279,70 @@ COMMENT ON FUNCTION infor_comm.unschedule_daily() IS
     name = "unschedule_daily_comment",
     requires = [unschedule_daily],
 );
+
+/// True when the statement that fires the event trigger of `fcinfo` is a `DROP EXTENSION` or
+/// `DROP SCHEMA` that names `infor_comm` (dropping the schema drops the extension with it).
+///
+/// # Safety
+/// `fcinfo` must be the call info PostgreSQL passes to an event trigger function.
+unsafe fn drops_infor_comm(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    let context = (*fcinfo).context;
+    if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
+        return false;
+    }
+    let tree = (*context.cast::<pg_sys::EventTriggerData>()).parsetree;
+    if tree.is_null() || (*tree).type_ != pg_sys::NodeTag::T_DropStmt {
+        return false;
+    }
+    let drop = tree.cast::<pg_sys::DropStmt>();
+    if !matches!(
+        (*drop).removeType,
+        pg_sys::ObjectType::OBJECT_EXTENSION | pg_sys::ObjectType::OBJECT_SCHEMA
+    ) {
+        return false;
+    }
+    pgrx::PgList::<pg_sys::Node>::from_pg((*drop).objects)
+        .iter_ptr()
+        .any(|name| {
+            !name.is_null()
+                && (*name).type_ == pg_sys::NodeTag::T_String
+                && !(*name.cast::<pg_sys::String>()).sval.is_null()
+                && std::ffi::CStr::from_ptr((*name.cast::<pg_sys::String>()).sval).to_bytes()
+                    == b"infor_comm"
+        })
+}
+
+/// The event trigger `infor_comm_forget_daily_job`: when `DROP EXTENSION infor_comm` (or `DROP
+/// SCHEMA infor_comm … CASCADE`) starts, the pg_cron job of this database goes with it, in the
+/// same transaction, instead of failing every day after.
+#[pg_extern(sql = r#"
+CREATE FUNCTION infor_comm.forget_daily_job_on_drop() RETURNS event_trigger
+LANGUAGE c
+SET search_path TO pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION infor_comm.forget_daily_job_on_drop() IS
+    'The event trigger infor_comm_forget_daily_job: removes the pg_cron job infor_comm_daily of this database when DROP EXTENSION infor_comm (or DROP SCHEMA infor_comm) runs.';
+CREATE EVENT TRIGGER infor_comm_forget_daily_job ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION infor_comm.forget_daily_job_on_drop();
+"#)]
+fn forget_daily_job_on_drop(fcinfo: pg_sys::FunctionCallInfo) {
+    // SAFETY: PostgreSQL calls this function as an event trigger only (its SQL type says so).
+    if !unsafe { drops_infor_comm(fcinfo) } {
+        return;
+    }
+    let has_jobs = Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('cron.job') IS NOT NULL")
+        .unwrap_or_else(|e| spi_fault("looking up pg_cron", e))
+        .unwrap_or(false);
+    if has_jobs {
+        Spi::run_with_args(
+            "SELECT cron.unschedule(jobid) FROM cron.job
+              WHERE jobname = $1 AND database = pg_catalog.current_database()",
+            &[JOB_NAME.into()],
+        )
+        .unwrap_or_else(|e| spi_fault("removing the pg_cron job", e));
+    }
+}
 
 extension_sql_file!(
     "../sql/run_daily.sql",
