@@ -226,6 +226,48 @@ SELECT infor_comm.grant_host_tables_to_writer();
 
 -- health: the pg_cron job inactive, running another command or as a superuser; infor_comm_writer
 -- not sealed.
+-- What health says of the host tables' keys: product_migration_clients and clientsnapshot must
+-- have a unique key on their id (organization_id, id), or a client listed twice (two statuses,
+-- two snapshots) is read from one of its rows, which one is not defined.
+CREATE FUNCTION infor_comm.host_table_key_problems() RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    host_schema text;
+    problems    text[] := '{}';
+    wanted      record;
+BEGIN
+    BEGIN
+        host_schema := infor_comm.setting_host_schema();
+    EXCEPTION WHEN OTHERS THEN
+        RETURN problems;
+    END;
+    FOR wanted IN SELECT * FROM (VALUES ('product_migration_clients', 'organization_id'),
+                                        ('clientsnapshot', 'id')) AS w (relname, attname) LOOP
+        IF EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = host_schema AND c.relname = wanted.relname)
+           AND NOT EXISTS (
+               SELECT FROM pg_index i
+                 JOIN pg_class c ON c.oid = i.indrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+                WHERE n.nspname = host_schema AND c.relname = wanted.relname
+                  AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
+                  AND i.indpred IS NULL AND i.indexprs IS NULL
+                  AND a.attname = wanted.attname) THEN
+            problems := problems || format('host table %I.%I has no unique key on %I: a client listed twice is read from one of its rows, which one is not defined',
+                                           host_schema, wanted.relname, wanted.attname);
+        END IF;
+    END LOOP;
+    RETURN problems;
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.host_table_key_problems() IS
+    'The host tables whose documented key (product_migration_clients.organization_id, clientsnapshot.id) has no unique index, as health reports them.';
+
+REVOKE ALL ON FUNCTION infor_comm.host_table_key_problems() FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION infor_comm.health_report()
 RETURNS TABLE (
     checked_at                  timestamptz,
@@ -361,6 +403,7 @@ BEGIN
         problems := problems || pg_catalog.format('the pg_cron job infor_comm_daily runs as the superuser %I: the job should run as a role made for it (SELECT infor_comm.schedule_daily(<its schedule>) as a superuser moves it to infor_comm_daily; docs/security.md)',
                                                   job_user);
     END IF;
+    problems := problems || infor_comm.host_table_key_problems();
     writer_problem := infor_comm.writer_role_problem();
     IF writer_problem IS NOT NULL THEN
         problems := problems || pg_catalog.format('%s: whoever can act as it can forge the requests (docs/security.md)', writer_problem);
@@ -404,3 +447,28 @@ REVOKE ALL ON FUNCTION infor_comm.forget_daily_job_on_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER infor_comm_forget_daily_job ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
     EXECUTE FUNCTION infor_comm.forget_daily_job_on_drop();
+
+-- mark_published loses to a withdrawal: a request is never both withdrawn and published.
+-- Records that the broker confirmed these requests (now, even late in a transaction); returns how many were newly marked.
+CREATE OR REPLACE FUNCTION infor_comm.mark_published(outbox_ids bigint[])
+RETURNS integer
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    -- Out of the relays' queue, and marked: a HOT update, as no index covers published_at.
+    -- A request closed meanwhile stays as it was closed: with claim_outbox's leases, a late '0'
+    -- may withdraw a request between its claim and its mark, and the mark loses (a request is
+    -- never both withdrawn and published).
+    WITH unqueued AS (
+        DELETE FROM infor_comm.outbox_pending
+         WHERE outbox_id = ANY (outbox_ids)
+    ), marked AS (
+        UPDATE infor_comm.outbox
+           SET published_at = statement_timestamp(), last_error = NULL
+         WHERE outbox_id = ANY (outbox_ids)
+           AND published_at IS NULL
+           AND closed_at IS NULL
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM marked;
+$body$;

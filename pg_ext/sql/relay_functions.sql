@@ -81,6 +81,9 @@ LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
     -- Out of the relays' queue, and marked: a HOT update, as no index covers published_at.
+    -- A request closed meanwhile stays as it was closed: with claim_outbox's leases, a late '0'
+    -- may withdraw a request between its claim and its mark, and the mark loses (a request is
+    -- never both withdrawn and published).
     WITH unqueued AS (
         DELETE FROM infor_comm.outbox_pending
          WHERE outbox_id = ANY (outbox_ids)
@@ -89,6 +92,7 @@ AS $body$
            SET published_at = statement_timestamp(), last_error = NULL
          WHERE outbox_id = ANY (outbox_ids)
            AND published_at IS NULL
+           AND closed_at IS NULL
         RETURNING 1
     )
     SELECT count(*)::integer FROM marked;

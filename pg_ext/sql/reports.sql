@@ -140,6 +140,46 @@ $body$;
 COMMENT ON FUNCTION infor_comm.client_history(text) IS
     'Every request, publication, reply, push and rejected message of one client (by organization_id), in order, for the support desk; never the request payload.';
 
+-- What health says of the host tables' keys: product_migration_clients and clientsnapshot must
+-- have a unique key on their id (organization_id, id), or a client listed twice (two statuses,
+-- two snapshots) is read from one of its rows, which one is not defined.
+CREATE FUNCTION infor_comm.host_table_key_problems() RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    host_schema text;
+    problems    text[] := '{}';
+    wanted      record;
+BEGIN
+    BEGIN
+        host_schema := infor_comm.setting_host_schema();
+    EXCEPTION WHEN OTHERS THEN
+        RETURN problems;
+    END;
+    FOR wanted IN SELECT * FROM (VALUES ('product_migration_clients', 'organization_id'),
+                                        ('clientsnapshot', 'id')) AS w (relname, attname) LOOP
+        IF EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = host_schema AND c.relname = wanted.relname)
+           AND NOT EXISTS (
+               SELECT FROM pg_index i
+                 JOIN pg_class c ON c.oid = i.indrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+                WHERE n.nspname = host_schema AND c.relname = wanted.relname
+                  AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
+                  AND i.indpred IS NULL AND i.indexprs IS NULL
+                  AND a.attname = wanted.attname) THEN
+            problems := problems || format('host table %I.%I has no unique key on %I: a client listed twice is read from one of its rows, which one is not defined',
+                                           host_schema, wanted.relname, wanted.attname);
+        END IF;
+    END LOOP;
+    RETURN problems;
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.host_table_key_problems() IS
+    'The host tables whose documented key (product_migration_clients.organization_id, clientsnapshot.id) has no unique index, as health reports them.';
+
 -- The state of the integration in one row: what an alert reads.
 CREATE FUNCTION infor_comm.health_report()
 RETURNS TABLE (
@@ -276,6 +316,7 @@ BEGIN
         problems := problems || pg_catalog.format('the pg_cron job infor_comm_daily runs as the superuser %I: the job should run as a role made for it (SELECT infor_comm.schedule_daily(<its schedule>) as a superuser moves it to infor_comm_daily; docs/security.md)',
                                                   job_user);
     END IF;
+    problems := problems || infor_comm.host_table_key_problems();
     writer_problem := infor_comm.writer_role_problem();
     IF writer_problem IS NOT NULL THEN
         problems := problems || pg_catalog.format('%s: whoever can act as it can forge the requests (docs/security.md)', writer_problem);

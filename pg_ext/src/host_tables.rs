@@ -443,6 +443,26 @@ mod tests {
         );
     }
 
+    #[pg_test]
+    fn health_says_when_a_host_table_has_no_unique_key_on_its_id() {
+        host_tables();
+        let problems = || {
+            text("SELECT array_to_string(problems, ' | ') FROM infor_comm.health")
+                .unwrap_or_default()
+        };
+        assert!(!problems().contains("has no unique key"), "{}", problems());
+        run(
+            "ALTER TABLE clientsnapshot DROP CONSTRAINT clientsnapshot_pkey;
+             CREATE INDEX clientsnapshot_id_idx ON clientsnapshot (id);",
+        );
+        assert!(
+            problems().contains("host table public.clientsnapshot has no unique key on id: a client listed twice is read from one of its rows, which one is not defined"),
+            "{}",
+            problems()
+        );
+        assert!(!problems().contains("product_migration_clients has no unique key"));
+    }
+
     #[pg_test(
         error = "infor_comm: host table \"public.clientsnapshot\" is a table without the column okpo"
     )]

@@ -1696,6 +1696,31 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_withdrawal_between_a_claim_and_its_mark_wins() {
+        let old_request = enqueued_request("ORG1");
+        run("UPDATE infor_comm.outbox SET published_at = '2026-11-20 12:00:00+03'");
+        assert_eq!(enqueue("2026-11-21 12:30:00+03"), 1);
+        // A relay leases the newer request; the old request's '0' arrives before its mark.
+        let claimed = int("SELECT max(outbox_id) FROM infor_comm.claim_outbox(10, '1 minute')");
+        assert_eq!(apply(&success_reply(&old_request)), "reply");
+        assert_eq!(
+            int(&format!(
+                "SELECT infor_comm.mark_published(ARRAY[{claimed}::bigint])"
+            )),
+            0,
+            "the mark of a withdrawn request"
+        );
+        assert_eq!(
+            text(&format!(
+                "SELECT concat_ws(' ', close_reason, published_at IS NULL)
+                   FROM infor_comm.outbox WHERE outbox_id = {claimed}"
+            )),
+            Some("withdrawn t".into())
+        );
+        assert_eq!(int("SELECT count(*) FROM infor_comm.outbox_pending"), 0);
+    }
+
+    #[pg_test]
     fn a_late_reply_leaves_the_newer_request_open_unless_it_is_a_0_before_its_publication() {
         let late = |org: &str, publish_newer: bool, status_code: &str| {
             let old_request = enqueued_request(org);
