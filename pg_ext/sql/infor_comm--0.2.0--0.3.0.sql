@@ -3,6 +3,15 @@
 -- install; scripts/test-upgrade checks that both end with the same schema.
 \echo Use "ALTER EXTENSION infor_comm UPDATE TO '0.3.0'" to load this file. \quit
 
+-- A login uses infor_comm only in the databases it was granted CONNECT on (login_scope.rs).
+CREATE FUNCTION infor_comm."require_login_for_database"() RETURNS bool
+STRICT STABLE PARALLEL RESTRICTED
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'require_login_for_database_sql_wrapper';
+COMMENT ON FUNCTION infor_comm.require_login_for_database() IS
+    'True when the session''s login may use infor_comm in this database (a superuser, the owner, or a role granted CONNECT on it other than through PUBLIC); an error naming the GRANT otherwise.';
+
 -- The daily job never writes with its caller's rights: its writing functions run as the role
 -- infor_comm_writer (NOLOGIN, no members), and the job's role may only run it.
 DO $roles$
@@ -28,14 +37,12 @@ AS $body$
     SELECT CASE
         WHEN r.oid IS NULL THEN 'role infor_comm_writer does not exist'
         WHEN r.rolsuper OR r.rolcanlogin OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication
-             OR r.rolbypassrls
         THEN 'role infor_comm_writer has attributes it must not have ('
              || concat_ws(', ', CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
                           CASE WHEN r.rolcanlogin THEN 'LOGIN' END,
                           CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
                           CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
-                          CASE WHEN r.rolreplication THEN 'REPLICATION' END,
-                          CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END) || ')'
+                          CASE WHEN r.rolreplication THEN 'REPLICATION' END) || ')'
         WHEN EXISTS (SELECT FROM pg_auth_members m WHERE m.roleid = r.oid)
         THEN 'role infor_comm_writer has members ('
              || (SELECT string_agg(quote_ident(u.rolname), ', ' ORDER BY u.rolname)
@@ -109,9 +116,8 @@ $body$;
 COMMENT ON FUNCTION infor_comm.grant_host_tables_to_writer() IS
     'Grants infor_comm_writer USAGE on infor_comm.host_schema and SELECT on the host tables there; returns the tables granted. Run by CREATE EXTENSION and the update; run it again once the host tables exist.';
 
-REVOKE ALL ON FUNCTION infor_comm.writer_role_problem(), infor_comm.require_writer_role_is_sealed(),
-                      infor_comm.grant_host_tables_to_writer() FROM PUBLIC;
 SELECT infor_comm.require_writer_role_is_sealed();
+ALTER ROLE infor_comm_writer BYPASSRLS;
 
 -- run_daily: types schema-qualified; READ COMMITTED for the enqueue when it commits.
 CREATE OR REPLACE PROCEDURE infor_comm.run_daily()
@@ -147,13 +153,12 @@ BEGIN
     END IF;
 END
 $body$;
-COMMENT ON PROCEDURE infor_comm.run_daily() IS
-    'The daily job: enqueues a request to InforCRM for every thinking client (see schedule_daily) and records the run in daily_runs.';
 
 CREATE OR REPLACE FUNCTION infor_comm.daily_run_start() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
+    SELECT infor_comm.require_login_for_database();
     INSERT INTO infor_comm.daily_runs (started_at, as_of, run_by, application_name, backend_pid)
     VALUES (pg_catalog.clock_timestamp(), pg_catalog.now(), session_user,
             nullif(pg_catalog.current_setting('application_name'), ''),
@@ -164,6 +169,7 @@ CREATE OR REPLACE FUNCTION infor_comm.daily_run_failed(run_id bigint, sqlstate t
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
+    SELECT infor_comm.require_login_for_database();
     UPDATE infor_comm.daily_runs
        SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
            error = pg_catalog.concat_ws(': ', $2, $3)
@@ -171,6 +177,7 @@ AS $body$
        AND daily_runs.status = 'running'
        AND daily_runs.backend_pid = pg_catalog.pg_backend_pid()
 $body$;
+COMMENT ON COLUMN infor_comm.daily_runs.run_by IS 'The login that ran the job (session_user): the role of the pg_cron job when pg_cron ran it.';
 ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) SECURITY DEFINER;
 ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) SECURITY DEFINER;
 ALTER FUNCTION infor_comm.daily_run_start() OWNER TO infor_comm_writer;
@@ -179,53 +186,133 @@ ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) OWNER TO infor_comm_writer;
 ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) OWNER TO infor_comm_writer;
 ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) SET row_security = off;
 ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) SET row_security = off;
-COMMENT ON COLUMN infor_comm.daily_runs.run_by IS 'The login that ran the job (session_user): the role of the pg_cron job when pg_cron ran it.';
 
--- infor_comm_job: the right to run the job, nothing else.
-REVOKE ALL ON infor_comm.infor_communication_task, infor_comm.outbox, infor_comm.outbox_pending,
-              infor_comm.outbox_open, infor_comm.daily_runs FROM infor_comm_job;
-REVOKE ALL ON FUNCTION
-    infor_comm.enqueue_thinking_clients(timestamptz),
-    infor_comm.format_request_dt(timestamptz),
-    infor_comm.setting_thinking_days(),
-    infor_comm.setting_timezone(),
-    infor_comm.setting_response_timeout(),
-    infor_comm.setting_host_schema(),
-    infor_comm.outbox_close_is_valid(timestamptz, text)
-FROM infor_comm_job;
-REVOKE ALL ON FUNCTION infor_comm.daily_run_start(), infor_comm.daily_run_failed(bigint, text, text),
-                      infor_comm.daily_run_enqueue(bigint), infor_comm.enqueue_thinking_clients(timestamptz)
-FROM PUBLIC;
-GRANT EXECUTE ON ROUTINE
-    infor_comm.run_daily(),
-    infor_comm.daily_run_can_commit(),
-    infor_comm.daily_run_start(),
-    infor_comm.daily_run_enqueue(bigint),
-    infor_comm.daily_run_failed(bigint, text, text),
-    infor_comm.daily_run_raise(text, text, text, text)
-TO infor_comm_job;
+-- The relay's functions check the login's database first; mark_published loses to a withdrawal.
+CREATE OR REPLACE FUNCTION infor_comm.claim_outbox(batch_size integer, lease interval)
+RETURNS TABLE (outbox_id bigint, request_id text, payload text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+BEGIN
+    PERFORM infor_comm.require_login_for_database();
+    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
+        RAISE EXCEPTION 'infor_comm: invalid batch_size %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'batch_size must be from 1 to 10000.',
+                  HINT = 'Pass the number of requests the relay publishes at once, e.g. 100.';
+    END IF;
+    IF lease IS NULL OR lease <= interval '0' THEN
+        RAISE EXCEPTION 'infor_comm: invalid lease %', coalesce(lease::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'lease must be a positive interval.',
+                  HINT = 'Pass how long the relay may take to publish a batch, e.g. ''60 seconds''.';
+    END IF;
+    -- What lock_outbox hands out, each row leased: not available again before now() + lease.
+    RETURN QUERY
+    WITH claimed AS (
+        SELECT l.outbox_id FROM infor_comm.lock_outbox(batch_size) l
+    )
+    UPDATE infor_comm.outbox o
+       SET available_at = now() + lease
+      FROM claimed
+     WHERE o.outbox_id = claimed.outbox_id
+    RETURNING o.outbox_id, o.request_id::text, o.payload::text;
+END
+$body$;
+CREATE OR REPLACE FUNCTION infor_comm.lock_outbox(batch_size integer, after_id bigint DEFAULT NULL)
+RETURNS TABLE (outbox_id bigint, request_id text, payload text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET enable_sort = off
+AS $body$
+BEGIN
+    PERFORM infor_comm.require_login_for_database();
+    IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
+        RAISE EXCEPTION 'infor_comm: invalid batch_size %', coalesce(batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'batch_size must be from 1 to 10000.',
+                  HINT = 'Pass the number of requests the relay publishes at once, e.g. 1000.';
+    END IF;
+    -- The row locks are the claim: they last until the caller's transaction ends, in which it
+    -- marks the rows published or failed; if it never gets there (a crash, a lost connection),
+    -- the rows are claimable again at once. Rows leased by claim_outbox are not yet available.
+    -- The pending requests are read in outbox_id order, oldest first, and each is looked up
+    -- and locked on its own (a subquery with FOR UPDATE is never merged into the outer query),
+    -- so the claim reads batch_size rows and the ones it skips (held by another relay, waiting
+    -- for a back-off, closed), whatever the statistics say; enable_sort = off keeps the
+    -- planner from sorting the whole queue instead of reading its primary key in order.
+    -- A relay that holds batches already passes the largest outbox_id it holds as after_id, so
+    -- that the claim starts past its own locked rows instead of skipping each of them again
+    -- (about 1.5 µs a row); NULL starts from the oldest.
+    RETURN QUERY
+    SELECT c.outbox_id, c.request_id, c.payload
+      FROM infor_comm.outbox_pending p
+     CROSS JOIN LATERAL (
+           SELECT o.outbox_id, o.request_id::text AS request_id, o.payload::text AS payload
+             FROM infor_comm.outbox o
+            WHERE o.outbox_id = p.outbox_id
+              AND o.published_at IS NULL
+              AND o.closed_at IS NULL
+              AND o.available_at <= now()
+              FOR UPDATE SKIP LOCKED) c
+     WHERE p.outbox_id > coalesce(after_id, 0)
+     ORDER BY p.outbox_id
+     LIMIT batch_size;
+END
+$body$;
+CREATE OR REPLACE FUNCTION infor_comm.mark_published(outbox_ids bigint[])
+RETURNS integer
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    SELECT infor_comm.require_login_for_database();
+    -- Out of the relays' queue, and marked: a HOT update, as no index covers published_at.
+    -- A request closed meanwhile stays as it was closed: with claim_outbox's leases, a late '0'
+    -- may withdraw a request between its claim and its mark, and the mark loses (a request is
+    -- never both withdrawn and published).
+    WITH unqueued AS (
+        DELETE FROM infor_comm.outbox_pending
+         WHERE outbox_id = ANY (outbox_ids)
+    ), marked AS (
+        UPDATE infor_comm.outbox
+           SET published_at = statement_timestamp(), last_error = NULL
+         WHERE outbox_id = ANY (outbox_ids)
+           AND published_at IS NULL
+           AND closed_at IS NULL
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM marked;
+$body$;
+CREATE OR REPLACE FUNCTION infor_comm.mark_failed(outbox_id bigint, error text)
+RETURNS timestamptz
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    SELECT infor_comm.require_login_for_database();
+    UPDATE infor_comm.outbox o
+       SET attempts = o.attempts + 1,
+           last_error = error,
+           available_at = now() + least(interval '5 seconds' * power(2, least(o.attempts, 16)),
+                                        interval '10 minutes')
+     WHERE o.outbox_id = mark_failed.outbox_id
+       AND o.published_at IS NULL
+    RETURNING o.available_at;
+$body$;
+CREATE OR REPLACE FUNCTION infor_comm.outbox_backlog(OUT pending bigint, OUT oldest_age_seconds double precision)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    SELECT infor_comm.require_login_for_database();
+    SELECT count(*),
+           coalesce(extract(epoch FROM now() - min(o.created_at))::double precision, 0)
+      FROM infor_comm.outbox_pending p
+      JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
+     WHERE o.published_at IS NULL AND o.closed_at IS NULL;
+$body$;
 
--- infor_comm_writer: what the enqueue writes and reads.
-GRANT USAGE ON SCHEMA infor_comm TO infor_comm_writer;
-GRANT EXECUTE ON ROUTINE
-    infor_comm.format_request_dt(timestamptz),
-    infor_comm.setting_thinking_days(),
-    infor_comm.setting_timezone(),
-    infor_comm.setting_response_timeout(),
-    infor_comm.setting_host_schema(),
-    infor_comm.outbox_close_is_valid(timestamptz, text)
-TO infor_comm_writer;
-GRANT SELECT, INSERT ON infor_comm.infor_communication_task TO infor_comm_writer;
-GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_writer;
-GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_pending TO infor_comm_writer;
-GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_open TO infor_comm_writer;
-GRANT SELECT, INSERT, UPDATE ON infor_comm.daily_runs TO infor_comm_writer;
--- The job read the host tables as its own role until now; from now on it reads them as
--- infor_comm_writer, which gets the same reads.
-SELECT infor_comm.grant_host_tables_to_writer();
-
--- health: the pg_cron job inactive, running another command or as a superuser; infor_comm_writer
--- not sealed.
+-- The reports: client_history and health check the login's database; health reports the pg_cron
+-- job (inactive, another command, run as a superuser), infor_comm_writer not sealed, and host
+-- tables without a unique key on their id.
 -- What health says of the host tables' keys: product_migration_clients and clientsnapshot must
 -- have a unique key on their id (organization_id, id), or a client listed twice (two statuses,
 -- two snapshots) is read from one of its rows, which one is not defined.
@@ -266,8 +353,64 @@ $body$;
 COMMENT ON FUNCTION infor_comm.host_table_key_problems() IS
     'The host tables whose documented key (product_migration_clients.organization_id, clientsnapshot.id) has no unique index, as health reports them.';
 
-REVOKE ALL ON FUNCTION infor_comm.host_table_key_problems() FROM PUBLIC;
-
+CREATE OR REPLACE FUNCTION infor_comm.client_history(organization_id text)
+RETURNS TABLE (
+    at          timestamptz,
+    event       text,
+    request_id  text,
+    outcome     text,
+    reason      text,
+    message     text
+)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+SELECT infor_comm.require_login_for_database();
+WITH requests AS (
+    SELECT t.id, t.vtbc_request_id, t.infor_response_id, t.task_id, t.request_date, t.time_create,
+           o.created_at, o.published_at, o.attempts, o.last_error, o.closed_at, o.close_reason
+      FROM infor_comm.infor_communication_task t
+      LEFT JOIN infor_comm.outbox o ON o.task_row_id = t.id
+     WHERE t.organization_id = $1
+), ids AS (
+    SELECT pg_catalog.array_agg(DISTINCT x.id::text) AS ids
+      FROM requests r
+     CROSS JOIN LATERAL (VALUES (r.vtbc_request_id), (r.infor_response_id), (r.task_id)) AS x (id)
+     WHERE x.id IS NOT NULL
+), events AS (
+    SELECT coalesce(r.created_at, r.time_create AT TIME ZONE (SELECT infor_comm.setting_timezone())) AS at,
+           1 AS step, 0::bigint AS inbox_id, 'request enqueued' AS event, r.vtbc_request_id AS request_id,
+           NULL::text AS outcome, NULL::text AS reason, 'dt ' || r.request_date AS message
+      FROM requests r
+    UNION ALL
+    SELECT r.published_at, 2, 0, 'request published', r.vtbc_request_id, NULL, NULL,
+           nullif(pg_catalog.concat_ws('; ', CASE WHEN r.attempts > 0 THEN r.attempts || ' failed attempt(s)' END,
+                                                   'last error: ' || r.last_error), '')
+      FROM requests r WHERE r.published_at IS NOT NULL
+    UNION ALL
+    SELECT pg_catalog.now(), 2, 0, 'request not published yet', r.vtbc_request_id, NULL, NULL,
+           nullif(pg_catalog.concat_ws('; ', CASE WHEN r.attempts > 0 THEN r.attempts || ' failed attempt(s)' END,
+                                                   'last error: ' || r.last_error), '')
+      FROM requests r WHERE r.published_at IS NULL AND r.closed_at IS NULL AND r.created_at IS NOT NULL
+    UNION ALL
+    SELECT i.received_at, 3, i.inbox_id, 'inbound ' || i.kind, r.vtbc_request_id, i.outcome, i.reason,
+           coalesce(pg_catalog.left(i.body, 2000), '(not UTF-8 text: ' || pg_catalog.length(i.body_bytes) || ' bytes)')
+      FROM requests r
+      JOIN infor_comm.inbox i ON i.task_row_id = r.id
+    UNION ALL
+    SELECT i.received_at, 3, i.inbox_id, 'inbound ' || i.kind || ' (matched no task row)', NULL, i.outcome, i.reason,
+           pg_catalog.left(i.body, 2000)
+      FROM infor_comm.inbox i
+     WHERE i.task_row_id IS NULL
+       AND infor_comm.inbox_message_ids(i.body) OPERATOR(pg_catalog.&&) (SELECT ids.ids FROM ids)
+    UNION ALL
+    SELECT r.closed_at, 4, 0, 'request closed', r.vtbc_request_id, r.close_reason, NULL, NULL
+      FROM requests r WHERE r.closed_at IS NOT NULL
+)
+SELECT e.at, e.event, e.request_id, e.outcome, e.reason, e.message
+  FROM events e
+ ORDER BY e.at, e.step, e.inbox_id
+$body$;
 CREATE OR REPLACE FUNCTION infor_comm.health_report()
 RETURNS TABLE (
     checked_at                  timestamptz,
@@ -302,6 +445,7 @@ DECLARE
     job_superuser boolean;
     writer_problem text;
 BEGIN
+    PERFORM infor_comm.require_login_for_database();
     checked_at := pg_catalog.now();
 
     SELECT pg_catalog.count(*), checked_at - pg_catalog.min(o.created_at)
@@ -416,6 +560,81 @@ BEGIN
 END
 $body$;
 
+-- The reader's views run with the reader's rights, so that its policies apply.
+ALTER VIEW infor_comm.task_reactions SET (security_invoker = true);
+ALTER VIEW infor_comm.unknown_reaction_pushes SET (security_invoker = true);
+ALTER VIEW infor_comm.outbox_delivery SET (security_invoker = true);
+ALTER VIEW infor_comm.daily_funnel SET (security_invoker = true);
+
+-- infor_comm_job: the right to run the job, nothing else.
+REVOKE ALL ON infor_comm.infor_communication_task, infor_comm.outbox, infor_comm.outbox_pending,
+              infor_comm.outbox_open, infor_comm.daily_runs FROM infor_comm_job;
+REVOKE ALL ON FUNCTION
+    infor_comm.enqueue_thinking_clients(timestamptz),
+    infor_comm.format_request_dt(timestamptz),
+    infor_comm.setting_thinking_days(),
+    infor_comm.setting_timezone(),
+    infor_comm.setting_response_timeout(),
+    infor_comm.setting_host_schema(),
+    infor_comm.outbox_close_is_valid(timestamptz, text)
+FROM infor_comm_job;
+REVOKE ALL ON FUNCTION infor_comm.daily_run_start(), infor_comm.daily_run_failed(bigint, text, text),
+                      infor_comm.daily_run_enqueue(bigint), infor_comm.enqueue_thinking_clients(timestamptz),
+                      infor_comm.writer_role_problem(), infor_comm.require_writer_role_is_sealed(),
+                      infor_comm.grant_host_tables_to_writer(), infor_comm.host_table_key_problems(),
+                      infor_comm.require_login_for_database()
+FROM PUBLIC;
+GRANT EXECUTE ON ROUTINE
+    infor_comm.run_daily(),
+    infor_comm.daily_run_can_commit(),
+    infor_comm.daily_run_start(),
+    infor_comm.daily_run_enqueue(bigint),
+    infor_comm.daily_run_failed(bigint, text, text),
+    infor_comm.daily_run_raise(text, text, text, text)
+TO infor_comm_job;
+
+-- infor_comm_writer: the least the enqueue needs (it renders the requests in Rust: not
+-- render_request, request_skip_reason nor the selection's SQL functions). The bank grants it
+-- USAGE on infor_comm.host_schema and SELECT on the four host tables; CREATE EXTENSION and the
+-- update do it for the host tables that exist then (below).
+-- (outbox_close_is_valid: the outbox's CHECK calls it with the rights of whoever writes the outbox.)
+GRANT USAGE ON SCHEMA infor_comm TO infor_comm_writer;
+GRANT EXECUTE ON ROUTINE
+    infor_comm.format_request_dt(timestamptz),
+    infor_comm.setting_thinking_days(),
+    infor_comm.setting_timezone(),
+    infor_comm.setting_response_timeout(),
+    infor_comm.setting_host_schema(),
+    infor_comm.outbox_close_is_valid(timestamptz, text)
+TO infor_comm_writer;
+GRANT SELECT, INSERT ON infor_comm.infor_communication_task TO infor_comm_writer;
+GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_writer;
+GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_pending TO infor_comm_writer;
+GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_open TO infor_comm_writer;
+GRANT SELECT, INSERT, UPDATE ON infor_comm.daily_runs TO infor_comm_writer;
+-- The job read the host tables as its own role until now; from now on it reads them as
+-- infor_comm_writer, which gets the same reads.
+SELECT infor_comm.grant_host_tables_to_writer();
+
+-- A login uses infor_comm only in the databases it was granted CONNECT on (login_scope.rs): the
+-- functions check it, and so do these policies on the tables the reader reads (the views that
+-- read them run with the reader's rights). infor_comm_writer writes only through the job's
+-- functions, which check it on entry, and bypasses row-level security (below).
+GRANT EXECUTE ON FUNCTION infor_comm.require_login_for_database()
+    TO infor_comm_reader, infor_comm_writer;
+ALTER TABLE infor_comm.infor_communication_task ENABLE ROW LEVEL SECURITY;
+ALTER TABLE infor_comm.outbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE infor_comm.outbox_open ENABLE ROW LEVEL SECURITY;
+ALTER TABLE infor_comm.daily_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY reader_in_its_databases ON infor_comm.infor_communication_task FOR SELECT TO infor_comm_reader
+    USING ((SELECT infor_comm.require_login_for_database()));
+CREATE POLICY reader_in_its_databases ON infor_comm.outbox FOR SELECT TO infor_comm_reader
+    USING ((SELECT infor_comm.require_login_for_database()));
+CREATE POLICY reader_in_its_databases ON infor_comm.outbox_open FOR SELECT TO infor_comm_reader
+    USING ((SELECT infor_comm.require_login_for_database()));
+CREATE POLICY reader_in_its_databases ON infor_comm.daily_runs FOR SELECT TO infor_comm_reader
+    USING ((SELECT infor_comm.require_login_for_database()));
+
 -- schedule_daily: never a superuser; by default the role infor_comm_daily.
 COMMENT ON FUNCTION infor_comm.schedule_daily(text, text) IS
     'Creates or replaces the one pg_cron job infor_comm_daily of this database, which calls infor_comm.run_daily() as run_as (default: infor_comm_daily, created when missing; never a superuser); returns its job id.';
@@ -447,28 +666,3 @@ REVOKE ALL ON FUNCTION infor_comm.forget_daily_job_on_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER infor_comm_forget_daily_job ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
     EXECUTE FUNCTION infor_comm.forget_daily_job_on_drop();
-
--- mark_published loses to a withdrawal: a request is never both withdrawn and published.
--- Records that the broker confirmed these requests (now, even late in a transaction); returns how many were newly marked.
-CREATE OR REPLACE FUNCTION infor_comm.mark_published(outbox_ids bigint[])
-RETURNS integer
-LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $body$
-    -- Out of the relays' queue, and marked: a HOT update, as no index covers published_at.
-    -- A request closed meanwhile stays as it was closed: with claim_outbox's leases, a late '0'
-    -- may withdraw a request between its claim and its mark, and the mark loses (a request is
-    -- never both withdrawn and published).
-    WITH unqueued AS (
-        DELETE FROM infor_comm.outbox_pending
-         WHERE outbox_id = ANY (outbox_ids)
-    ), marked AS (
-        UPDATE infor_comm.outbox
-           SET published_at = statement_timestamp(), last_error = NULL
-         WHERE outbox_id = ANY (outbox_ids)
-           AND published_at IS NULL
-           AND closed_at IS NULL
-        RETURNING 1
-    )
-    SELECT count(*)::integer FROM marked;
-$body$;

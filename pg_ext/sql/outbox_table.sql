@@ -69,7 +69,7 @@ COMMENT ON TABLE infor_comm.outbox_pending IS
     'The outbox rows not yet published, by outbox_id: the relays'' queue. Written by the enqueue, emptied by mark_published.';
 
 -- The delivery state of every request, without its payload (what infor_comm_reader may see).
-CREATE VIEW infor_comm.outbox_delivery AS
+CREATE VIEW infor_comm.outbox_delivery WITH (security_invoker = true) AS
 SELECT outbox_id, request_id, task_row_id, organization_id, created_at, available_at, attempts,
        last_error, published_at, closed_at, close_reason
   FROM infor_comm.outbox;

@@ -1,7 +1,7 @@
 -- The views analysts group pushed outcomes by.
 
 -- Every task row with an outcome pushed, and its reaction from the reference table (NULL: unknown).
-CREATE VIEW infor_comm.task_reactions AS
+CREATE VIEW infor_comm.task_reactions WITH (security_invoker = true) AS
 SELECT t.id, t.organization_id, t.task_id, t.task_status,
        t.first_level_client_reaction, t.second_level_client_reaction, t.third_level_client_reaction,
        t.task_close_date, r.reaction_id, r.reaction_type, r.reaction_id IS NOT NULL AS known
@@ -21,7 +21,7 @@ COMMENT ON VIEW infor_comm.task_reactions IS
     'Task rows with a pushed outcome, matched to the reference table of client reactions (known = false: not in it).';
 
 -- The pushes whose reaction is not in the reference table (they are applied all the same).
-CREATE VIEW infor_comm.unknown_reaction_pushes AS
+CREATE VIEW infor_comm.unknown_reaction_pushes WITH (security_invoker = true) AS
 SELECT id, organization_id, task_id, task_status,
        first_level_client_reaction, second_level_client_reaction, third_level_client_reaction, task_close_date
   FROM infor_comm.task_reactions

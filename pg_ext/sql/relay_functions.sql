@@ -7,6 +7,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
 BEGIN
+    PERFORM infor_comm.require_login_for_database();
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
         RAISE EXCEPTION 'infor_comm: invalid batch_size %', coalesce(batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
@@ -40,6 +41,7 @@ SET search_path = pg_catalog, pg_temp
 SET enable_sort = off
 AS $body$
 BEGIN
+    PERFORM infor_comm.require_login_for_database();
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 10000 THEN
         RAISE EXCEPTION 'infor_comm: invalid batch_size %', coalesce(batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
@@ -80,6 +82,7 @@ RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
+    SELECT infor_comm.require_login_for_database();
     -- Out of the relays' queue, and marked: a HOT update, as no index covers published_at.
     -- A request closed meanwhile stays as it was closed: with claim_outbox's leases, a late '0'
     -- may withdraw a request between its claim and its mark, and the mark loses (a request is
@@ -104,6 +107,7 @@ RETURNS timestamptz
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
+    SELECT infor_comm.require_login_for_database();
     UPDATE infor_comm.outbox o
        SET attempts = o.attempts + 1,
            last_error = error,
@@ -119,6 +123,7 @@ CREATE FUNCTION infor_comm.outbox_backlog(OUT pending bigint, OUT oldest_age_sec
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
+    SELECT infor_comm.require_login_for_database();
     SELECT count(*),
            coalesce(extract(epoch FROM now() - min(o.created_at))::double precision, 0)
       FROM infor_comm.outbox_pending p

@@ -8,7 +8,7 @@ CREATE INDEX infor_communication_task_day_idx
 
 -- One row per day: thinking clients, requests sent, confirmed, replies, outcomes, reactions,
 -- still waiting, timed out.
-CREATE VIEW infor_comm.daily_funnel AS
+CREATE VIEW infor_comm.daily_funnel WITH (security_invoker = true) AS
 SELECT d.day,
        r.runs,
        r.thinking_clients,
@@ -92,6 +92,7 @@ RETURNS TABLE (
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
+SELECT infor_comm.require_login_for_database();
 WITH requests AS (
     SELECT t.id, t.vtbc_request_id, t.infor_response_id, t.task_id, t.request_date, t.time_create,
            o.created_at, o.published_at, o.attempts, o.last_error, o.closed_at, o.close_reason
@@ -215,6 +216,7 @@ DECLARE
     job_superuser boolean;
     writer_problem text;
 BEGIN
+    PERFORM infor_comm.require_login_for_database();
     checked_at := pg_catalog.now();
 
     SELECT pg_catalog.count(*), checked_at - pg_catalog.min(o.created_at)

@@ -31,14 +31,12 @@ AS $body$
     SELECT CASE
         WHEN r.oid IS NULL THEN 'role infor_comm_writer does not exist'
         WHEN r.rolsuper OR r.rolcanlogin OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication
-             OR r.rolbypassrls
         THEN 'role infor_comm_writer has attributes it must not have ('
              || concat_ws(', ', CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
                           CASE WHEN r.rolcanlogin THEN 'LOGIN' END,
                           CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
                           CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
-                          CASE WHEN r.rolreplication THEN 'REPLICATION' END,
-                          CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END) || ')'
+                          CASE WHEN r.rolreplication THEN 'REPLICATION' END) || ')'
         WHEN EXISTS (SELECT FROM pg_auth_members m WHERE m.roleid = r.oid)
         THEN 'role infor_comm_writer has members ('
              || (SELECT string_agg(quote_ident(u.rolname), ', ' ORDER BY u.rolname)
@@ -116,6 +114,9 @@ COMMENT ON FUNCTION infor_comm.grant_host_tables_to_writer() IS
 -- the job writes (below), so nobody may log in as it or be a member of it; an existing role of
 -- that name that could be used so is refused (infor_comm.require_writer_role_is_sealed()).
 SELECT infor_comm.require_writer_role_is_sealed();
+-- It bypasses row-level security: the policies of the extension's tables are the reader's, and
+-- a host table with row-level security is refused before it is read (host_tables.rs).
+ALTER ROLE infor_comm_writer BYPASSRLS;
 
 -- The functions of the daily job that write run as infor_comm_writer, whoever calls them.
 ALTER FUNCTION infor_comm.daily_run_start() OWNER TO infor_comm_writer;
@@ -212,3 +213,22 @@ GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_pending TO infor_comm_writer;
 GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_open TO infor_comm_writer;
 GRANT SELECT, INSERT, UPDATE ON infor_comm.daily_runs TO infor_comm_writer;
 SELECT infor_comm.grant_host_tables_to_writer();
+
+-- A login uses infor_comm only in the databases it was granted CONNECT on (login_scope.rs): the
+-- functions check it, and so do these policies on the tables the reader reads (the views that
+-- read them run with the reader's rights). infor_comm_writer writes only through the job's
+-- functions, which check it on entry, and bypasses row-level security (below).
+GRANT EXECUTE ON FUNCTION infor_comm.require_login_for_database()
+    TO infor_comm_reader, infor_comm_writer;
+ALTER TABLE infor_comm.infor_communication_task ENABLE ROW LEVEL SECURITY;
+ALTER TABLE infor_comm.outbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE infor_comm.outbox_open ENABLE ROW LEVEL SECURITY;
+ALTER TABLE infor_comm.daily_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY reader_in_its_databases ON infor_comm.infor_communication_task FOR SELECT TO infor_comm_reader
+    USING ((SELECT infor_comm.require_login_for_database()));
+CREATE POLICY reader_in_its_databases ON infor_comm.outbox FOR SELECT TO infor_comm_reader
+    USING ((SELECT infor_comm.require_login_for_database()));
+CREATE POLICY reader_in_its_databases ON infor_comm.outbox_open FOR SELECT TO infor_comm_reader
+    USING ((SELECT infor_comm.require_login_for_database()));
+CREATE POLICY reader_in_its_databases ON infor_comm.daily_runs FOR SELECT TO infor_comm_reader
+    USING ((SELECT infor_comm.require_login_for_database()));

@@ -37,6 +37,7 @@ CREATE FUNCTION infor_comm.daily_run_start() RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
+    SELECT infor_comm.require_login_for_database();
     INSERT INTO infor_comm.daily_runs (started_at, as_of, run_by, application_name, backend_pid)
     VALUES (pg_catalog.clock_timestamp(), pg_catalog.now(), session_user,
             nullif(pg_catalog.current_setting('application_name'), ''),
@@ -52,6 +53,7 @@ CREATE FUNCTION infor_comm.daily_run_failed(run_id bigint, sqlstate text, messag
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $body$
+    SELECT infor_comm.require_login_for_database();
     UPDATE infor_comm.daily_runs
        SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
            error = pg_catalog.concat_ws(': ', $2, $3)

@@ -880,6 +880,7 @@ fn apply_text(body: &str, envelope: &Envelope<'_>) -> &'static str {
 #[search_path(pg_catalog, pg_temp)]
 fn apply_inbound(body: Option<&str>, message_id: default!(Option<&str>, "NULL")) -> &'static str {
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     let envelope = Envelope::text_id(message_id);
     match body {
         Some(body) => apply_text(body, &envelope),
@@ -919,6 +920,7 @@ fn apply_inbound_bytes(
     message_id: default!(Option<&str>, "NULL"),
 ) -> &'static str {
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     apply_bytes(body, &Envelope::text_id(message_id))
 }
 
@@ -950,6 +952,7 @@ COMMENT ON FUNCTION infor_comm.apply_inbound(bytea, text) IS
 #[search_path(pg_catalog, pg_temp)]
 fn apply_delivery(body: Option<&[u8]>, message_id: Option<&[u8]>) -> &'static str {
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     apply_bytes(body, &Envelope::raw_id(message_id))
 }
 
@@ -974,6 +977,7 @@ fn reject_oversized(
     size_limit: i64,
 ) -> &'static str {
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     if body_sha256.len() != 32 {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -1030,6 +1034,7 @@ fn set_aside_inbound(
     error: &str,
 ) -> &'static str {
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     let envelope = Envelope::raw_id(message_id);
     let text = body.and_then(|bytes| body_text(bytes).ok());
     let kind = match text.map(parse) {

@@ -15,6 +15,7 @@
 //!   (`claim_outbox`, `mark_published`, `mark_failed`, `outbox_backlog`);
 //! - [`inbound_message`]: parsing and validating InforCRM's replies and pushes;
 //! - [`inbound`]: the inbox and `apply_inbound`;
+//! - [`login_scope`]: a login uses infor_comm only in the databases it was granted `CONNECT` on;
 //! - [`reports`]: the reference table of client reactions, the report views and the reports
 //!   (`daily_funnel`, `effectiveness`, `client_history`, `health`; docs/reports.md);
 //! - [`run_history`]: the run history of the daily job (`daily_runs`);
@@ -34,6 +35,7 @@ pub mod gucs;
 pub mod host_tables;
 pub mod inbound;
 pub mod inbound_message;
+pub mod login_scope;
 pub mod outbox;
 pub mod reports;
 pub mod request;

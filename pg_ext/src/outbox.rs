@@ -224,6 +224,7 @@ pub struct Enqueued {
 /// (`crate::run_history`), which records both counts.
 pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     crate::gucs::check_all();
     require_read_committed();
     let host = HostTables::resolve_for_reading();
@@ -298,7 +299,10 @@ COMMENT ON FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) IS
 extension_sql_file!(
     "../sql/relay_functions.sql",
     name = "relay_functions",
-    requires = ["outbox_table"],
+    requires = [
+        "outbox_table",
+        login_scope::require_login_for_database_sql
+    ],
 );
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -84,6 +84,7 @@ SELECT (ARRAY['called (task processed)', 'task not processed', 'task created, no
 #[search_path(pg_catalog, pg_temp)]
 fn effectiveness_query() -> String {
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     effectiveness_sql(&HostTables::resolve())
 }
 
@@ -119,6 +120,7 @@ extension_sql_file!(
     name = "reports",
     requires = [
         inbox_message_ids,
+        login_scope::require_login_for_database_sql,
         "task_table",
         "outbox_table",
         "inbox_table",

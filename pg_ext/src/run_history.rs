@@ -25,6 +25,7 @@ fn daily_run_can_commit() -> bool {
 #[search_path(pg_catalog, pg_temp)]
 fn daily_run_enqueue(run_id: i64) -> i32 {
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     let as_of = Spi::get_one_with_args::<TimestampWithTimeZone>(
         "SELECT (SELECT as_of FROM infor_comm.daily_runs
                   WHERE run_id = $1 AND status = 'running' AND backend_pid = pg_catalog.pg_backend_pid())",
@@ -69,7 +70,11 @@ COMMENT ON FUNCTION infor_comm.daily_run_enqueue(bigint) IS
 extension_sql_file!(
     "../sql/run_history.sql",
     name = "run_history",
-    requires = [daily_run_can_commit, daily_run_enqueue],
+    requires = [
+        daily_run_can_commit,
+        daily_run_enqueue,
+        login_scope::require_login_for_database_sql
+    ],
 );
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -39,6 +39,13 @@ fn require_pg_cron() {
     }
 }
 
+/// The name of the current database.
+fn current_database() -> String {
+    Spi::get_one::<String>("SELECT pg_catalog.current_database()::text")
+        .unwrap_or_else(|e| spi_fault("reading current_database", e))
+        .unwrap_or_default()
+}
+
 /// True when the current role is a superuser.
 fn is_superuser() -> bool {
     Spi::get_one::<bool>("SELECT pg_catalog.current_setting('is_superuser')::boolean")
@@ -120,6 +127,7 @@ fn schedule_daily(
         )
     };
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     require_pg_cron();
     let current_user = Spi::get_one::<String>("SELECT current_user::text")
         .unwrap_or_else(|e| spi_fault("reading current_user", e))
@@ -189,6 +197,26 @@ fn schedule_daily(
         );
     }
     require_may_replace_jobs("replace");
+    let role_oid = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1",
+        &[run_as.as_str().into()],
+    )
+    .unwrap_or_else(|e| spi_fault("looking up the role", e));
+    if let Some(role_oid) = role_oid {
+        if !crate::login_scope::role_may_use_database(role_oid) {
+            // The job's role uses infor_comm in this database: say so the way PostgreSQL does.
+            Spi::run(&format!(
+                "GRANT CONNECT ON DATABASE {} TO {}",
+                crate::host_tables::quote_ident(&current_database()),
+                crate::host_tables::quote_ident(&run_as)
+            ))
+            .unwrap_or_else(|e| spi_fault("granting CONNECT to the job's role", e));
+            notice!(
+                "infor_comm: granted CONNECT on database \"{}\" to \"{run_as}\", which runs the daily job (a login uses infor_comm only in the databases it may connect to other than through PUBLIC)",
+                current_database()
+            );
+        }
+    }
     Spi::connect_mut(|client| {
         // Keep the oldest job of this database (its id stays), remove any other.
         let existing = client
@@ -259,6 +287,7 @@ COMMENT ON FUNCTION infor_comm.schedule_daily(text, text) IS
 #[search_path(pg_catalog, pg_temp)]
 fn unschedule_daily() -> bool {
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     require_pg_cron();
     require_may_replace_jobs("remove");
     Spi::get_one_with_args::<bool>(

@@ -98,6 +98,7 @@ pub fn thinking_rows_sql(host: &HostTables) -> String {
 #[search_path(pg_catalog, pg_temp)]
 fn thinking_clients_query() -> String {
     crate::sql_version::require_matching_sql();
+    crate::login_scope::require_login_for_database();
     selection_sql(&HostTables::resolve())
 }
 

@@ -55,6 +55,9 @@ impl Scenario {
                 "DO $$ BEGIN
                      CREATE ROLE relay_login LOGIN IN ROLE infor_comm_relay;
                  EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END $$;
+                 DO $$ BEGIN
+                     EXECUTE format('GRANT CONNECT ON DATABASE %I TO relay_login', current_database());
                  END $$;",
             )
             .await
