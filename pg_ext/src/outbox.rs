@@ -299,10 +299,7 @@ COMMENT ON FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) IS
 extension_sql_file!(
     "../sql/relay_functions.sql",
     name = "relay_functions",
-    requires = [
-        "outbox_table",
-        login_scope::require_login_for_database_sql
-    ],
+    requires = ["outbox_table", login_scope::require_login_for_database_sql],
 );
 
 #[cfg(any(test, feature = "pg_test"))]
