@@ -12,6 +12,15 @@ AS 'MODULE_PATHNAME', 'require_login_for_database_sql_wrapper';
 COMMENT ON FUNCTION infor_comm.require_login_for_database() IS
     'True when the session''s login may use infor_comm in this database (a superuser, the owner, or a role granted CONNECT on it other than through PUBLIC); an error naming the GRANT otherwise.';
 
+-- health counts rejected messages by the kind of their reason (inbox_reason_code).
+CREATE FUNCTION infor_comm."inbox_reason_code"(reason text) RETURNS text
+IMMUTABLE STRICT PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'inbox_reason_code_wrapper';
+COMMENT ON FUNCTION infor_comm.inbox_reason_code(text) IS
+    'The kind of a rejection reason of the inbox (malformed_json, unknown_request, bad_dt, ...), without the values in it: what health counts rejected messages by.';
+
 -- The daily job never writes with its caller's rights: its writing functions run as the role
 -- infor_comm_writer (NOLOGIN, no members), and the job's role may only run it.
 DO $roles$
@@ -466,11 +475,12 @@ BEGIN
      WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
        AND i.received_at < checked_at - interval '1 day';
 
-    -- Rejected messages by reason, the values quoted in a reason left out ("…").
+    -- Rejected messages by the kind of their reason (infor_comm.inbox_reason_code); each
+    -- reason, with its values, stays in the inbox.
     SELECT coalesce(pg_catalog.sum(x.n), 0),
            coalesce(pg_catalog.jsonb_object_agg(x.reason, x.n ORDER BY x.reason), '{}'::jsonb)
       INTO rejected_last_24h, rejected_last_24h_by_reason
-      FROM (SELECT pg_catalog.regexp_replace(i.reason, '"[^"]*"', '"…"', 'g') AS reason, pg_catalog.count(*) AS n
+      FROM (SELECT infor_comm.inbox_reason_code(i.reason) AS reason, pg_catalog.count(*) AS n
               FROM infor_comm.inbox i
              WHERE i.received_at >= checked_at - interval '1 day' AND i.outcome = 'rejected'
              GROUP BY 1) x;
@@ -582,7 +592,7 @@ REVOKE ALL ON FUNCTION infor_comm.daily_run_start(), infor_comm.daily_run_failed
                       infor_comm.daily_run_enqueue(bigint), infor_comm.enqueue_thinking_clients(timestamptz),
                       infor_comm.writer_role_problem(), infor_comm.require_writer_role_is_sealed(),
                       infor_comm.grant_host_tables_to_writer(), infor_comm.host_table_key_problems(),
-                      infor_comm.require_login_for_database()
+                      infor_comm.require_login_for_database(), infor_comm.inbox_reason_code(text)
 FROM PUBLIC;
 GRANT EXECUTE ON ROUTINE
     infor_comm.run_daily(),

@@ -237,11 +237,12 @@ BEGIN
      WHERE i.outcome = 'orphan' AND i.task_row_id IS NULL
        AND i.received_at < checked_at - interval '1 day';
 
-    -- Rejected messages by reason, the values quoted in a reason left out ("…").
+    -- Rejected messages by the kind of their reason (infor_comm.inbox_reason_code); each
+    -- reason, with its values, stays in the inbox.
     SELECT coalesce(pg_catalog.sum(x.n), 0),
            coalesce(pg_catalog.jsonb_object_agg(x.reason, x.n ORDER BY x.reason), '{}'::jsonb)
       INTO rejected_last_24h, rejected_last_24h_by_reason
-      FROM (SELECT pg_catalog.regexp_replace(i.reason, '"[^"]*"', '"…"', 'g') AS reason, pg_catalog.count(*) AS n
+      FROM (SELECT infor_comm.inbox_reason_code(i.reason) AS reason, pg_catalog.count(*) AS n
               FROM infor_comm.inbox i
              WHERE i.received_at >= checked_at - interval '1 day' AND i.outcome = 'rejected'
              GROUP BY 1) x;

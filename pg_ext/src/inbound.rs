@@ -1883,5 +1883,19 @@ mod tests {
         );
         // The seeds themselves still apply as they should.
         assert!(int("SELECT count(*) FROM infor_comm.inbox WHERE outcome = 'rejected'") > 0);
+        // Every reason the extension wrote has a code (health counts them by it).
+        assert_eq!(
+            text(
+                "SELECT string_agg(DISTINCT reason, ' | ') FROM infor_comm.inbox
+                   WHERE outcome = 'rejected' AND infor_comm.inbox_reason_code(reason) = 'other'"
+            ),
+            None
+        );
+        assert!(
+            int(
+                "SELECT count(DISTINCT infor_comm.inbox_reason_code(reason)) FROM infor_comm.inbox
+                  WHERE outcome = 'rejected'"
+            ) > 3
+        );
     }
 }

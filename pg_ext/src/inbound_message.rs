@@ -300,6 +300,66 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// The code of a reason the inbox keeps (`inbox.reason`): what kind of thing was wrong, without
+/// the values, line numbers and paths that make each reason unique, so that reasons can be
+/// counted by kind (`health`'s `rejected_last_24h_by_reason`). `other` for a reason of none of
+/// these kinds; the extension writes none such (a property test checks it on thousands of
+/// mutated bodies).
+pub fn reason_code(reason: &str) -> &'static str {
+    const BY_PREFIX: [(&str, &str); 12] = [
+        ("malformed JSON: the key ", "duplicate_key"),
+        ("malformed JSON: ", "malformed_json"),
+        ("unknown shape: the message is ", "not_an_object"),
+        ("unknown shape: ", "unknown_shape"),
+        ("the body is not valid UTF-8", "body_not_utf8"),
+        ("the body contains a NUL character", "body_not_text"),
+        ("the body is NULL", "body_null"),
+        ("taskID is missing, and statusCode", "task_id_missing"),
+        ("both taskID and requestID are missing", "push_without_ids"),
+        ("set aside by the relay", "set_aside"),
+        (
+            "conflicts with the reply already applied",
+            "conflicting_reply",
+        ),
+        ("rejected when its reply landed", "rejected_with_its_reply"),
+    ];
+    const BY_PART: [(&str, &str); 13] = [
+        ("over the relay's limit of", "oversized"),
+        ("is more than", "dt_too_far_ahead"),
+        ("contains the character U+0000", "nul_character"),
+        ("matches no request of ours", "unknown_request"),
+        ("disagrees with requestID", "ids_disagree"),
+        (
+            "belongs to the replies of more than one task row",
+            "ambiguous_request_id",
+        ),
+        ("belongs to more than one task row", "ambiguous_task_id"),
+        ("said statusCode", "no_task_created"),
+        ("must be a string, not", "not_a_string"),
+        ("longer than its column", "too_long"),
+        ("is not one of", "not_allowed"),
+        ("is empty", "empty"),
+        ("is missing", "missing"),
+    ];
+    if let Some((_, code)) = BY_PREFIX
+        .iter()
+        .find(|(prefix, _)| reason.starts_with(prefix))
+    {
+        return code;
+    }
+    if reason.starts_with("dt \"") {
+        return if reason.contains("is more than") {
+            "dt_too_far_ahead"
+        } else {
+            "bad_dt"
+        };
+    }
+    BY_PART
+        .iter()
+        .find(|(part, _)| reason.contains(part))
+        .map_or("other", |(_, code)| code)
+}
+
 /// How much of a body [`message_ids`] reads, in bytes.
 pub const MESSAGE_IDS_SCANNED: usize = 16 * 1024;
 /// How many ids [`message_ids`] keeps.
@@ -549,6 +609,55 @@ mod unit_tests {
         // The first 16 KiB only, cut at a character's boundary.
         let late = format!("{}\"taskID\":\"LATE\"", "я".repeat(MESSAGE_IDS_SCANNED));
         assert!(message_ids(&late).is_empty());
+    }
+
+    #[test]
+    fn every_reason_has_a_code_without_its_values() {
+        for (body, code) in [
+            ("{", "malformed_json"),
+            ("[1]", "not_an_object"),
+            (r#"{"replyUID": "U", "replyUID": "V"}"#, "duplicate_key"),
+            (r#"{"x": 1}"#, "unknown_shape"),
+            (r#"{"replyUID": "U", "requestID": "R"}"#, "missing"),
+            (
+                r#"{"replyUID": "", "requestID": "R", "statusCode": "1"}"#,
+                "empty",
+            ),
+            (
+                r#"{"replyUID": 7, "requestID": "R", "statusCode": "1"}"#,
+                "not_a_string",
+            ),
+            (
+                r#"{"replyUID": "U", "requestID": "R", "statusCode": "9"}"#,
+                "not_allowed",
+            ),
+            (
+                r#"{"replyUID": "U", "requestID": "R", "statusCode": "0"}"#,
+                "task_id_missing",
+            ),
+            (
+                r#"{"taskStatus": "3", "dt": "2026-11-21T10:00:00Z"}"#,
+                "push_without_ids",
+            ),
+            (
+                r#"{"taskID": "T", "taskStatus": "3", "dt": "yesterday"}"#,
+                "bad_dt",
+            ),
+            ("{\"replyUID\": \"U\\u0000\"}", "nul_character"),
+        ] {
+            assert_eq!(
+                reason_code(&refusal(body)),
+                code,
+                "{body}: {}",
+                refusal(body)
+            );
+        }
+        let long = format!(
+            r#"{{"replyUID": "{}", "requestID": "R", "statusCode": "1"}}"#,
+            "u".repeat(201)
+        );
+        assert_eq!(reason_code(&refusal(&long)), "too_long");
+        assert_eq!(reason_code("something new"), "other");
     }
 
     #[test]

@@ -97,6 +97,23 @@ COMMENT ON FUNCTION infor_comm.effectiveness_query() IS
     requires = [effectiveness_query],
 );
 
+/// The code of a rejection reason (`inbound_message::reason_code`): its kind, without the values
+/// in it.
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn inbox_reason_code(reason: &str) -> &'static str {
+    crate::inbound_message::reason_code(reason)
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.inbox_reason_code(text) IS
+    'The kind of a rejection reason of the inbox (malformed_json, unknown_request, bad_dt, ...), without the values in it: what health counts rejected messages by.';
+"#,
+    name = "inbox_reason_code_comment",
+    requires = [inbox_reason_code],
+);
+
 /// The ids written in an inbound message's text (`inbound_message::message_ids`), for
 /// `client_history` and the index of the messages that matched no task row; `NULL` when none.
 #[pg_extern(immutable, parallel_safe)]
@@ -120,6 +137,7 @@ extension_sql_file!(
     name = "reports",
     requires = [
         inbox_message_ids,
+        inbox_reason_code,
         login_scope::require_login_for_database_sql,
         "task_table",
         "outbox_table",
@@ -409,8 +427,7 @@ mod tests {
                     FROM infor_comm.health"),
             vec![concat!(
                 "false|2|02:00:00|1|1|3|",
-                r#"{"replyUID \"…\" matches no request of ours": 2, "#,
-                r#""malformed JSON: EOF while parsing an object at line 1 column 1": 1}|"#,
+                r#"{"malformed_json": 1, "unknown_request": 2}|"#,
                 "interrupted|7|2|true|true|true|failed|ERROR: boom"
             )]
         );
