@@ -58,6 +58,13 @@ CREATE INDEX inbox_task_row_idx ON infor_comm.inbox (task_row_id, kind);
 -- statements and reports read.
 CREATE INDEX inbox_orphan_idx ON infor_comm.inbox (push_request_id, push_task_id)
     WHERE outcome = 'orphan' AND task_row_id IS NULL;
+-- The copies of a push: a push applied or kept as an orphan, by its task row and the digest of
+-- its JSON, so that a copy is known by one probe however many copies came before it.
+CREATE INDEX inbox_push_copies_idx ON infor_comm.inbox (task_row_id, infor_comm.inbox_push_digest(body))
+    WHERE kind = 'push' AND outcome IN ('push', 'orphan');
+-- The latest dt of the pushes applied to a task row: a push with an earlier one changes nothing.
+CREATE INDEX inbox_applied_pushes_idx ON infor_comm.inbox (task_row_id, message_dt)
+    WHERE kind = 'push' AND applied_at IS NOT NULL;
 
 -- pg_dump dumps the rows of this table (an extension's own tables are otherwise left out)
 -- and the state of its identity sequence.

@@ -21,6 +21,25 @@ AS 'MODULE_PATHNAME', 'inbox_reason_code_wrapper';
 COMMENT ON FUNCTION infor_comm.inbox_reason_code(text) IS
     'The kind of a rejection reason of the inbox (malformed_json, unknown_request, bad_dt, ...), without the values in it: what health counts rejected messages by.';
 
+-- A copy of a push is known by one index probe: the digest of its JSON, and the latest dt of the
+-- pushes applied to its row (each copy read every earlier push of its row: quadratic).
+CREATE FUNCTION infor_comm."inbox_push_digest"(body text) RETURNS bytea
+IMMUTABLE STRICT PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'inbox_push_digest_wrapper';
+COMMENT ON FUNCTION infor_comm.inbox_push_digest(text) IS
+    'The SHA-256 of an inbound body''s JSON written canonically (NULL when it is not JSON without a repeated key): two pushes have one digest exactly when they are the same JSON.';
+-- The copies of a push: a push applied or kept as an orphan, by its task row and the digest of
+-- its JSON, so that a copy is known by one probe however many copies came before it.
+CREATE INDEX inbox_push_copies_idx ON infor_comm.inbox (task_row_id, infor_comm.inbox_push_digest(body))
+    WHERE kind = 'push' AND outcome IN ('push', 'orphan');
+-- The latest dt of the pushes applied to a task row: a push with an earlier one changes nothing.
+CREATE INDEX inbox_applied_pushes_idx ON infor_comm.inbox (task_row_id, message_dt)
+    WHERE kind = 'push' AND applied_at IS NOT NULL;
+
+
+
 -- The daily job never writes with its caller's rights: its writing functions run as the role
 -- infor_comm_writer (NOLOGIN, no members), and the job's role may only run it.
 DO $roles$
@@ -592,7 +611,8 @@ REVOKE ALL ON FUNCTION infor_comm.daily_run_start(), infor_comm.daily_run_failed
                       infor_comm.daily_run_enqueue(bigint), infor_comm.enqueue_thinking_clients(timestamptz),
                       infor_comm.writer_role_problem(), infor_comm.require_writer_role_is_sealed(),
                       infor_comm.grant_host_tables_to_writer(), infor_comm.host_table_key_problems(),
-                      infor_comm.require_login_for_database(), infor_comm.inbox_reason_code(text)
+                      infor_comm.require_login_for_database(), infor_comm.inbox_reason_code(text),
+                      infor_comm.inbox_push_digest(text)
 FROM PUBLIC;
 GRANT EXECUTE ON ROUTINE
     infor_comm.run_daily(),

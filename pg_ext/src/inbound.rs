@@ -156,8 +156,11 @@ enum Statement {
     TaskByResponse,
     /// The task rows of a push's `taskID`, oldest first, locked.
     TaskByTaskId,
-    /// The earlier pushes of one task row.
-    EarlierPushes,
+    /// A copy of a push on one task row (one probe of `inbox_push_copies_idx`).
+    CopyOfPush,
+    /// The latest dt of the pushes applied to one task row, when later than a push's (one
+    /// probe of `inbox_applied_pushes_idx`).
+    LaterAppliedPush,
     /// A push applied to its task row.
     UpdatePush,
     /// One message journaled.
@@ -168,7 +171,7 @@ enum Statement {
     ResolveOrphan,
 }
 
-const STATEMENTS: usize = 10;
+const STATEMENTS: usize = 11;
 
 const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
 const INT8: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT8OID);
@@ -241,11 +244,20 @@ impl Statement {
             Statement::TaskByRequest => find_task_sql!("vtbc_request_id"),
             Statement::TaskByResponse => find_task_sql!("infor_response_id"),
             Statement::TaskByTaskId => find_task_sql!("task_id"),
-            Statement::EarlierPushes => {
-                "SELECT body, applied_at IS NOT NULL, message_dt > $2::timestamptz, message_dt::text
-                   FROM infor_comm.inbox
-                  WHERE task_row_id = $1 AND kind = 'push' AND outcome <> 'rejected'
-                    AND inbox_id IS DISTINCT FROM $3"
+            Statement::CopyOfPush => {
+                "SELECT 1 FROM infor_comm.inbox
+                  WHERE task_row_id = $1 AND kind = 'push' AND outcome IN ('push', 'orphan')
+                    AND infor_comm.inbox_push_digest(body) = $2
+                    AND inbox_id IS DISTINCT FROM $3
+                  LIMIT 1"
+            }
+            Statement::LaterAppliedPush => {
+                "SELECT message_dt::text FROM infor_comm.inbox
+                  WHERE task_row_id = $1 AND kind = 'push' AND applied_at IS NOT NULL
+                    AND message_dt > $2::timestamptz
+                    AND inbox_id IS DISTINCT FROM $3
+                  ORDER BY message_dt DESC
+                  LIMIT 1"
             }
             Statement::UpdatePush => {
                 "UPDATE infor_comm.infor_communication_task
@@ -297,7 +309,8 @@ impl Statement {
             Statement::TaskByRequest | Statement::TaskByResponse | Statement::TaskByTaskId => {
                 &[TEXT, INT8]
             }
-            Statement::EarlierPushes => &[TEXT, TEXT, INT8],
+            Statement::CopyOfPush => &[TEXT, BYTEA, INT8],
+            Statement::LaterAppliedPush => &[TEXT, TEXT, INT8],
             Statement::UpdatePush => &[TEXT; 9],
             Statement::Journal => &[
                 TEXT, TEXT, BYTEA, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, BOOL, BYTEA, INT8,
@@ -664,38 +677,38 @@ fn apply_push_to_row(
         task_row_id: Some(row.id.clone()),
         ..Verdict::new(Kind::Push, Outcome::Push)
     };
-    // Earlier pushes for this row: a copy of one of them is a duplicate (compared as JSON, in
-    // Rust, so that no body can make the comparison raise); one with a later dt, or the same dt
-    // received later, wins.
-    let earlier = run(
+    // A copy of an earlier push for this row (the same JSON, found by the digest of its
+    // canonical form, computed in Rust so that no body can make it raise) is a duplicate; a push
+    // applied earlier with a later dt wins (of two with the same dt, the later received). One
+    // index probe each, however many pushes came before.
+    if let Some(digest) = crate::inbound_message::push_digest(body) {
+        let copies = run(
+            client,
+            Statement::CopyOfPush,
+            &[
+                row.id.as_str().into(),
+                digest.as_slice().into(),
+                inbox_id.into(),
+            ],
+        )?;
+        if !copies.is_empty() {
+            verdict.outcome = Outcome::Duplicate;
+            return Ok(verdict);
+        }
+    }
+    let later = run(
         client,
-        Statement::EarlierPushes,
+        Statement::LaterAppliedPush,
         &[
             row.id.as_str().into(),
             push.dt.as_str().into(),
             inbox_id.into(),
         ],
     )?;
-    // This body as JSON, parsed again only when there is an earlier push to compare it with.
-    let mut this_body = None;
-    let mut superseded_by = None;
-    for earlier in earlier {
-        let this_body = this_body
-            .get_or_insert_with(|| serde_json::from_str::<serde_json::Value>(body).ok())
-            .as_ref();
-        let same = earlier
-            .get::<String>(1)?
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .is_some_and(|value| Some(&value) == this_body);
-        if same {
-            verdict.outcome = Outcome::Duplicate;
-            return Ok(verdict);
-        }
-        let applied = earlier.get::<bool>(2)?.unwrap_or(false);
-        if applied && earlier.get::<bool>(3)?.unwrap_or(false) {
-            superseded_by = earlier.get::<String>(4)?;
-        }
-    }
+    let superseded_by = match later.into_iter().next() {
+        Some(row) => row.get::<String>(1)?,
+        None => None,
+    };
     if let Some(later_dt) = superseded_by {
         verdict.reason = Some(format!(
             "superseded: a push with a later dt ({later_dt}) is already applied; the row is unchanged"
@@ -1063,10 +1076,27 @@ COMMENT ON FUNCTION infor_comm.set_aside_inbound(bytea, bytea, integer, text) IS
     requires = [set_aside_inbound],
 );
 
+/// The digest of a push's JSON (`inbound_message::push_digest`), the key of the index that finds
+/// the copies of a push; `NULL` when the body is not JSON without a repeated key.
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn inbox_push_digest(body: &str) -> Option<Vec<u8>> {
+    crate::inbound_message::push_digest(body)
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.inbox_push_digest(text) IS
+    'The SHA-256 of an inbound body''s JSON written canonically (NULL when it is not JSON without a repeated key): two pushes have one digest exactly when they are the same JSON.';
+"#,
+    name = "inbox_push_digest_comment",
+    requires = [inbox_push_digest],
+);
+
 extension_sql_file!(
     "../sql/inbox_table.sql",
     name = "inbox_table",
-    requires = ["task_table"],
+    requires = ["task_table", inbox_push_digest],
 );
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -1318,6 +1348,36 @@ mod tests {
         }
         assert_eq!(task_row("ORG1"), "CRM-SAME|0|T-1");
         assert_eq!(task_row("ORG2"), "CRM-SAME|0|T-2");
+    }
+
+    #[pg_test]
+    fn a_copy_of_a_push_costs_one_probe_however_many_copies_came_before() {
+        let request_id = enqueued_request("ORG1");
+        assert_eq!(apply(&success_reply(&request_id)), "reply");
+        let push = format!(
+            r#"{{"requestID": "{CRM_ID}", "taskID": "123456789", "dt": "2026-11-22T10:00:00.000+03:00", "taskStatus": "3", "firstLevelClientReaction": "Недозвон"}}"#
+        );
+        assert_eq!(apply(&push), "push");
+        // The same JSON in another spacing and key order is a copy too.
+        let respaced = format!(
+            r#"{{"firstLevelClientReaction":"Недозвон","taskStatus":"3","dt":"2026-11-22T10:00:00.000+03:00","taskID":"123456789","requestID":"{CRM_ID}"}}"#
+        );
+        for _ in 0..300 {
+            assert_eq!(apply(&push), "duplicate");
+        }
+        assert_eq!(apply(&respaced), "duplicate");
+        let fetched =
+            || int("SELECT pg_stat_get_xact_tuples_fetched('infor_comm.inbox'::regclass)");
+        let before = fetched();
+        assert_eq!(apply(&push), "duplicate");
+        let one_copy = fetched() - before;
+        assert!(one_copy <= 3, "a copy read {one_copy} inbox rows");
+        // An older push after them: superseded, again by one probe.
+        let before = fetched();
+        assert_eq!(apply(&push.replace("T10:00", "T09:00")), "push");
+        assert!(last_reason().starts_with("superseded"), "{}", last_reason());
+        let older = fetched() - before;
+        assert!(older <= 3, "an older push read {older} inbox rows");
     }
 
     #[pg_test]

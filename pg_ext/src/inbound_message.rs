@@ -360,6 +360,16 @@ pub fn reason_code(reason: &str) -> &'static str {
         .map_or("other", |(_, code)| code)
 }
 
+/// The SHA-256 of a body's JSON written canonically (keys sorted, no whitespace, each value as
+/// serde_json writes it), or `None` when the body is not JSON without a repeated key. Two
+/// bodies have the same digest exactly when they are the same JSON value: a copy of a push, in
+/// any spacing or key order, is found by one index probe on it.
+pub fn push_digest(body: &str) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    let StrictValue(value) = serde_json::from_str::<StrictValue>(body).ok()?;
+    Some(sha2::Sha256::digest(value.to_string().as_bytes()).to_vec())
+}
+
 /// How much of a body [`message_ids`] reads, in bytes.
 pub const MESSAGE_IDS_SCANNED: usize = 16 * 1024;
 /// How many ids [`message_ids`] keeps.
@@ -609,6 +619,24 @@ mod unit_tests {
         // The first 16 KiB only, cut at a character's boundary.
         let late = format!("{}\"taskID\":\"LATE\"", "я".repeat(MESSAGE_IDS_SCANNED));
         assert!(message_ids(&late).is_empty());
+    }
+
+    #[test]
+    fn two_bodies_have_one_push_digest_exactly_when_they_are_the_same_json() {
+        let push = r#"{"requestID": "R", "taskID": "T", "dt": "2026-11-21T10:00:00Z", "taskStatus": "3", "n": 1.5}"#;
+        let same = "{\"n\":1.5,\n \"taskStatus\":\"3\",\"dt\":\"2026-11-21T10:00:00Z\",\"taskID\":\"T\",\"requestID\":\"\\u0052\"}";
+        assert_eq!(push_digest(push), push_digest(same));
+        assert_eq!(push_digest(push).map(|d| d.len()), Some(32));
+        assert_ne!(
+            push_digest(push),
+            push_digest(&push.replace("\"3\"", "\"5\""))
+        );
+        assert_ne!(
+            push_digest(push),
+            push_digest(&push.replace("1.5", "\"1.5\""))
+        );
+        assert_eq!(push_digest("{"), None);
+        assert_eq!(push_digest(r#"{"a": 1, "a": 1}"#), None);
     }
 
     #[test]
