@@ -66,28 +66,40 @@ pub fn thinking_rows_sql(host: &HostTables) -> String {
          FROM {log} w
         WHERE w.organization_id = c.organization_id) l
   LEFT JOIN {snapshot} s ON s.id = c.organization_id
+  -- Rule 2 and rule 3, index probes per client whatever the statistics say: a LATERAL subquery
+  -- with LIMIT is never turned into a join, so the planner cannot choose a materialized nested
+  -- loop over all the open requests, which went quadratic when the statistics said there were
+  -- none; and rule 3 reaches the outbox row and the task row through scalar subqueries on their
+  -- primary keys, not joins whose order stale statistics could get wrong
+  -- (docs/selection-plan.md).
+  LEFT JOIN LATERAL (
+       SELECT true AS blocks
+         FROM infor_comm.infor_communication_task t
+        WHERE t.organization_id = c.organization_id
+          AND (t.status_code = '0'
+               OR (t.status_code IN ('1', '2')
+                   AND t.time_create >= (SELECT pg_catalog.date_trunc('day', $1 AT TIME ZONE infor_comm.setting_timezone()))))
+        LIMIT 1) answered ON true
+  LEFT JOIN LATERAL (
+       SELECT true AS blocks
+         FROM infor_comm.outbox_open p
+        WHERE p.organization_id = c.organization_id
+          AND (SELECT o.closed_at IS NULL
+                      AND (o.published_at IS NULL
+                           OR o.published_at > $1 - (SELECT infor_comm.setting_response_timeout()))
+                      AND (SELECT t.status_code IS NULL
+                             FROM infor_comm.infor_communication_task t
+                            WHERE t.id = o.task_row_id)
+                 FROM infor_comm.outbox o
+                WHERE o.outbox_id = p.outbox_id)
+        LIMIT 1) open_request ON true
  WHERE c.status = 'in_wizard'
    AND c.wizard_status IN ('OK', 'IN_PROGRESS', 'TO_SIGN')
    AND (l.last_change <= (SELECT ($1 - pg_catalog.make_interval(hours => 24 * infor_comm.setting_thinking_days()))
                                  AT TIME ZONE infor_comm.setting_timezone())
         OR (l.last_change IS NULL AND {undated_change}))
-   AND NOT EXISTS (
-       SELECT 1
-         FROM infor_comm.infor_communication_task t
-        WHERE t.organization_id = c.organization_id
-          AND (t.status_code = '0'
-               OR (t.status_code IN ('1', '2')
-                   AND t.time_create >= (SELECT pg_catalog.date_trunc('day', $1 AT TIME ZONE infor_comm.setting_timezone())))))
-   AND NOT EXISTS (
-       SELECT 1
-         FROM infor_comm.outbox_open p
-         JOIN infor_comm.outbox o ON o.outbox_id = p.outbox_id
-         JOIN infor_comm.infor_communication_task t ON t.id = o.task_row_id
-        WHERE p.organization_id = c.organization_id
-          AND o.closed_at IS NULL
-          AND t.status_code IS NULL
-          AND (o.published_at IS NULL
-               OR o.published_at > $1 - (SELECT infor_comm.setting_response_timeout())))",
+   AND answered.blocks IS NULL
+   AND open_request.blocks IS NULL",
         clients = host.name("product_migration_clients"),
         snapshot = host.name("clientsnapshot"),
     )
@@ -385,5 +397,80 @@ mod tests {
             Some("none".into()),
             "no look-alike ran"
         );
+    }
+
+    /// The rows every node of the plan of `sql` handled, and those its join filters removed:
+    /// the work of the query, counted by `EXPLAIN ANALYZE`, not timed.
+    fn rows_handled(sql: &str) -> i64 {
+        let plan = Spi::get_one::<pgrx::Json>(&format!(
+            "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}"
+        ))
+        .expect("explain")
+        .expect("a plan")
+        .0;
+        fn walk(node: &serde_json::Value) -> i64 {
+            let own = [
+                "Actual Rows",
+                "Rows Removed by Join Filter",
+                "Rows Removed by Filter",
+            ]
+            .iter()
+            .map(|key| {
+                let rows = node
+                    .get(*key)
+                    .and_then(serde_json::Value::as_f64)
+                    .unwrap_or(0.0);
+                let loops = node
+                    .get("Actual Loops")
+                    .and_then(serde_json::Value::as_f64)
+                    .unwrap_or(1.0);
+                (rows * loops) as i64
+            })
+            .sum::<i64>();
+            own + node
+                .get("Plans")
+                .and_then(serde_json::Value::as_array)
+                .map_or(0, |plans| plans.iter().map(walk).sum())
+        }
+        walk(&plan[0]["Plan"])
+    }
+
+    #[pg_test]
+    fn a_second_run_on_stale_statistics_probes_each_client_once() {
+        host_tables();
+        // 20,000 thinking clients; the statistics are taken before the first run, when no task
+        // row exists (a re-run, a run after a failover, a busy autovacuum).
+        run("INSERT INTO product_migration_clients
+             SELECT 'C' || n, 'M' || n, 'in_wizard', 'OK' FROM generate_series(1, 20000) n;
+             INSERT INTO wizard_status_change_log
+             SELECT 'C' || n, 'OK', '2026-11-01 09:00:00' FROM generate_series(1, 20000) n;
+             INSERT INTO clientsnapshot
+             SELECT 'C' || n, '7700000000', '1027700000000', '770001001', NULL FROM generate_series(1, 20000) n;
+             ANALYZE product_migration_clients, wizard_status_change_log, clientsnapshot,
+                     infor_comm.infor_communication_task, infor_comm.outbox, infor_comm.outbox_open;");
+        assert_eq!(enqueue(AS_OF), 20000);
+        // The next day every client has an open request: the selection must look each one up,
+        // not compare every client with every open request (400 million rows).
+        let query = text("SELECT infor_comm.thinking_clients_query()").expect("the query");
+        let work = rows_handled(&query.replace("$1", "'2026-11-21 12:00:00+03'::timestamptz"));
+        if work >= 20 * 20000 {
+            let plan = Spi::connect(|client| {
+                client
+                    .select(
+                        &format!(
+                            "EXPLAIN (COSTS OFF) {}",
+                            query.replace("$1", "'2026-11-21 12:00:00+03'::timestamptz")
+                        ),
+                        None,
+                        &[],
+                    )?
+                    .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map(|lines| lines.join("\n"))
+            .unwrap_or_default();
+            panic!("the selection handled {work} rows for 20,000 clients:\n{plan}");
+        }
+        assert_eq!(selected("2026-11-21 12:00:00+03"), Vec::<String>::new());
     }
 }
