@@ -3,7 +3,7 @@
 //! Their names are never resolved through the caller's `search_path`: every query of the daily
 //! job names them schema-qualified and quoted ([`HostTables::name`]), and runs with a pinned
 //! `search_path` (`pg_catalog, pg_temp`), so a look-alike table, function or operator in another
-//! schema is never read or run. `sql-by-hand/host_tables.sql` creates them for tests and the demo.
+//! schema is never read or run. `sql/host_tables.sql` creates them for tests and the demo.
 //!
 //! The host tables belong to another role, which may be hostile. Reading a view, a foreign table,
 //! a table with row-level security, or a column of a type that role created can run that role's

@@ -7,9 +7,9 @@ use pgrx::prelude::*;
 /// The moment the daily job runs in most tests: 2026-11-20 12:00 in Moscow.
 pub const AS_OF: &str = "2026-11-20 12:00:00+03";
 
-/// Creates the host tables (sql-by-hand/host_tables.sql).
+/// Creates the host tables (sql/host_tables.sql).
 pub fn host_tables() {
-    Spi::run(include_str!("../../sql-by-hand/host_tables.sql")).expect("host tables");
+    Spi::run(include_str!("../../sql/host_tables.sql")).expect("host tables");
 }
 
 pub fn run(sql: &str) {

@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use tokio_postgres::{Client, NoTls};
 
 /// The host-table fixture of the repository.
-pub const HOST_TABLES_SQL: &str = include_str!("../../sql-by-hand/host_tables.sql");
+pub const HOST_TABLES_SQL: &str = include_str!("../../sql/host_tables.sql");
 
 /// A running PostgreSQL cluster owned by this test process; stopped when the process exits.
 #[derive(Debug)]

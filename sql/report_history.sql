@@ -4,7 +4,7 @@
 -- (published, closed), its reply and push in the inbox, a rejected message now and then, and a
 -- successful daily run a day. Run it after CREATE EXTENSION infor_comm (and after the daily job,
 -- whose selection these rows would otherwise change):
---   psql -v days=365 -v per_day=3000 -f sql-by-hand/report_history.sql
+--   psql -v days=365 -v per_day=3000 -f sql/report_history.sql
 -- Replies: 80% '0' (70% of those processed, '3', with a reaction; 30% '5'), 10% '1', 7% '2',
 -- 3% never answered (timed out).
 

@@ -1,5 +1,5 @@
 -- Benchmarks of the extension against plain SQL doing the same visible work, in one session,
--- on the data of sql-by-hand/generate_data.sql. Each measurement runs in a transaction of its
+-- on the data of sql/generate_data.sql. Each measurement runs in a transaction of its
 -- own that is rolled back (a DO block at the top level may end transactions), so the rounds
 -- start from the same state; rounds alternate baseline and extension, and the median of :rounds
 -- is reported. Not one transaction with a subtransaction per round: while it runs, the row

@@ -1,7 +1,7 @@
 -- The daily funnel (infor_comm.daily_funnel) of the last 30 days as an SVG bar chart, with
 -- plain SQL: one group of bars a day, one bar a stage. scripts/demo writes it to
 -- docs/reports-funnel.svg, which docs/reports.md embeds:
---   psql -X -q -At -f sql-by-hand/funnel_chart.sql -o funnel.svg
+--   psql -X -q -At -f sql/reports/funnel_chart.sql -o funnel.svg
 WITH funnel AS (
     SELECT * FROM infor_comm.daily_funnel ORDER BY day DESC LIMIT 30
 ), stage (n, name, color) AS (

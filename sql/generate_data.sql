@@ -1,6 +1,6 @@
 -- A realistic, deterministic data set of N clients in the four host tables.
 --
---   psql -v clients=10000 -v seed=0.42 -f sql-by-hand/host_tables.sql -f sql-by-hand/generate_data.sql
+--   psql -v clients=10000 -v seed=0.42 -f sql/host_tables.sql -f sql/generate_data.sql
 --
 -- clients defaults to 10000 and seed to 0.42; the same seed gives the same data (except the
 -- dates, which are relative to now). The tables are emptied first, so the script can be rerun.

@@ -1,7 +1,7 @@
 -- :clients thinking clients for the relay benchmarks of scripts/bench, each with every
 -- back-system id and an okpo, so that each request is about 410 bytes, like a real one:
 --
---   psql -v clients=50000 -f sql-by-hand/host_tables.sql -f sql-by-hand/bench_relay_clients.sql
+--   psql -v clients=50000 -f sql/host_tables.sql -f sql/bench_relay_clients.sql
 --
 -- The tables are emptied first. Every client qualifies when the daily job runs now.
 
