@@ -1614,7 +1614,7 @@ mod tests {
     fn a_message_id_that_is_not_text_is_kept_as_bytes_and_the_message_applied() {
         let request_id = enqueued_request("ORG1");
         let reply = success_reply(&request_id);
-        // The id of issue 13: a NUL byte in the AMQP message_id made the relay's apply fail.
+        // A NUL byte in the AMQP message_id once made the relay's apply fail.
         let outcome = text(&format!(
             "SELECT infor_comm.apply_delivery(convert_to($${reply}$$, 'UTF8'), '\\x6162006364'::bytea)"
         ));
