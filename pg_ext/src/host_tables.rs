@@ -27,8 +27,8 @@ pub const HOST_TABLES: [&str; 4] = [
     "clientsnapshot",
 ];
 
-/// The documented columns of each host table (the README's "Host tables"): the only ones the
-/// extension reads, checked to exist with a built-in type.
+/// The documented columns of each host table (docs/install.md, "The host tables"): the only ones
+/// the extension reads, checked to exist with a built-in type.
 pub const HOST_COLUMNS: [(&str, &[&str]); 4] = [
     (
         "product_migration_clients",
@@ -204,7 +204,7 @@ impl HostTables {
                             HOST_TABLES.join(", "),
                             self.schema
                         ),
-                        "Create the host tables in that schema (the README's \"Host tables\" section has their columns), or set infor_comm.host_schema to the schema that holds them.",
+                        "Create the host tables in that schema (docs/install.md, \"The host tables\", has their columns), or set infor_comm.host_schema to the schema that holds them.",
                     )
                 };
                 (table, oid)
@@ -278,7 +278,7 @@ impl HostTables {
                     PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
                     what,
                     "infor_comm reads only ordinary or partitioned tables without row-level security, whose documented columns have types built into PostgreSQL: reading anything else could run another role's code (docs/security.md).",
-                    "Give infor_comm the host tables themselves (the README's \"Host tables\" section has their columns), or set infor_comm.host_schema to the schema that holds them.",
+                    "Give infor_comm the host tables themselves (docs/install.md, \"The host tables\", has their columns), or set infor_comm.host_schema to the schema that holds them.",
                 );
             }
         }
