@@ -490,6 +490,27 @@ mod unit_tests {
     }
 
     #[test]
+    fn every_setting_is_documented_with_its_default_and_in_the_changelog() {
+        let install = include_str!("../../docs/install.md");
+        let changelog = include_str!("../../CHANGELOG.md");
+        for setting in [
+            Setting::ThinkingDays,
+            Setting::Timezone,
+            Setting::ResponseTimeout,
+            Setting::HostSchema,
+            Setting::MaxPushDtAhead,
+        ] {
+            let row = format!("| `{}` | `{}` |", setting.name(), setting.default_text());
+            assert!(install.contains(&row), "docs/install.md has no row {row}");
+            assert!(
+                changelog.contains(&format!("`{}`", setting.name())),
+                "CHANGELOG.md does not say which version brought {}",
+                setting.name()
+            );
+        }
+    }
+
+    #[test]
     fn every_setting_has_a_name_a_default_and_an_explanation() {
         for setting in [
             Setting::ThinkingDays,

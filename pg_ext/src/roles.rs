@@ -80,6 +80,56 @@ mod tests {
     }
 
     #[pg_test]
+    fn the_docs_name_every_function_the_relay_may_call_and_every_table_pg_dump_keeps() {
+        let relay_md = include_str!("../../docs/relay.md");
+        let security_md = include_str!("../../docs/security.md");
+        let functions = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT DISTINCT p.proname::text FROM pg_proc p
+                      WHERE p.pronamespace = 'infor_comm'::regnamespace
+                        AND has_function_privilege('infor_comm_relay', p.oid, 'EXECUTE')
+                      ORDER BY 1",
+                    None,
+                    &[],
+                )?
+                .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .expect("the relay's functions");
+        assert!(functions.len() >= 9, "{functions:?}");
+        for function in functions {
+            assert!(
+                relay_md.contains(&format!("`{function}`")),
+                "docs/relay.md does not name {function}, which infor_comm_relay may call"
+            );
+        }
+        let kept = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT c::regclass::text FROM pg_extension e, unnest(e.extconfig) c
+                      WHERE e.extname = 'infor_comm' AND (SELECT relkind FROM pg_class WHERE oid = c) = 'r'",
+                    None,
+                    &[],
+                )?
+                .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .expect("the tables pg_dump keeps");
+        let backups = security_md
+            .split("## Backups")
+            .nth(1)
+            .expect("docs/security.md has a section Backups");
+        for table in kept {
+            let name = table.trim_start_matches("infor_comm.");
+            assert!(
+                backups.contains(&format!("`{name}`")),
+                "docs/security.md's Backups does not name {name}, which pg_dump keeps"
+            );
+        }
+    }
+
+    #[pg_test]
     fn the_reader_role_reads_the_task_table_and_the_views_only() {
         enqueued_request("ORG1");
         run("CREATE ROLE test_reader LOGIN IN ROLE infor_comm_reader;
