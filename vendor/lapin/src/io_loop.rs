@@ -14,6 +14,9 @@ use crate::{
     uri::AMQPUri,
 };
 use amq_protocol::frame::{AMQPFrame, GenError, gen_frame, parse_frame};
+// infor_comm patch: the marker of headers that were not read.
+use amq_protocol::frame::parsing::traits::Input as _;
+use amq_protocol::types::parsing::over_limit_table;
 use async_rs::{Runtime, traits::*};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -58,6 +61,9 @@ pub(crate) struct IoLoop<
     global_backoff: ExponentialBackoff,
     status: Status,
     frame_size: FrameSize,
+    /// infor_comm patch: the bytes still to discard of a content header frame larger than the
+    /// receive buffer (see `oversized_header`).
+    skipping: usize,
     receive_buffer: Buffer,
     send_buffer: Buffer,
     serialized_frames: VecDeque<(FrameSize, FrameSending)>,
@@ -108,6 +114,7 @@ impl<
             global_backoff,
             status: Status::Initial,
             frame_size,
+            skipping: 0,
             receive_buffer: Buffer::with_capacity(FRAMES_STORAGE * frame_size as usize),
             send_buffer: Buffer::with_capacity(FRAMES_STORAGE * frame_size as usize),
             serialized_frames: VecDeque::default(),
@@ -118,6 +125,7 @@ impl<
 
     fn reset(&mut self) {
         self.status = Status::Initial;
+        self.skipping = 0;
         self.receive_buffer.reset();
         self.send_buffer.reset();
         self.socket_state.reset();
@@ -600,6 +608,14 @@ impl<
     fn handle_frames(&mut self, connection_killswitch: &KillSwitch) -> Result<bool> {
         let mut did_something = false;
         while self.can_parse() {
+            // infor_comm patch: the rest of a frame too large to read is discarded as it comes.
+            if self.skipping > 0 {
+                let discarded = self.skipping.min(self.receive_buffer.available_data());
+                self.receive_buffer.consume(discarded);
+                self.skipping -= discarded;
+                did_something = true;
+                continue;
+            }
             if let Some(frame) = self.parse(connection_killswitch)? {
                 self.channels
                     .handle_frame(frame)
@@ -618,6 +634,26 @@ impl<
                 let consumed = self.receive_buffer.offset(i);
                 let frame_max = self.configuration.frame_max() as usize;
                 if frame_max > 0 && consumed > frame_max {
+                    // infor_comm patch: the broker forwards a message's content header in one
+                    // frame whatever this connection's frame_max (RabbitMQ sends up to its own
+                    // frame_max, 128 KiB by default). Closing the connection for it made the
+                    // broker deliver the message again, for ever. Its headers are replaced by a
+                    // table that says why (`over_limit_table`); the rest of its properties, and
+                    // its body, are delivered as usual.
+                    if let AMQPFrame::Header(channel_id, mut header) = f {
+                        tracing::warn!(
+                            bytes = consumed,
+                            frame_max,
+                            "received a content header frame over frame_max; its headers are replaced by a marker"
+                        );
+                        header.properties = header.properties.with_headers(over_limit_table(
+                            format!(
+                                "its content header frame is {consumed} bytes, over the {frame_max} bytes (frame_max) of the connection that received it"
+                            ),
+                        ));
+                        self.receive_buffer.consume(consumed);
+                        return Ok(Some(AMQPFrame::Header(channel_id, header)));
+                    }
                     error!(bytes = consumed, "received large frame");
                     let error = AMQPError::new(
                         AMQPHardError::FRAMEERROR.into(),
@@ -632,6 +668,14 @@ impl<
                 Ok(Some(f))
             }
             Err(e) => {
+                // infor_comm patch: a frame larger than the whole receive buffer could never be
+                // parsed, and the connection stalled. A content header frame is given with its
+                // body size and a marker for headers, and the rest of it is discarded.
+                if e.is_incomplete() && self.receive_buffer.available_space() == 0 {
+                    if let Some(frame) = self.oversized_header() {
+                        return Ok(Some(frame));
+                    }
+                }
                 if !e.is_incomplete() {
                     error!(error=?e, "parse error");
                     self.critical_error(connection_killswitch, ErrorKind::ParsingError(e).into())?;
@@ -639,6 +683,58 @@ impl<
                 Ok(None)
             }
         }
+    }
+}
+
+impl<
+    RK: RuntimeKit + Clone + Send + 'static,
+    C: AsyncFn(AMQPUri, Runtime<RK>) -> Result<AsyncTcpStream<<RK as Reactor>::TcpStream>>
+        + Send
+        + Sync
+        + 'static,
+> IoLoop<RK, C>
+{
+    /// infor_comm patch: when the full receive buffer starts with a content header frame larger
+    /// than the buffer, that frame with an empty set of properties but for a marker in place of
+    /// its headers (`over_limit_table`) and its body size; the frame's bytes are then discarded
+    /// as they arrive (`skipping`). `None` for any other frame.
+    fn oversized_header(&mut self) -> Option<AMQPFrame> {
+        let head: Vec<u8> = self
+            .receive_buffer
+            .parsing_context()
+            .iter_elements()
+            .take(19)
+            .collect();
+        // Type (1 byte, 2 for a content header), channel (2), size (4); then the class (2), the
+        // weight (2) and the body size (8).
+        if head.len() < 19 || head[0] != 2 {
+            return None;
+        }
+        let channel_id = u16::from_be_bytes([head[1], head[2]]);
+        let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]) as usize;
+        let class_id = u16::from_be_bytes([head[7], head[8]]);
+        let mut body_size = [0u8; 8];
+        body_size.copy_from_slice(&head[11..19]);
+        let frame_bytes = size.saturating_add(8);
+        let buffer = self.receive_buffer.available_data();
+        tracing::warn!(
+            bytes = frame_bytes,
+            buffer,
+            "received a content header frame larger than the receive buffer; discarding it"
+        );
+        let reason = format!(
+            "its content header frame is {frame_bytes} bytes, more than the {buffer} bytes of the receive buffer of the connection that received it: its properties were not read"
+        );
+        self.skipping = frame_bytes;
+        Some(AMQPFrame::Header(
+            channel_id,
+            amq_protocol::frame::AMQPContentHeader {
+                class_id,
+                body_size: u64::from_be_bytes(body_size),
+                properties: crate::BasicProperties::default()
+                    .with_headers(over_limit_table(reason)),
+            },
+        ))
     }
 }
 
