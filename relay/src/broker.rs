@@ -134,7 +134,17 @@ impl PendingConfirm {
 /// lapin keeps 32 frames of this size for each direction of a connection: RabbitMQ's default
 /// of 128 KiB would cost 8 MiB a connection, 16 KiB costs 1 MiB. Requests and replies are under
 /// 2 KB, so each still goes in one frame; a larger body is sent in several.
+///
+/// It also bounds a message's headers: the broker forwards a content header (the properties
+/// and the header table) in one frame whatever the frame size it negotiated. A content header
+/// frame over this size is not an error (a patch of lapin: vendor/lapin): its header table is
+/// not kept, and the message is set aside ([`Incoming::headers_over_limit`]).
 pub const FRAME_MAX: u32 = 16 * 1024;
+
+/// The deepest nesting of tables and arrays the relay reads in a message's headers (the table
+/// itself is level 1; a patch of amq-protocol-types: vendor/amq-protocol-types). A deeper table
+/// is not read, and the message is set aside ([`Incoming::headers_over_limit`]).
+pub const MAX_HEADER_NESTING: usize = lapin::types::parsing::MAX_NESTING;
 
 impl Broker {
     /// Connects; `name` shows in the broker's connection list. Unless the URL says
@@ -406,6 +416,9 @@ pub struct Incoming {
     pub redelivered: bool,
     /// Set when the body was over the limit of [`limit_body_size`].
     pub oversized: Option<Oversized>,
+    /// Set, to the reason, when the message's header table is over the relay's limits
+    /// ([`MAX_HEADER_NESTING`], [`FRAME_MAX`]): the table was not read, the message is set aside.
+    pub headers_over_limit: Option<String>,
     acker: lapin::Acker,
 }
 
@@ -480,7 +493,15 @@ impl Consumer {
                 .message_id()
                 .as_ref()
                 .map(|id| id.to_string());
+            // A header table over the limits is not read: the patched parser (vendor/) puts a
+            // marker with the reason in its place.
+            let headers_over_limit = delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(lapin::types::parsing::over_limit_reason);
             Incoming {
+                headers_over_limit,
                 // Undoes the escapes of a patched amq-protocol-types (vendor/): the bytes of an
                 // id that is not UTF-8 reach the database as they were sent.
                 message_id_bytes: message_id

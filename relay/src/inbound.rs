@@ -262,6 +262,8 @@ enum Plan {
     Apply,
     Oversized,
     SetAside,
+    /// Its header table is over the relay's limits: set aside at once, never applied.
+    HeadersOverLimit,
 }
 
 impl Work<'_> {
@@ -279,6 +281,8 @@ impl Work<'_> {
                 .map(|(index, message)| {
                     if message.oversized.is_some() {
                         Plan::Oversized
+                    } else if message.headers_over_limit.is_some() {
+                        Plan::HeadersOverLimit
                     } else if let Some(failure) =
                         log.message_due_for_set_aside(message, config.max_apply_attempts)
                     {
@@ -291,6 +295,14 @@ impl Work<'_> {
                 .collect()
         };
         let limit = i64::try_from(config.max_message_bytes).unwrap_or(i64::MAX);
+        let header_errors: Vec<Option<String>> = batch
+            .iter()
+            .map(|message| {
+                message.headers_over_limit.as_ref().map(|reason| {
+                    format!("its headers are over the relay's limits and were not read: {reason}")
+                })
+            })
+            .collect();
         let items: Vec<InboundItem<'_>> = batch
             .iter()
             .zip(&plans)
@@ -310,6 +322,12 @@ impl Work<'_> {
                         message_id,
                         attempts: i32::try_from(failure.attempts).unwrap_or(i32::MAX),
                         error: &failure.last_error,
+                    },
+                    (Plan::HeadersOverLimit, _, _) => InboundItem::SetAside {
+                        body: &message.body,
+                        message_id,
+                        attempts: 0,
+                        error: header_errors[index].as_deref().unwrap_or(""),
                     },
                     _ => InboundItem::Deliver {
                         body: &message.body,
@@ -431,6 +449,14 @@ impl Work<'_> {
                     size = message.oversized.map_or(0, |o| o.size),
                     limit = self.context.config.max_message_bytes,
                     "inbound: a body over the size limit was journaled as rejected (size, SHA-256, first 64 KiB)"
+                );
+            }
+            Plan::HeadersOverLimit => {
+                ::metrics::counter!(metrics::INBOUND_SET_ASIDE, "to" => "inbox").increment(1);
+                tracing::warn!(
+                    message_id,
+                    reason = message.headers_over_limit.as_deref().unwrap_or(""),
+                    "inbound: a message whose headers are over the relay's limits was set aside: journaled as rejected, not applied"
                 );
             }
             Plan::SetAside => {
