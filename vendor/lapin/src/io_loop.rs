@@ -630,7 +630,7 @@ impl<
 
     fn parse(&mut self, connection_killswitch: &KillSwitch) -> Result<Option<AMQPFrame>> {
         match parse_frame(self.receive_buffer.parsing_context()) {
-            Ok((i, f)) => {
+            Ok((i, mut f)) => {
                 let consumed = self.receive_buffer.offset(i);
                 let frame_max = self.configuration.frame_max() as usize;
                 if frame_max > 0 && consumed > frame_max {
@@ -640,19 +640,17 @@ impl<
                     // broker deliver the message again, for ever. Its headers are replaced by a
                     // table that says why (`over_limit_table`); the rest of its properties, and
                     // its body, are delivered as usual.
-                    if let AMQPFrame::Header(channel_id, mut header) = f {
-                        tracing::warn!(
-                            bytes = consumed,
-                            frame_max,
-                            "received a content header frame over frame_max; its headers are replaced by a marker"
-                        );
-                        header.properties = header.properties.with_headers(over_limit_table(
-                            format!(
-                                "its content header frame is {consumed} bytes, over the {frame_max} bytes (frame_max) of the connection that received it"
-                            ),
-                        ));
-                        self.receive_buffer.consume(consumed);
-                        return Ok(Some(AMQPFrame::Header(channel_id, header)));
+                    match headers_over_frame_max(f, consumed, frame_max) {
+                        Ok(header) => {
+                            tracing::warn!(
+                                bytes = consumed,
+                                frame_max,
+                                "received a content header frame over frame_max; its headers are replaced by a marker"
+                            );
+                            self.receive_buffer.consume(consumed);
+                            return Ok(Some(header));
+                        }
+                        Err(other) => f = other,
                     }
                     error!(bytes = consumed, "received large frame");
                     let error = AMQPError::new(
@@ -695,9 +693,8 @@ impl<
 > IoLoop<RK, C>
 {
     /// infor_comm patch: when the full receive buffer starts with a content header frame larger
-    /// than the buffer, that frame with an empty set of properties but for a marker in place of
-    /// its headers (`over_limit_table`) and its body size; the frame's bytes are then discarded
-    /// as they arrive (`skipping`). `None` for any other frame.
+    /// than the buffer, that frame as `header_larger_than_buffer` gives it; the frame's bytes are
+    /// then discarded as they arrive (`skipping`). `None` for any other frame.
     fn oversized_header(&mut self) -> Option<AMQPFrame> {
         let head: Vec<u8> = self
             .receive_buffer
@@ -705,36 +702,141 @@ impl<
             .iter_elements()
             .take(19)
             .collect();
-        // Type (1 byte, 2 for a content header), channel (2), size (4); then the class (2), the
-        // weight (2) and the body size (8).
-        if head.len() < 19 || head[0] != 2 {
-            return None;
-        }
-        let channel_id = u16::from_be_bytes([head[1], head[2]]);
-        let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]) as usize;
-        let class_id = u16::from_be_bytes([head[7], head[8]]);
-        let mut body_size = [0u8; 8];
-        body_size.copy_from_slice(&head[11..19]);
-        let frame_bytes = size.saturating_add(8);
         let buffer = self.receive_buffer.available_data();
+        let (frame, frame_bytes) = header_larger_than_buffer(&head, buffer)?;
         tracing::warn!(
             bytes = frame_bytes,
             buffer,
             "received a content header frame larger than the receive buffer; discarding it"
         );
-        let reason = format!(
-            "its content header frame is {frame_bytes} bytes, more than the {buffer} bytes of the receive buffer of the connection that received it: its properties were not read"
-        );
         self.skipping = frame_bytes;
-        Some(AMQPFrame::Header(
-            channel_id,
+        Some(frame)
+    }
+}
+
+/// infor_comm patch: a content header frame of `bytes` bytes, over the connection's
+/// `frame_max`, with its headers replaced by the parser's marker (`over_limit_table`) saying
+/// so; its other properties are kept. Any other frame is given back as the error.
+fn headers_over_frame_max(
+    frame: AMQPFrame,
+    bytes: usize,
+    frame_max: usize,
+) -> std::result::Result<AMQPFrame, AMQPFrame> {
+    match frame {
+        AMQPFrame::Header(channel_id, mut header) => {
+            header.properties = header.properties.with_headers(over_limit_table(format!(
+                "its content header frame is {bytes} bytes, over the {frame_max} bytes (frame_max) of the connection that received it"
+            )));
+            Ok(AMQPFrame::Header(channel_id, header))
+        }
+        other => Err(other),
+    }
+}
+
+/// infor_comm patch: from the first 19 bytes of a content header frame larger than the
+/// receive buffer (`buffer` bytes), that frame with its body size and, in place of its
+/// properties, only a marker for headers (`over_limit_table`) saying why; and the frame's size
+/// in bytes, to discard. `None` when `head` is not the start of a content header frame.
+fn header_larger_than_buffer(head: &[u8], buffer: usize) -> Option<(AMQPFrame, usize)> {
+    // Type (1 byte, 2 for a content header), channel (2), size (4); then the class (2), the
+    // weight (2) and the body size (8).
+    if head.len() < 19 || head[0] != 2 {
+        return None;
+    }
+    let channel_id = u16::from_be_bytes([head[1], head[2]]);
+    let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]) as usize;
+    let class_id = u16::from_be_bytes([head[7], head[8]]);
+    let mut body_size = [0u8; 8];
+    body_size.copy_from_slice(&head[11..19]);
+    let frame_bytes = size.saturating_add(8);
+    let reason = format!(
+        "its content header frame is {frame_bytes} bytes, more than the {buffer} bytes of the receive buffer of the connection that received it: its properties were not read"
+    );
+    let header = amq_protocol::frame::AMQPContentHeader {
+        class_id,
+        body_size: u64::from_be_bytes(body_size),
+        properties: crate::BasicProperties::default().with_headers(over_limit_table(reason)),
+    };
+    Some((AMQPFrame::Header(channel_id, header), frame_bytes))
+}
+
+#[cfg(test)]
+mod infor_comm_patch_tests {
+    use super::*;
+    use amq_protocol::types::{AMQPValue, FieldTable, parsing::over_limit_reason};
+
+    fn header_of(frame: &AMQPFrame) -> &amq_protocol::frame::AMQPContentHeader {
+        match frame {
+            AMQPFrame::Header(_, header) => header,
+            other => panic!("not a content header: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_header_frame_over_frame_max_keeps_its_properties_but_its_headers() {
+        let mut headers = FieldTable::default();
+        headers.insert("x-a".into(), AMQPValue::LongString("b".into()));
+        let frame = AMQPFrame::Header(
+            3,
             amq_protocol::frame::AMQPContentHeader {
-                class_id,
-                body_size: u64::from_be_bytes(body_size),
+                class_id: 60,
+                body_size: 42,
                 properties: crate::BasicProperties::default()
-                    .with_headers(over_limit_table(reason)),
+                    .with_message_id("m-1".into())
+                    .with_headers(headers),
             },
-        ))
+        );
+        let marked = headers_over_frame_max(frame, 60_035, 16_384).expect("a content header");
+        assert_eq!(marked.channel_id(), 3);
+        let header = header_of(&marked);
+        assert_eq!(header.body_size, 42);
+        assert_eq!(
+            header
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str()),
+            Some("m-1")
+        );
+        let reason = header
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(over_limit_reason)
+            .expect("the marker");
+        assert!(
+            reason.contains("60035 bytes, over the 16384 bytes"),
+            "{reason}"
+        );
+        assert!(headers_over_frame_max(AMQPFrame::Heartbeat, 60_035, 16_384).is_err());
+    }
+
+    #[test]
+    fn a_header_frame_larger_than_the_buffer_gives_its_body_size_and_its_length_to_discard() {
+        let mut head = vec![2, 0, 1];
+        head.extend_from_slice(&600_000u32.to_be_bytes());
+        head.extend_from_slice(&[0, 60, 0, 0]);
+        head.extend_from_slice(&1234u64.to_be_bytes());
+        let (frame, discard) = header_larger_than_buffer(&head, 524_288).expect("a header");
+        assert_eq!(discard, 600_008);
+        assert_eq!(frame.channel_id(), 1);
+        let header = header_of(&frame);
+        assert_eq!((header.class_id, header.body_size), (60, 1234));
+        let reason = header
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(over_limit_reason)
+            .expect("the marker");
+        assert!(
+            reason.contains("600008 bytes, more than the 524288 bytes"),
+            "{reason}"
+        );
+        // A method or body frame, or too few bytes, is not taken for one.
+        head[0] = 1;
+        assert!(header_larger_than_buffer(&head, 524_288).is_none());
+        head[0] = 2;
+        assert!(header_larger_than_buffer(&head[..18], 524_288).is_none());
     }
 }
 
