@@ -475,14 +475,15 @@ async fn out_of_descriptors_the_metrics_endpoint_neither_spins_nor_floods_the_lo
     );
 }
 
-/// The inbox row of `message_id`: its outcome and its reason.
+/// The inbox row of `message_id` (`""`: the row without one): its outcome and its reason.
 async fn inbox_row(scenario: &Scenario, message_id: &str) -> (String, String) {
     let row = scenario
         .db
         .connect()
         .await
         .query_one(
-            "SELECT outcome, coalesce(reason, '') FROM infor_comm.inbox WHERE message_id = $1",
+            "SELECT outcome, coalesce(reason, '') FROM infor_comm.inbox
+              WHERE coalesce(message_id, '') = $1",
             &[&message_id],
         )
         .await
@@ -494,7 +495,18 @@ async fn inbox_row(scenario: &Scenario, message_id: &str) -> (String, String) {
 /// with ordinary headers; expects the second applied, the first journaled as rejected with a
 /// reason that contains `why`, the queue empty and the relay alive on its first connection.
 async fn expect_set_aside_for_its_headers(name: &str, headers: &[u8], why: &str) {
-    let scenario = Scenario::new(2).await;
+    expect_set_aside_on(Scenario::new(2).await, name, headers, why, true).await;
+}
+
+/// [`expect_set_aside_for_its_headers`] in `scenario` (2 requests); `id_kept`: whether the
+/// journal keeps the hostile message's id (its properties could be read).
+async fn expect_set_aside_on(
+    scenario: Scenario,
+    name: &str,
+    headers: &[u8],
+    why: &str,
+    id_kept: bool,
+) {
     let ids = scenario.request_ids().await;
     let mut relay = consuming_relay(&scenario, name, &[]).await;
     infor_comm_tests::raw_amqp::publish_with_raw_headers(
@@ -520,7 +532,8 @@ async fn expect_set_aside_for_its_headers(name: &str, headers: &[u8], why: &str)
         "both journaled: {}",
         relay.output()
     );
-    let (outcome, reason) = inbox_row(&scenario, "hostile").await;
+    let hostile = if id_kept { "hostile" } else { "" };
+    let (outcome, reason) = inbox_row(&scenario, hostile).await;
     assert_eq!(outcome, "rejected", "{reason}");
     assert!(reason.contains(why), "{reason}");
     assert_eq!(inbox_row(&scenario, "m-1").await.0, "reply");
@@ -578,6 +591,26 @@ async fn a_header_frame_over_the_frame_size_is_set_aside_and_never_holds_the_que
         "wide-headers",
         &infor_comm_tests::raw_amqp::wide_table(2_000),
         "over the 16384 bytes (frame_max)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_frame_larger_than_the_receive_buffer_neither_stalls_nor_holds_the_queue() {
+    // A broker that takes frames of 1 MiB from publishers (RabbitMQ's default is 128 KiB) can
+    // hand the relay a content header frame larger than lapin's whole receive buffer (32 frames
+    // of 16 KiB): lapin could never parse it, and the connection stalled.
+    let node: &'static infor_comm_tests::RabbitNode = Box::leak(Box::new(
+        infor_comm_tests::RabbitNode::start_with_conf("frame_max = 1048576\n")
+            .expect("a RabbitMQ node with frames of 1 MiB"),
+    ));
+    // 24,000 headers: a 720 KB frame.
+    expect_set_aside_on(
+        Scenario::on_node(2, node).await,
+        "huge-headers",
+        &infor_comm_tests::raw_amqp::wide_table(24_000),
+        "more than the 524288 bytes of the receive buffer",
+        false,
     )
     .await;
 }
