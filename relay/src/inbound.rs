@@ -181,6 +181,9 @@ impl Side for Inbound {
         };
         // A consumer whose connection died without a word would wait forever: look every second.
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        // A database connection cut without a word is found by a round trip every
+        // --poll-interval while no message comes (each bounded by --database-timeout).
+        let mut last_round_trip = Instant::now();
         // Half the prefetch: while one half is applied, the broker hands over the other, so the
         // next batch is in hand when this one is acked.
         let batch_limit = usize::from(context.config.prefetch).div_ceil(2);
@@ -195,6 +198,12 @@ impl Side for Inbound {
                     }
                     if database.is_closed() {
                         return SessionEnd::closed(Link::Database);
+                    }
+                    if last_round_trip.elapsed() >= context.config.poll_interval {
+                        if let Err(error) = database.ping().await {
+                            return database_error(error);
+                        }
+                        last_round_trip = Instant::now();
                     }
                     continue;
                 }
@@ -215,6 +224,7 @@ impl Side for Inbound {
                     None => break,
                 }
             }
+            last_round_trip = Instant::now();
             // Once taken, messages are finished even when shutdown is asked for meanwhile.
             if !batch.is_empty() {
                 if let Err(end) = work.record(batch, false).await {

@@ -59,7 +59,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let queues = config.queues().map_err(StartError::Config)?;
     let database =
         database::DatabaseTarget::new(&config.database_url, config.database_ca_file.as_deref())
-            .map_err(StartError::Config)?;
+            .map_err(StartError::Config)?
+            .with_timeout(config.database_timeout);
     broker::Broker::check_url(&config.amqp_url).map_err(StartError::Config)?;
     let handle = metrics::install().map_err(StartError::Config)?;
     let listener =

@@ -1,5 +1,6 @@
 //! The relay under broken conditions, with the real binaries, PostgreSQL and RabbitMQ: a
-//! deleted outbound queue, and client data kept out of a debug log.
+//! deleted outbound queue, client data kept out of a debug log, and a database connection cut
+//! without a word.
 
 use infor_comm_tests::postgres::free_port;
 use infor_comm_tests::scenario::http_get;
@@ -143,5 +144,83 @@ async fn a_debug_log_holds_no_message_body_unless_asked_for() {
         verbose.output().contains("executing statement"),
         "--log-client-data lets tokio-postgres log its statements: {}",
         verbose.output()
+    );
+}
+
+/// /ready's status code, 0 when it does not answer.
+async fn ready(metrics_port: u16) -> u16 {
+    http_get(metrics_port, "/ready")
+        .await
+        .map_or(0, |(status, _)| status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_cut_to_the_database_is_noticed_within_the_database_timeout() {
+    let scenario = Scenario::new(5).await;
+    let db_port = scenario.db.cluster.port;
+    let proxy = infor_comm_tests::proxy::Proxy::start(&format!("127.0.0.1:{db_port}")).await;
+    let url = scenario
+        .relay_database_url()
+        .replace(&format!(":{db_port}/"), &format!(":{}/", proxy.port));
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    // The setting by its environment variable: a relay without it runs on and never notices.
+    let relay = scenario.relay_with_env(
+        "silent-cut",
+        &["--metrics-addr", &metrics_addr],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("INFOR_DATABASE_TIMEOUT", "6s"),
+        ],
+    );
+    scenario
+        .expect_published(5, Duration::from_secs(30), &relay)
+        .await;
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            ready(metrics_port).await == 200
+        })
+        .await,
+        "ready before the cut: {}",
+        relay.output()
+    );
+
+    // Packets held, no reset: only the relay's own timeouts can tell.
+    proxy.pause();
+    let cut = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            ready(metrics_port).await == 503
+        })
+        .await,
+        "/ready false within the timeout of 6 s and a poll interval: {}",
+        relay.output()
+    );
+    let noticed = cut.elapsed();
+    eprintln!("the cut was noticed after {noticed:?}");
+    assert!(
+        noticed < Duration::from_secs(15),
+        "noticed after {noticed:?}"
+    );
+    expect_logged(
+        &relay,
+        "no answer from the database within 6s",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // Back: the relay reconnects by itself and publishes what came meanwhile.
+    proxy.resume();
+    scenario.enqueue_more("after", 5).await;
+    scenario
+        .expect_published(10, Duration::from_secs(60), &relay)
+        .await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            ready(metrics_port).await == 200
+        })
+        .await,
+        "ready again: {}",
+        relay.output()
     );
 }
