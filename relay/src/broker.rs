@@ -32,6 +32,17 @@ pub struct Broker {
     /// user drops it (lapin then closes it in the background, racing [`Broker::close`], which
     /// logged a spurious ERROR at every shutdown); [`Broker::close`] closes them first.
     channels: std::sync::Mutex<Vec<Channel>>,
+    /// The broker's reason while it blocks this connection (`connection.blocked`), and who
+    /// is told when that changes.
+    blocked: std::sync::Arc<std::sync::Mutex<Blocking>>,
+    /// The task that follows the connection's events (blocked, unblocked).
+    events: tokio::task::AbortHandle,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.events.abort();
+    }
 }
 
 /// One message to publish.
@@ -48,8 +59,11 @@ pub struct Outgoing<'a> {
 pub enum PublishOutcome {
     /// Acked and routed: the message is in the queue.
     Confirmed,
-    /// Nacked, or not confirmed in time; the reason says which.
+    /// Nacked, or the write or the confirm failed; the reason says which.
     Refused(String),
+    /// Not written, or not confirmed, by the deadline: the broker connection is taken for dead
+    /// (or blocked); the reason says which.
+    TimedOut(String),
     /// Returned by the broker: no queue takes it (the queue is missing); the reason says so.
     Unroutable(String),
 }
@@ -73,8 +87,8 @@ enum Confirming {
     Writing(Writing),
     /// Written; the broker's confirm is awaited.
     Written(lapin::PublisherConfirm),
-    /// The write failed: the reason.
-    NotWritten(String),
+    /// The write failed or timed out: the outcome to report.
+    NotWritten(PublishOutcome),
 }
 
 impl PendingConfirm {
@@ -85,13 +99,13 @@ impl PendingConfirm {
         if let Confirming::Writing(writing) = &mut self.state {
             let timeout = self.timeout;
             self.state = match tokio::time::timeout_at(self.deadline, writing).await {
-                Err(_) => Confirming::NotWritten(format!(
+                Err(_) => Confirming::NotWritten(PublishOutcome::TimedOut(format!(
                     "not even written to the broker within {timeout:?}"
-                )),
-                Ok(Err(error)) => Confirming::NotWritten(format!(
+                ))),
+                Ok(Err(error)) => Confirming::NotWritten(PublishOutcome::Refused(format!(
                     "publish failed: {}",
                     crate::errors::Chain(&error)
-                )),
+                ))),
                 Ok(Ok(confirm)) => Confirming::Written(confirm),
             };
         }
@@ -105,13 +119,13 @@ impl PendingConfirm {
         self.written().await;
         let confirm = match &mut self.state {
             Confirming::Written(confirm) => confirm,
-            Confirming::NotWritten(reason) => return PublishOutcome::Refused(reason.clone()),
+            Confirming::NotWritten(outcome) => return outcome.clone(),
             // Not reached: `written` has settled the write.
             Confirming::Writing(_) => return PublishOutcome::Refused("publish failed".into()),
         };
         match tokio::time::timeout_at(self.deadline, confirm).await {
             Err(_) => {
-                PublishOutcome::Refused(format!("no confirm from the broker within {timeout:?}"))
+                PublishOutcome::TimedOut(format!("no confirm from the broker within {timeout:?}"))
             }
             Ok(Err(error)) => {
                 PublishOutcome::Refused(format!("confirm failed: {}", crate::errors::Chain(&error)))
@@ -158,11 +172,40 @@ impl Broker {
             ))
         })?;
         uri.query.frame_max.get_or_insert(FRAME_MAX);
-        let connection = Connection::connect_uri(uri, properties).await?;
+        // Bounded: a broker that accepts the TCP connection and then says nothing (a stopped
+        // process, a held network path) would keep the relay waiting for ever.
+        let connection = bounded(
+            CONNECT_TIMEOUT,
+            "the connection's handshake",
+            Connection::connect_uri(uri, properties),
+        )
+        .await?;
+        let blocked = std::sync::Arc::new(std::sync::Mutex::new(Blocking::default()));
+        let events = tokio::spawn(follow_blocking(
+            connection.events_listener(),
+            blocked.clone(),
+            name.to_string(),
+        ));
         Ok(Broker {
             connection,
             channels: std::sync::Mutex::new(Vec::new()),
+            blocked,
+            events: events.abort_handle(),
         })
+    }
+
+    /// The broker's reason while it blocks this connection (`connection.blocked`, sent on a
+    /// memory or disk alarm): it then takes no message from it until it unblocks it.
+    pub fn blocked(&self) -> Option<String> {
+        lock_blocking(&self.blocked).reason.clone()
+    }
+
+    /// Calls `report` with the broker's reason each time it blocks this connection, and with
+    /// `None` when it unblocks it (at once, with the present state, too).
+    pub fn report_blocking(&self, report: impl Fn(Option<String>) + Send + 'static) {
+        let mut blocking = lock_blocking(&self.blocked);
+        report(blocking.reason.clone());
+        blocking.report = Some(Box::new(report));
     }
 
     /// Checks `--amqp-url` before the relay starts: a URL that cannot be parsed is a
@@ -238,32 +281,100 @@ impl Broker {
 
     /// Keeps a clone of a channel handed to a side, for [`Broker::close`].
     fn keep(&self, channel: &Channel) {
-        self.channels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(channel.clone());
+        lock_channels(&self.channels).push(channel.clone());
     }
 
     /// Closes the channels, then the connection, politely (errors are irrelevant at that point;
     /// unacked inbound messages go back to the queue).
     pub async fn close(&self) {
-        let channels = std::mem::take(
-            &mut *self
-                .channels
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        if self.is_connected() {
+        self.close_within(ACK_TIMEOUT).await;
+    }
+
+    /// Closes a connection that failed (no answer in time, blocked): the connection alone,
+    /// waiting at most a second for the broker's answer; the socket is closed anyway.
+    pub async fn abort(&self) {
+        lock_channels(&self.channels).clear();
+        let _ = bounded(
+            Duration::from_secs(1),
+            "the connection's close",
+            self.connection.close(200, "bye".into()),
+        )
+        .await;
+    }
+
+    async fn close_within(&self, limit: Duration) {
+        let channels = std::mem::take(&mut *lock_channels(&self.channels));
+        // A blocked connection is not read by the broker: a polite close would wait in vain.
+        let blocked = self.blocked().is_some();
+        if self.is_connected() && !blocked {
             for channel in channels {
-                let _ = bounded(
-                    ACK_TIMEOUT,
-                    "a channel close",
-                    channel.close(200, "bye".into()),
-                )
-                .await;
+                let _ = bounded(limit, "a channel close", channel.close(200, "bye".into())).await;
             }
         }
-        let _ = self.connection.close(200, "bye".into()).await;
+        // Bounded: a broker that stopped answering would keep this waiting for ever.
+        let _ = bounded(
+            if blocked {
+                Duration::from_secs(1)
+            } else {
+                limit
+            },
+            "the connection's close",
+            self.connection.close(200, "bye".into()),
+        )
+        .await;
+    }
+}
+
+fn lock_channels(
+    channels: &std::sync::Mutex<Vec<Channel>>,
+) -> std::sync::MutexGuard<'_, Vec<Channel>> {
+    channels
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether the broker blocks a connection, and who is told when that changes.
+#[derive(Default)]
+struct Blocking {
+    reason: Option<String>,
+    report: Option<Box<dyn Fn(Option<String>) + Send>>,
+}
+
+fn lock_blocking(blocking: &std::sync::Mutex<Blocking>) -> std::sync::MutexGuard<'_, Blocking> {
+    blocking
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Follows a connection's events: records in `blocked` whether the broker blocks it (and
+/// reports it), and logs each block (one WARN) and unblock (one INFO).
+async fn follow_blocking(
+    events: impl futures_util::Stream<Item = lapin::Event> + Send + 'static,
+    blocked: std::sync::Arc<std::sync::Mutex<Blocking>>,
+    connection: String,
+) {
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        let state = match event {
+            lapin::Event::ConnectionBlocked(reason) => {
+                tracing::warn!(
+                    %connection,
+                    %reason,
+                    "the broker blocks this connection (connection.blocked: a memory or disk alarm): it takes no message until it unblocks; /ready is false and no batch is claimed meanwhile"
+                );
+                Some(reason)
+            }
+            lapin::Event::ConnectionUnblocked => {
+                tracing::info!(%connection, "the broker unblocked this connection");
+                None
+            }
+            _ => continue,
+        };
+        let mut blocking = lock_blocking(&blocked);
+        if let Some(report) = &blocking.report {
+            report(state.clone());
+        }
+        blocking.reason = state;
     }
 }
 
@@ -300,6 +411,24 @@ impl Publisher {
         message: Outgoing<'_>,
         timeout: Duration,
     ) -> Result<PendingConfirm, BrokerError> {
+        self.send_until(
+            queue,
+            message,
+            tokio::time::Instant::now() + timeout,
+            timeout,
+        )
+    }
+
+    /// [`Publisher::send`] with the deadline of a whole batch: the message's write and confirm
+    /// must come by `deadline`, `timeout` after the batch's first message was sent (the time
+    /// the reason of a [`PublishOutcome::TimedOut`] shows).
+    pub fn send_until(
+        &self,
+        queue: &str,
+        message: Outgoing<'_>,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<PendingConfirm, BrokerError> {
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
@@ -333,7 +462,7 @@ impl Publisher {
         };
         Ok(PendingConfirm {
             state,
-            deadline: tokio::time::Instant::now() + timeout,
+            deadline,
             timeout,
         })
     }
@@ -350,11 +479,7 @@ impl Publisher {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pending = Vec::with_capacity(messages.len());
         for message in messages {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let mut confirm = self.send(queue, *message, remaining)?;
-            confirm.deadline = deadline;
-            confirm.timeout = timeout;
-            pending.push(confirm);
+            pending.push(self.send_until(queue, *message, deadline, timeout)?);
         }
         let mut outcomes = Vec::with_capacity(pending.len());
         for mut confirm in pending {
@@ -421,6 +546,9 @@ pub struct Incoming {
     pub headers_over_limit: Option<String>,
     acker: lapin::Acker,
 }
+
+/// How long the broker may take to open a connection (TCP, TLS and AMQP handshakes).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long an ack or a nack may take before the connection is taken for dead: on a
 /// connection that died without a word, lapin would wait for it forever.

@@ -513,7 +513,9 @@ impl Work<'_> {
                 );
                 Ok(true)
             }
-            PublishOutcome::Refused(reason) | PublishOutcome::Unroutable(reason) => {
+            PublishOutcome::Refused(reason)
+            | PublishOutcome::TimedOut(reason)
+            | PublishOutcome::Unroutable(reason) => {
                 tracing::warn!(queue, %reason, "inbound: the dead-letter queue refused a message; it stays in the inbound queue");
                 Ok(false)
             }

@@ -105,12 +105,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::spawn(metrics::serve(listener, handle, health, stop)),
     ];
     shutdown.await;
-    tracing::info!("shutting down: finishing the work in flight");
+    tracing::info!(
+        timeout = ?config.shutdown_timeout,
+        "shutting down: finishing the work in flight"
+    );
     trigger.trigger();
-    for task in tasks {
-        if let Err(error) = task.await {
-            tracing::error!(%error, "a relay task failed");
+    let stopping = async {
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a relay task failed");
+            }
         }
+    };
+    if tokio::time::timeout(config.shutdown_timeout, stopping)
+        .await
+        .is_err()
+    {
+        // What is unconfirmed stays for the next start: PostgreSQL releases the claimed rows
+        // when the connections close, the broker redelivers the unacked messages.
+        tracing::warn!(
+            timeout = ?config.shutdown_timeout,
+            "the work in flight did not finish within --shutdown-timeout; stopping anyway, as a SIGKILL would"
+        );
+        return Ok(());
     }
     tracing::info!("infor-relay stopped");
     Ok(())

@@ -127,6 +127,14 @@ impl RabbitNode {
         }
     }
 
+    /// Raises (or clears) a memory alarm: the node blocks every connection that publishes
+    /// (`connection.blocked`) until it is cleared. Use a node of the test's own.
+    pub fn set_memory_alarm(&self, on: bool) {
+        let watermark = if on { "0.000001" } else { "0.4" };
+        self.ctl(&["set_vm_memory_high_watermark", watermark])
+            .expect("set_vm_memory_high_watermark");
+    }
+
     /// A new virtual host; returns its AMQP URL.
     pub fn new_vhost(&self) -> String {
         let name = format!("v{}", VHOST_COUNTER.fetch_add(1, Ordering::SeqCst));

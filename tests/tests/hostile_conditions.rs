@@ -1,6 +1,6 @@
 //! The relay under broken conditions, with the real binaries, PostgreSQL and RabbitMQ: a
-//! deleted outbound queue, client data kept out of a debug log, and a database connection cut
-//! without a word.
+//! deleted outbound queue, client data kept out of a debug log, a database or broker connection
+//! cut without a word, a broker that blocks publishing, and a shutdown during a cut.
 
 use infor_comm_tests::postgres::free_port;
 use infor_comm_tests::scenario::http_get;
@@ -223,4 +223,205 @@ async fn a_silent_cut_to_the_database_is_noticed_within_the_database_timeout() {
         "ready again: {}",
         relay.output()
     );
+}
+
+/// A relay whose broker connection goes through a proxy that can hold its traffic; its
+/// metrics port; `extra` flags.
+fn relay_behind_a_broker_proxy(
+    scenario: &Scenario,
+    proxy: &infor_comm_tests::proxy::Proxy,
+    name: &str,
+    extra: &[&str],
+) -> (infor_comm_tests::Process, u16) {
+    let broker_port = scenario.rabbit.port;
+    let url = scenario
+        .amqp_url
+        .replace(&format!(":{broker_port}/"), &format!(":{}/", proxy.port));
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let mut args = vec!["--metrics-addr", metrics_addr.as_str()];
+    args.extend_from_slice(extra);
+    let relay = scenario.relay_with_env(name, &args, &[("AMQP_URL", url.as_str())]);
+    (relay, metrics_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_timeout_reconnects_instead_of_publishing_into_a_dead_connection() {
+    let scenario = Scenario::new(20).await;
+    let proxy =
+        infor_comm_tests::proxy::Proxy::start(&format!("127.0.0.1:{}", scenario.rabbit.port)).await;
+    let (relay, metrics_port) = relay_behind_a_broker_proxy(
+        &scenario,
+        &proxy,
+        "confirm-timeout",
+        &["--confirm-timeout", "3s", "--batch-size", "10"],
+    );
+    scenario
+        .expect_published(20, Duration::from_secs(30), &relay)
+        .await;
+
+    // The broker stops answering (its traffic held): the batch published now gets no confirm.
+    proxy.pause();
+    let cut = std::time::Instant::now();
+    scenario.enqueue_more("cut", 200).await;
+    expect_logged(
+        &relay,
+        "the broker did not confirm a batch within --confirm-timeout; reconnecting",
+        Duration::from_secs(20),
+    )
+    .await;
+    let noticed = cut.elapsed();
+    eprintln!("the confirm timeout ended the session after {noticed:?}");
+    assert!(noticed < Duration::from_secs(10), "after {noticed:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            ready(metrics_port).await == 503
+        })
+        .await,
+        "/ready false while the broker is away: {}",
+        relay.output()
+    );
+    // Nothing more was claimed into the dead connection: no row was marked failed (the
+    // unconfirmed ones were released, unmarked).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let failed: i64 = scenario
+        .db
+        .connect()
+        .await
+        .query_one(
+            "SELECT count(*) FROM infor_comm.outbox WHERE last_error IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("failed rows")
+        .get(0);
+    assert_eq!(failed, 0, "{}", relay.output());
+
+    proxy.resume();
+    scenario
+        .expect_published(220, Duration::from_secs(90), &relay)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_broker_is_logged_once_makes_the_relay_unready_and_stops_the_claims() {
+    // A node of the test's own: an alarm blocks every publishing connection of its node.
+    let node: &'static infor_comm_tests::RabbitNode = Box::leak(Box::new(
+        infor_comm_tests::RabbitNode::start().expect("a RabbitMQ node"),
+    ));
+    let scenario = Scenario::on_node(10, node).await;
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let relay = scenario.relay_with_env(
+        "blocked",
+        &[
+            "--confirm-timeout",
+            "3s",
+            "--lease",
+            "30s",
+            "--batch-size",
+            "10",
+            "--metrics-addr",
+            &metrics_addr,
+        ],
+        &[],
+    );
+    scenario
+        .expect_published(10, Duration::from_secs(30), &relay)
+        .await;
+
+    node.set_memory_alarm(true);
+    let alarm = std::time::Instant::now();
+    scenario.enqueue_more("blocked", 100).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            http_get(metrics_port, "/ready")
+                .await
+                .is_some_and(|(status, body)| status == 503 && body.contains("connection.blocked"))
+        })
+        .await,
+        "/ready says the broker blocks publishing: {}",
+        relay.output()
+    );
+    eprintln!("/ready false with the reason after {:?}", alarm.elapsed());
+    assert!(alarm.elapsed() < Duration::from_secs(10));
+    // The batch published into the block ends within --confirm-timeout (3 s) as a whole; no
+    // more is claimed while the block lasts.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let output = relay.output();
+    let blocked_lines = output.matches("the broker blocks this connection").count();
+    assert_eq!(blocked_lines, 1, "logged once: {output}");
+    assert!(!output.contains("reconnecting"), "no reconnect: {output}");
+    // The batches published before the broker's notice came are marked failed (retried after
+    // the back-off); after it, nothing more is claimed.
+    let marked = || async {
+        scenario
+            .db
+            .connect()
+            .await
+            .query_one(
+                "SELECT count(*) FROM infor_comm.outbox WHERE last_error IS NOT NULL",
+                &[],
+            )
+            .await
+            .expect("failed rows")
+            .get::<_, i64>(0)
+    };
+    let before = marked().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = marked().await;
+    eprintln!("rows marked failed during the block: {before}, 5 s later {after}");
+    assert!(before < 100 && after == before, "{before} then {after}");
+
+    node.set_memory_alarm(false);
+    scenario
+        .expect_published(110, Duration::from_secs(120), &relay)
+        .await;
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            ready(metrics_port).await == 200
+        })
+        .await,
+        "ready again: {}",
+        relay.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_silent_broker_cut_stops_within_the_shutdown_timeout() {
+    let scenario = Scenario::new(10).await;
+    let proxy =
+        infor_comm_tests::proxy::Proxy::start(&format!("127.0.0.1:{}", scenario.rabbit.port)).await;
+    // The setting by its environment variable, so that the previous binary runs this test too.
+    let broker_port = scenario.rabbit.port;
+    let url = scenario
+        .amqp_url
+        .replace(&format!(":{broker_port}/"), &format!(":{}/", proxy.port));
+    let mut relay = scenario.relay_with_env(
+        "sigterm-cut",
+        &[],
+        &[("AMQP_URL", url.as_str()), ("INFOR_SHUTDOWN_TIMEOUT", "5s")],
+    );
+    scenario
+        .expect_published(10, Duration::from_secs(30), &relay)
+        .await;
+    proxy.pause();
+    scenario.enqueue_more("cut", 50).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| relay.terminate(Duration::from_secs(30)));
+    let took = asked.elapsed();
+    eprintln!("SIGTERM during the cut: stopped after {took:?} with {status:?}");
+    assert!(
+        status.is_some(),
+        "still running 30 s after SIGTERM: {}",
+        relay.output()
+    );
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    // What was not confirmed is published by the next relay.
+    proxy.resume();
+    let next = scenario.relay("next", &[]);
+    scenario
+        .expect_published(60, Duration::from_secs(60), &next)
+        .await;
 }
