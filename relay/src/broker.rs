@@ -174,12 +174,27 @@ impl Broker {
         uri.query.frame_max.get_or_insert(FRAME_MAX);
         // Bounded: a broker that accepts the TCP connection and then says nothing (a stopped
         // process, a held network path) would keep the relay waiting for ever.
+        let tls = url.starts_with("amqps://");
         let connection = bounded(
             CONNECT_TIMEOUT,
             "the connection's handshake",
             Connection::connect_uri(uri, properties),
         )
-        .await?;
+        .await
+        .map_err(|error| {
+            // rustls's words for a server that answered in plain AMQP.
+            let text = crate::errors::Chain(&error).to_string();
+            if tls && (text.contains("InvalidContentType") || text.contains("corrupt message")) {
+                BrokerError(lapin::Error::from(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the broker's port does not speak TLS (amqps:// against a plain AMQP port?): {text}"
+                    ),
+                )))
+            } else {
+                error
+            }
+        })?;
         let blocked = std::sync::Arc::new(std::sync::Mutex::new(Blocking::default()));
         let events = tokio::spawn(follow_blocking(
             connection.events_listener(),

@@ -403,7 +403,13 @@ impl Work<'_> {
         let every_one_failed = applied == 0 && !retry;
         for (message, plan, error, attempts) in failed {
             ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(1);
-            if plan == Plan::SetAside {
+            // A message with headers over the limits whose journaling keeps failing (while
+            // others apply) goes the way of a set-aside one.
+            let headers_due = plan == Plan::HeadersOverLimit
+                && lock(&failures)
+                    .message_due_for_set_aside(&message, config.max_apply_attempts)
+                    .is_some();
+            if plan == Plan::SetAside || headers_due {
                 // Even journaling it failed: the dead-letter queue, if there is one.
                 if self.dead_letter(&message, &error).await? {
                     lock(&failures).message_done(&message, false);

@@ -79,13 +79,33 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         metrics = %config.metrics_addr,
         "infor-relay starting"
     );
+    // /health and /ready answer from the first second, also while the queues are declared.
+    let health = Arc::new(metrics::Health::default());
+    let (trigger, stop) = shutdown::channel();
+    let server = tokio::spawn(metrics::serve(
+        listener,
+        handle,
+        health.clone(),
+        stop.clone(),
+    ));
+    let mut shutdown = std::pin::pin!(shutdown);
     if config.declare_queues {
-        declare_queues(&config, &[&queues.outbound, &queues.inbound]).await?;
+        let names = [queues.outbound.as_str(), queues.inbound.as_str()];
+        let declared = tokio::select! {
+            declared = declare_queues(&config, &names) => declared,
+            _ = &mut shutdown => {
+                trigger.trigger();
+                tracing::info!("infor-relay stopped before it declared the queues");
+                return Ok(());
+            }
+        };
+        if let Err(error) = declared {
+            trigger.trigger();
+            return Err(error);
+        }
     }
     let config = Arc::new(config);
-    let health = Arc::new(metrics::Health::default());
     let inbound_failures = inbound::SharedFailureLog::default();
-    let (trigger, stop) = shutdown::channel();
     let context = |queue: String| session::Context {
         config: config.clone(),
         target: database.clone(),
@@ -102,7 +122,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             context(queues.inbound),
             stop.clone(),
         )),
-        tokio::spawn(metrics::serve(listener, handle, health, stop)),
+        server,
     ];
     shutdown.await;
     tracing::info!(

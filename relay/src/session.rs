@@ -162,6 +162,8 @@ pub async fn supervise<S: Side>(context: Context, mut shutdown: Shutdown) {
                     Link::Broker => broker.abort().await,
                     Link::Database => broker.close().await,
                 }
+                // The broker connection is closed too: it is not up until it is opened again.
+                health.set(Link::Broker, direction, false);
             }
         }
         if !shutdown.sleep(backoff.next_delay()).await {

@@ -208,6 +208,19 @@ async fn a_silent_cut_to_the_database_is_noticed_within_the_database_timeout() {
         Duration::from_secs(10),
     )
     .await;
+    // Both connections of a side are down while it reconnects, the broker's too.
+    let metrics = http_get(metrics_port, "/metrics")
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    assert!(
+        metrics
+            .contains(r#"infor_relay_connection_up{connection="broker",direction="outbound"} 0"#)
+            || metrics.contains(
+                r#"infor_relay_connection_up{connection="broker",direction="inbound"} 0"#
+            ),
+        "{metrics}"
+    );
 
     // Back: the relay reconnects by itself and publishes what came meanwhile.
     proxy.resume();
@@ -424,4 +437,53 @@ async fn sigterm_during_a_silent_broker_cut_stops_within_the_shutdown_timeout() 
     scenario
         .expect_published(60, Duration::from_secs(60), &next)
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_down_at_start_health_answers_at_once_and_sigterm_stops_the_declare() {
+    let scenario = Scenario::new(1).await;
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let nobody = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
+    let mut relay = scenario.relay_with_env(
+        "broker-down",
+        &["--metrics-addr", &metrics_addr],
+        &[("AMQP_URL", nobody.as_str())],
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || async {
+            http_get(metrics_port, "/health")
+                .await
+                .is_some_and(|(status, _)| status == 200)
+        })
+        .await,
+        "/health answers while the queues cannot be declared: {}",
+        relay.output()
+    );
+    assert_eq!(ready(metrics_port).await, 503);
+    let asked = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| relay.terminate(Duration::from_secs(10)));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "{}",
+        relay.output()
+    );
+    assert!(asked.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_against_a_plain_port_is_named_as_such() {
+    let scenario = Scenario::new(1).await;
+    let tls_url = scenario.amqp_url.replacen("amqp://", "amqps://", 1);
+    let relay = scenario.relay_with_env(
+        "amqps-plain",
+        &["--no-declare"],
+        &[("AMQP_URL", tls_url.as_str())],
+    );
+    expect_logged(
+        &relay,
+        "does not speak TLS (amqps:// against a plain AMQP port?)",
+        Duration::from_secs(30),
+    )
+    .await;
 }
