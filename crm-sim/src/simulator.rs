@@ -34,7 +34,11 @@ async fn send(
         .await
     {
         Ok(PublishOutcome::Confirmed) => Ok(()),
-        Ok(PublishOutcome::Refused(reason) | PublishOutcome::Unroutable(reason)) => Err(reason),
+        Ok(
+            PublishOutcome::Refused(reason)
+            | PublishOutcome::TimedOut(reason)
+            | PublishOutcome::Unroutable(reason),
+        ) => Err(reason),
         Err(error) => Err(Chain(&error).to_string()),
     }
 }

@@ -32,6 +32,17 @@ pub struct Broker {
     /// user drops it (lapin then closes it in the background, racing [`Broker::close`], which
     /// logged a spurious ERROR at every shutdown); [`Broker::close`] closes them first.
     channels: std::sync::Mutex<Vec<Channel>>,
+    /// The broker's reason while it blocks this connection (`connection.blocked`), and who
+    /// is told when that changes.
+    blocked: std::sync::Arc<std::sync::Mutex<Blocking>>,
+    /// The task that follows the connection's events (blocked, unblocked).
+    events: tokio::task::AbortHandle,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.events.abort();
+    }
 }
 
 /// One message to publish.
@@ -48,8 +59,11 @@ pub struct Outgoing<'a> {
 pub enum PublishOutcome {
     /// Acked and routed: the message is in the queue.
     Confirmed,
-    /// Nacked, or not confirmed in time; the reason says which.
+    /// Nacked, or the write or the confirm failed; the reason says which.
     Refused(String),
+    /// Not written, or not confirmed, by the deadline: the broker connection is taken for dead
+    /// (or blocked); the reason says which.
+    TimedOut(String),
     /// Returned by the broker: no queue takes it (the queue is missing); the reason says so.
     Unroutable(String),
 }
@@ -73,8 +87,8 @@ enum Confirming {
     Writing(Writing),
     /// Written; the broker's confirm is awaited.
     Written(lapin::PublisherConfirm),
-    /// The write failed: the reason.
-    NotWritten(String),
+    /// The write failed or timed out: the outcome to report.
+    NotWritten(PublishOutcome),
 }
 
 impl PendingConfirm {
@@ -85,13 +99,13 @@ impl PendingConfirm {
         if let Confirming::Writing(writing) = &mut self.state {
             let timeout = self.timeout;
             self.state = match tokio::time::timeout_at(self.deadline, writing).await {
-                Err(_) => Confirming::NotWritten(format!(
+                Err(_) => Confirming::NotWritten(PublishOutcome::TimedOut(format!(
                     "not even written to the broker within {timeout:?}"
-                )),
-                Ok(Err(error)) => Confirming::NotWritten(format!(
+                ))),
+                Ok(Err(error)) => Confirming::NotWritten(PublishOutcome::Refused(format!(
                     "publish failed: {}",
                     crate::errors::Chain(&error)
-                )),
+                ))),
                 Ok(Ok(confirm)) => Confirming::Written(confirm),
             };
         }
@@ -105,13 +119,13 @@ impl PendingConfirm {
         self.written().await;
         let confirm = match &mut self.state {
             Confirming::Written(confirm) => confirm,
-            Confirming::NotWritten(reason) => return PublishOutcome::Refused(reason.clone()),
+            Confirming::NotWritten(outcome) => return outcome.clone(),
             // Not reached: `written` has settled the write.
             Confirming::Writing(_) => return PublishOutcome::Refused("publish failed".into()),
         };
         match tokio::time::timeout_at(self.deadline, confirm).await {
             Err(_) => {
-                PublishOutcome::Refused(format!("no confirm from the broker within {timeout:?}"))
+                PublishOutcome::TimedOut(format!("no confirm from the broker within {timeout:?}"))
             }
             Ok(Err(error)) => {
                 PublishOutcome::Refused(format!("confirm failed: {}", crate::errors::Chain(&error)))
@@ -134,7 +148,17 @@ impl PendingConfirm {
 /// lapin keeps 32 frames of this size for each direction of a connection: RabbitMQ's default
 /// of 128 KiB would cost 8 MiB a connection, 16 KiB costs 1 MiB. Requests and replies are under
 /// 2 KB, so each still goes in one frame; a larger body is sent in several.
+///
+/// It also bounds a message's headers: the broker forwards a content header (the properties
+/// and the header table) in one frame whatever the frame size it negotiated. A content header
+/// frame over this size is not an error (a patch of lapin: vendor/lapin): its header table is
+/// not kept, and the message is set aside ([`Incoming::headers_over_limit`]).
 pub const FRAME_MAX: u32 = 16 * 1024;
+
+/// The deepest nesting of tables and arrays the relay reads in a message's headers (the table
+/// itself is level 1; a patch of amq-protocol-types: vendor/amq-protocol-types). A deeper table
+/// is not read, and the message is set aside ([`Incoming::headers_over_limit`]).
+pub const MAX_HEADER_NESTING: usize = lapin::types::parsing::MAX_NESTING;
 
 impl Broker {
     /// Connects; `name` shows in the broker's connection list. Unless the URL says
@@ -148,11 +172,55 @@ impl Broker {
             ))
         })?;
         uri.query.frame_max.get_or_insert(FRAME_MAX);
-        let connection = Connection::connect_uri(uri, properties).await?;
+        // Bounded: a broker that accepts the TCP connection and then says nothing (a stopped
+        // process, a held network path) would keep the relay waiting for ever.
+        let tls = url.starts_with("amqps://");
+        let connection = bounded(
+            CONNECT_TIMEOUT,
+            "the connection's handshake",
+            Connection::connect_uri(uri, properties),
+        )
+        .await
+        .map_err(|error| {
+            // rustls's words for a server that answered in plain AMQP.
+            let text = crate::errors::Chain(&error).to_string();
+            if tls && (text.contains("InvalidContentType") || text.contains("corrupt message")) {
+                BrokerError(lapin::Error::from(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the broker's port does not speak TLS (amqps:// against a plain AMQP port?): {text}"
+                    ),
+                )))
+            } else {
+                error
+            }
+        })?;
+        let blocked = std::sync::Arc::new(std::sync::Mutex::new(Blocking::default()));
+        let events = tokio::spawn(follow_blocking(
+            connection.events_listener(),
+            blocked.clone(),
+            name.to_string(),
+        ));
         Ok(Broker {
             connection,
             channels: std::sync::Mutex::new(Vec::new()),
+            blocked,
+            events: events.abort_handle(),
         })
+    }
+
+    /// The broker's reason while it blocks this connection (`connection.blocked`, sent on a
+    /// memory or disk alarm): it then takes no message from it until it unblocks it.
+    pub fn blocked(&self) -> Option<String> {
+        lock_blocking(&self.blocked).reason.clone()
+    }
+
+    /// Calls `report` with the broker's reason each time it blocks this connection, and with
+    /// `None` when it unblocks it (at once, with the present state, too).
+    pub fn report_blocking(&self, report: impl Fn(Option<String>) + Send + 'static) {
+        let mut blocking = lock_blocking(&self.blocked);
+        report(blocking.reason.clone());
+        blocking.report = Some(Box::new(report));
     }
 
     /// Checks `--amqp-url` before the relay starts: a URL that cannot be parsed is a
@@ -228,32 +296,100 @@ impl Broker {
 
     /// Keeps a clone of a channel handed to a side, for [`Broker::close`].
     fn keep(&self, channel: &Channel) {
-        self.channels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(channel.clone());
+        lock_channels(&self.channels).push(channel.clone());
     }
 
     /// Closes the channels, then the connection, politely (errors are irrelevant at that point;
     /// unacked inbound messages go back to the queue).
     pub async fn close(&self) {
-        let channels = std::mem::take(
-            &mut *self
-                .channels
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        if self.is_connected() {
+        self.close_within(ACK_TIMEOUT).await;
+    }
+
+    /// Closes a connection that failed (no answer in time, blocked): the connection alone,
+    /// waiting at most a second for the broker's answer; the socket is closed anyway.
+    pub async fn abort(&self) {
+        lock_channels(&self.channels).clear();
+        let _ = bounded(
+            Duration::from_secs(1),
+            "the connection's close",
+            self.connection.close(200, "bye".into()),
+        )
+        .await;
+    }
+
+    async fn close_within(&self, limit: Duration) {
+        let channels = std::mem::take(&mut *lock_channels(&self.channels));
+        // A blocked connection is not read by the broker: a polite close would wait in vain.
+        let blocked = self.blocked().is_some();
+        if self.is_connected() && !blocked {
             for channel in channels {
-                let _ = bounded(
-                    ACK_TIMEOUT,
-                    "a channel close",
-                    channel.close(200, "bye".into()),
-                )
-                .await;
+                let _ = bounded(limit, "a channel close", channel.close(200, "bye".into())).await;
             }
         }
-        let _ = self.connection.close(200, "bye".into()).await;
+        // Bounded: a broker that stopped answering would keep this waiting for ever.
+        let _ = bounded(
+            if blocked {
+                Duration::from_secs(1)
+            } else {
+                limit
+            },
+            "the connection's close",
+            self.connection.close(200, "bye".into()),
+        )
+        .await;
+    }
+}
+
+fn lock_channels(
+    channels: &std::sync::Mutex<Vec<Channel>>,
+) -> std::sync::MutexGuard<'_, Vec<Channel>> {
+    channels
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether the broker blocks a connection, and who is told when that changes.
+#[derive(Default)]
+struct Blocking {
+    reason: Option<String>,
+    report: Option<Box<dyn Fn(Option<String>) + Send>>,
+}
+
+fn lock_blocking(blocking: &std::sync::Mutex<Blocking>) -> std::sync::MutexGuard<'_, Blocking> {
+    blocking
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Follows a connection's events: records in `blocked` whether the broker blocks it (and
+/// reports it), and logs each block (one WARN) and unblock (one INFO).
+async fn follow_blocking(
+    events: impl futures_util::Stream<Item = lapin::Event> + Send + 'static,
+    blocked: std::sync::Arc<std::sync::Mutex<Blocking>>,
+    connection: String,
+) {
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        let state = match event {
+            lapin::Event::ConnectionBlocked(reason) => {
+                tracing::warn!(
+                    %connection,
+                    %reason,
+                    "the broker blocks this connection (connection.blocked: a memory or disk alarm): it takes no message until it unblocks; /ready is false and no batch is claimed meanwhile"
+                );
+                Some(reason)
+            }
+            lapin::Event::ConnectionUnblocked => {
+                tracing::info!(%connection, "the broker unblocked this connection");
+                None
+            }
+            _ => continue,
+        };
+        let mut blocking = lock_blocking(&blocked);
+        if let Some(report) = &blocking.report {
+            report(state.clone());
+        }
+        blocking.reason = state;
     }
 }
 
@@ -290,6 +426,24 @@ impl Publisher {
         message: Outgoing<'_>,
         timeout: Duration,
     ) -> Result<PendingConfirm, BrokerError> {
+        self.send_until(
+            queue,
+            message,
+            tokio::time::Instant::now() + timeout,
+            timeout,
+        )
+    }
+
+    /// [`Publisher::send`] with the deadline of a whole batch: the message's write and confirm
+    /// must come by `deadline`, `timeout` after the batch's first message was sent (the time
+    /// the reason of a [`PublishOutcome::TimedOut`] shows).
+    pub fn send_until(
+        &self,
+        queue: &str,
+        message: Outgoing<'_>,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<PendingConfirm, BrokerError> {
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
@@ -323,7 +477,7 @@ impl Publisher {
         };
         Ok(PendingConfirm {
             state,
-            deadline: tokio::time::Instant::now() + timeout,
+            deadline,
             timeout,
         })
     }
@@ -340,11 +494,7 @@ impl Publisher {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pending = Vec::with_capacity(messages.len());
         for message in messages {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let mut confirm = self.send(queue, *message, remaining)?;
-            confirm.deadline = deadline;
-            confirm.timeout = timeout;
-            pending.push(confirm);
+            pending.push(self.send_until(queue, *message, deadline, timeout)?);
         }
         let mut outcomes = Vec::with_capacity(pending.len());
         for mut confirm in pending {
@@ -406,8 +556,14 @@ pub struct Incoming {
     pub redelivered: bool,
     /// Set when the body was over the limit of [`limit_body_size`].
     pub oversized: Option<Oversized>,
+    /// Set, to the reason, when the message's header table is over the relay's limits
+    /// ([`MAX_HEADER_NESTING`], [`FRAME_MAX`]): the table was not read, the message is set aside.
+    pub headers_over_limit: Option<String>,
     acker: lapin::Acker,
 }
+
+/// How long the broker may take to open a connection (TCP, TLS and AMQP handshakes).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long an ack or a nack may take before the connection is taken for dead: on a
 /// connection that died without a word, lapin would wait for it forever.
@@ -480,7 +636,15 @@ impl Consumer {
                 .message_id()
                 .as_ref()
                 .map(|id| id.to_string());
+            // A header table over the limits is not read: the patched parser (vendor/) puts a
+            // marker with the reason in its place.
+            let headers_over_limit = delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(lapin::types::parsing::over_limit_reason);
             Incoming {
+                headers_over_limit,
                 // Undoes the escapes of a patched amq-protocol-types (vendor/): the bytes of an
                 // id that is not UTF-8 reach the database as they were sent.
                 message_id_bytes: message_id

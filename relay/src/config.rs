@@ -47,6 +47,19 @@ pub struct Config {
     #[arg(long, env = "INFOR_CONFIRM_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub confirm_timeout: Duration,
 
+    /// The longest the relay waits for any answer of the database (a statement, a batch's
+    /// transaction, a connection's handshake); past it the connection is taken for dead (a
+    /// silent network cut), closed and opened again. The TCP keepalives and TCP user timeout
+    /// of the database connections are derived from it.
+    #[arg(long, env = "INFOR_DATABASE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub database_timeout: Duration,
+
+    /// The longest a shutdown (SIGTERM, SIGINT) waits for the work in flight; past it the relay
+    /// exits anyway, leaving unconfirmed work for the next start, as a SIGKILL would. Keep it
+    /// under systemd's TimeoutStopSec (90 s by default).
+    #[arg(long, env = "INFOR_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// Requests published and awaiting the broker's confirm, at most; one more batch is claimed
     /// ahead while the window is full, and published as soon as confirms make room. At least
     /// --batch-size; at most 16 batches.

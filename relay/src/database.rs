@@ -19,8 +19,23 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// A database error.
-pub type DatabaseError = tokio_postgres::Error;
+/// An error of tokio-postgres.
+type PgError = tokio_postgres::Error;
+
+/// A database error: one the server or the connection reported, or no answer in time.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    /// The server refused a statement, or the connection failed.
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The server did not answer within `--database-timeout`: the connection is taken for
+    /// dead (a silent network cut) and closed.
+    #[error("no answer from the database within {0:?} (--database-timeout); the connection is taken for dead")]
+    TimedOut(Duration),
+}
+
+/// The default of `--database-timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The channel the extension notifies when it enqueues requests.
 pub const OUTBOX_CHANNEL: &str = "infor_comm_outbox";
@@ -37,6 +52,7 @@ pub struct DatabaseTarget {
     config: tokio_postgres::Config,
     tls: Option<MakeRustlsConnect>,
     url: String,
+    timeout: Duration,
 }
 
 impl DatabaseTarget {
@@ -59,11 +75,39 @@ impl DatabaseTarget {
             }
             _ => None,
         };
-        Ok(DatabaseTarget {
+        let mut target = DatabaseTarget {
             config,
             tls,
             url: url.to_string(),
-        })
+            timeout: DEFAULT_TIMEOUT,
+        };
+        target.set_timeout(DEFAULT_TIMEOUT);
+        Ok(target)
+    }
+
+    /// Sets the longest wait for an answer of the database (`--database-timeout`): every call
+    /// of a [`Database`] that takes longer fails with [`DatabaseError::TimedOut`] and closes the
+    /// connection. The connection's TCP keepalives (idle a third of it, then a probe every
+    /// sixth, three probes) and its TCP user timeout (all of it) are derived from it, so that
+    /// the kernel also drops a connection whose peer vanished, idle or not. A URL that sets its
+    /// own `keepalives_idle` keeps it.
+    pub fn with_timeout(mut self, timeout: Duration) -> DatabaseTarget {
+        self.set_timeout(timeout);
+        self
+    }
+
+    fn set_timeout(&mut self, timeout: Duration) {
+        let timeout = timeout.max(Duration::from_secs(1));
+        self.timeout = timeout;
+        self.config
+            .keepalives(true)
+            .keepalives_interval(timeout / 6)
+            .keepalives_retries(3)
+            .tcp_user_timeout(timeout);
+        // tokio-postgres's default idle time is 2 hours: unless the URL chose another.
+        if self.config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            self.config.keepalives_idle(timeout / 3);
+        }
     }
 
     /// The URL as given (pass it through [`redact`] before showing it).
@@ -149,6 +193,9 @@ where
 /// A session with the bank's database.
 pub struct Database {
     client: Client,
+    /// The task that drives the connection, aborted when the server does not answer in time.
+    driver: tokio::task::AbortHandle,
+    timeout: Duration,
     notifications: mpsc::UnboundedReceiver<()>,
     inbound: tokio::sync::OnceCell<InboundStatements>,
     outbound: tokio::sync::OnceCell<OutboundStatements>,
@@ -163,36 +210,68 @@ impl Database {
     ) -> Result<Database, DatabaseError> {
         let mut config = target.config.clone();
         config.application_name(application_name);
-        config.connect_timeout(Duration::from_secs(10));
+        config.connect_timeout(Duration::from_secs(10).min(target.timeout));
         let (sender, notifications) = mpsc::unbounded_channel();
-        let client = match &target.tls {
-            Some(tls) => {
-                let (client, connection) = config.connect(tls.clone()).await?;
-                tokio::spawn(drive(connection, sender));
-                client
-            }
-            None => {
-                let (client, connection) = config.connect(NoTls).await?;
-                tokio::spawn(drive(connection, sender));
-                client
-            }
+        let connecting = async {
+            Ok::<_, PgError>(match &target.tls {
+                Some(tls) => {
+                    let (client, connection) = config.connect(tls.clone()).await?;
+                    (client, tokio::spawn(drive(connection, sender)))
+                }
+                None => {
+                    let (client, connection) = config.connect(NoTls).await?;
+                    (client, tokio::spawn(drive(connection, sender)))
+                }
+            })
         };
-        if listen {
-            client
-                .batch_execute(&format!("LISTEN {OUTBOX_CHANNEL}"))
-                .await?;
-        }
-        Ok(Database {
+        // The connect timeout covers the TCP connection; this bound the whole handshake.
+        let (client, driver) = tokio::time::timeout(target.timeout, connecting)
+            .await
+            .map_err(|_| DatabaseError::TimedOut(target.timeout))??;
+        let database = Database {
             client,
+            driver: driver.abort_handle(),
+            timeout: target.timeout,
             notifications,
             inbound: tokio::sync::OnceCell::new(),
             outbound: tokio::sync::OnceCell::new(),
-        })
+        };
+        if listen {
+            database
+                .bounded(
+                    database
+                        .client
+                        .batch_execute(&format!("LISTEN {OUTBOX_CHANNEL}")),
+                )
+                .await?;
+        }
+        Ok(database)
+    }
+
+    /// Waits for `work` at most `--database-timeout`. When the server has not answered by
+    /// then, the connection is closed (its task aborted): every other call on it fails at
+    /// once, and [`Database::is_closed`] says so.
+    async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, PgError>>,
+    ) -> Result<T, DatabaseError> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => Ok(result?),
+            Err(_) => {
+                self.driver.abort();
+                Err(DatabaseError::TimedOut(self.timeout))
+            }
+        }
+    }
+
+    /// One round trip (`SELECT 1`), to find out that a connection idle for a while still works.
+    pub async fn ping(&self) -> Result<(), DatabaseError> {
+        self.bounded(self.client.batch_execute("SELECT 1")).await
     }
 
     /// True once the connection is gone.
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.client.is_closed() || self.driver.is_finished()
     }
 
     /// Waits for a notification or `timeout`; returns false when the connection ended.
@@ -212,6 +291,10 @@ impl Database {
     /// its batch, when a batch's transaction waits longer than `lease` (a relay that stalls
     /// never holds requests for longer).
     pub async fn hold_batches_for(&self, lease: Duration) -> Result<(), DatabaseError> {
+        self.bounded(self.hold_batches_for_unbounded(lease)).await
+    }
+
+    async fn hold_batches_for_unbounded(&self, lease: Duration) -> Result<(), PgError> {
         let millis = lease.as_millis().clamp(1, i32::MAX as u128);
         self.client
             .batch_execute(&format!(
@@ -229,6 +312,15 @@ impl Database {
         batch_size: i32,
         after_id: Option<i64>,
     ) -> Result<Vec<OutboxRow>, DatabaseError> {
+        self.bounded(self.lock_batch_unbounded(batch_size, after_id))
+            .await
+    }
+
+    async fn lock_batch_unbounded(
+        &self,
+        batch_size: i32,
+        after_id: Option<i64>,
+    ) -> Result<Vec<OutboxRow>, PgError> {
         let statements = self.outbound_statements().await?;
         // Pipelined: one round trip.
         let begin = self.client.batch_execute("BEGIN");
@@ -269,6 +361,15 @@ impl Database {
         acked: &[i64],
         failed: &[(i64, String)],
     ) -> Result<i32, DatabaseError> {
+        self.bounded(self.finish_batch_unbounded(acked, failed))
+            .await
+    }
+
+    async fn finish_batch_unbounded(
+        &self,
+        acked: &[i64],
+        failed: &[(i64, String)],
+    ) -> Result<i32, PgError> {
         let statements = self.outbound_statements().await?;
         // Pipelined: the marks and the commit go in one round trip.
         let published = async {
@@ -296,10 +397,10 @@ impl Database {
     }
 
     /// The outbound statements, prepared once per connection.
-    async fn outbound_statements(&self) -> Result<&OutboundStatements, DatabaseError> {
+    async fn outbound_statements(&self) -> Result<&OutboundStatements, PgError> {
         self.outbound
             .get_or_try_init(|| async {
-                Ok::<_, DatabaseError>(OutboundStatements {
+                Ok::<_, PgError>(OutboundStatements {
                     lock: self
                         .client
                         .prepare("SELECT outbox_id, request_id, payload FROM infor_comm.lock_outbox($1::integer, $2::bigint)")
@@ -319,6 +420,10 @@ impl Database {
 
     /// The unpublished requests and the age of the oldest, in seconds.
     pub async fn backlog(&self) -> Result<(i64, f64), DatabaseError> {
+        self.bounded(self.backlog_unbounded()).await
+    }
+
+    async fn backlog_unbounded(&self) -> Result<(i64, f64), PgError> {
         let row = self
             .client
             .query_one(
@@ -342,6 +447,13 @@ impl Database {
         &self,
         items: &[InboundItem<'_>],
     ) -> Result<Vec<Result<String, String>>, DatabaseError> {
+        self.bounded(self.record_inbound_unbounded(items)).await
+    }
+
+    async fn record_inbound_unbounded(
+        &self,
+        items: &[InboundItem<'_>],
+    ) -> Result<Vec<Result<String, String>>, PgError> {
         let statements = self.inbound_statements().await?;
         self.client.batch_execute("BEGIN").await?;
         let mut outcomes = Vec::with_capacity(items.len());
@@ -385,9 +497,9 @@ impl Database {
         statements: &InboundStatements,
         item: &InboundItem<'_>,
     ) -> (
-        Result<(), DatabaseError>,
-        Result<tokio_postgres::Row, DatabaseError>,
-        Result<(), DatabaseError>,
+        Result<(), PgError>,
+        Result<tokio_postgres::Row, PgError>,
+        Result<(), PgError>,
     ) {
         let savepoint = self.client.batch_execute("SAVEPOINT inbound");
         let apply = async {
@@ -428,10 +540,10 @@ impl Database {
     }
 
     /// The inbound statements, prepared once per connection.
-    async fn inbound_statements(&self) -> Result<&InboundStatements, DatabaseError> {
+    async fn inbound_statements(&self) -> Result<&InboundStatements, PgError> {
         self.inbound
             .get_or_try_init(|| async {
-                Ok::<_, DatabaseError>(InboundStatements {
+                Ok::<_, PgError>(InboundStatements {
                     deliver: self
                         .client
                         .prepare("SELECT infor_comm.apply_delivery($1::bytea, $2::bytea)")
@@ -538,6 +650,29 @@ mod tests {
 
     fn check(url: &str) -> Result<(), String> {
         DatabaseTarget::new(url, None).map(|_| ())
+    }
+
+    #[test]
+    fn keepalives_and_the_tcp_user_timeout_follow_the_database_timeout() {
+        use std::time::Duration;
+        let target = DatabaseTarget::new("postgresql://relay@db/bank", None)
+            .expect("url")
+            .with_timeout(Duration::from_secs(30));
+        assert_eq!(target.timeout, Duration::from_secs(30));
+        assert_eq!(target.config.get_keepalives_idle(), Duration::from_secs(10));
+        assert_eq!(
+            target.config.get_keepalives_interval(),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            target.config.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(30))
+        );
+        // A URL's own keepalives_idle is kept.
+        let target = DatabaseTarget::new("postgresql://relay@db/bank?keepalives_idle=7", None)
+            .expect("url")
+            .with_timeout(Duration::from_secs(30));
+        assert_eq!(target.config.get_keepalives_idle(), Duration::from_secs(7));
     }
 
     #[test]

@@ -181,6 +181,9 @@ impl Side for Inbound {
         };
         // A consumer whose connection died without a word would wait forever: look every second.
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        // A database connection cut without a word is found by a round trip every
+        // --poll-interval while no message comes (each bounded by --database-timeout).
+        let mut last_round_trip = Instant::now();
         // Half the prefetch: while one half is applied, the broker hands over the other, so the
         // next batch is in hand when this one is acked.
         let batch_limit = usize::from(context.config.prefetch).div_ceil(2);
@@ -195,6 +198,12 @@ impl Side for Inbound {
                     }
                     if database.is_closed() {
                         return SessionEnd::closed(Link::Database);
+                    }
+                    if last_round_trip.elapsed() >= context.config.poll_interval {
+                        if let Err(error) = database.ping().await {
+                            return database_error(error);
+                        }
+                        last_round_trip = Instant::now();
                     }
                     continue;
                 }
@@ -215,6 +224,7 @@ impl Side for Inbound {
                     None => break,
                 }
             }
+            last_round_trip = Instant::now();
             // Once taken, messages are finished even when shutdown is asked for meanwhile.
             if !batch.is_empty() {
                 if let Err(end) = work.record(batch, false).await {
@@ -262,6 +272,8 @@ enum Plan {
     Apply,
     Oversized,
     SetAside,
+    /// Its header table is over the relay's limits: set aside at once, never applied.
+    HeadersOverLimit,
 }
 
 impl Work<'_> {
@@ -279,6 +291,8 @@ impl Work<'_> {
                 .map(|(index, message)| {
                     if message.oversized.is_some() {
                         Plan::Oversized
+                    } else if message.headers_over_limit.is_some() {
+                        Plan::HeadersOverLimit
                     } else if let Some(failure) =
                         log.message_due_for_set_aside(message, config.max_apply_attempts)
                     {
@@ -291,6 +305,14 @@ impl Work<'_> {
                 .collect()
         };
         let limit = i64::try_from(config.max_message_bytes).unwrap_or(i64::MAX);
+        let header_errors: Vec<Option<String>> = batch
+            .iter()
+            .map(|message| {
+                message.headers_over_limit.as_ref().map(|reason| {
+                    format!("its headers are over the relay's limits and were not read: {reason}")
+                })
+            })
+            .collect();
         let items: Vec<InboundItem<'_>> = batch
             .iter()
             .zip(&plans)
@@ -310,6 +332,12 @@ impl Work<'_> {
                         message_id,
                         attempts: i32::try_from(failure.attempts).unwrap_or(i32::MAX),
                         error: &failure.last_error,
+                    },
+                    (Plan::HeadersOverLimit, _, _) => InboundItem::SetAside {
+                        body: &message.body,
+                        message_id,
+                        attempts: 0,
+                        error: header_errors[index].as_deref().unwrap_or(""),
                     },
                     _ => InboundItem::Deliver {
                         body: &message.body,
@@ -375,7 +403,13 @@ impl Work<'_> {
         let every_one_failed = applied == 0 && !retry;
         for (message, plan, error, attempts) in failed {
             ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(1);
-            if plan == Plan::SetAside {
+            // A message with headers over the limits whose journaling keeps failing (while
+            // others apply) goes the way of a set-aside one.
+            let headers_due = plan == Plan::HeadersOverLimit
+                && lock(&failures)
+                    .message_due_for_set_aside(&message, config.max_apply_attempts)
+                    .is_some();
+            if plan == Plan::SetAside || headers_due {
                 // Even journaling it failed: the dead-letter queue, if there is one.
                 if self.dead_letter(&message, &error).await? {
                     lock(&failures).message_done(&message, false);
@@ -433,6 +467,14 @@ impl Work<'_> {
                     "inbound: a body over the size limit was journaled as rejected (size, SHA-256, first 64 KiB)"
                 );
             }
+            Plan::HeadersOverLimit => {
+                ::metrics::counter!(metrics::INBOUND_SET_ASIDE, "to" => "inbox").increment(1);
+                tracing::warn!(
+                    message_id,
+                    reason = message.headers_over_limit.as_deref().unwrap_or(""),
+                    "inbound: a message whose headers are over the relay's limits was set aside: journaled as rejected, not applied"
+                );
+            }
             Plan::SetAside => {
                 ::metrics::counter!(metrics::INBOUND_SET_ASIDE, "to" => "inbox").increment(1);
                 tracing::warn!(
@@ -477,7 +519,9 @@ impl Work<'_> {
                 );
                 Ok(true)
             }
-            PublishOutcome::Refused(reason) | PublishOutcome::Unroutable(reason) => {
+            PublishOutcome::Refused(reason)
+            | PublishOutcome::TimedOut(reason)
+            | PublishOutcome::Unroutable(reason) => {
                 tracing::warn!(queue, %reason, "inbound: the dead-letter queue refused a message; it stays in the inbound queue");
                 Ok(false)
             }

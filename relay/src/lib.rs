@@ -59,7 +59,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let queues = config.queues().map_err(StartError::Config)?;
     let database =
         database::DatabaseTarget::new(&config.database_url, config.database_ca_file.as_deref())
-            .map_err(StartError::Config)?;
+            .map_err(StartError::Config)?
+            .with_timeout(config.database_timeout);
     broker::Broker::check_url(&config.amqp_url).map_err(StartError::Config)?;
     let handle = metrics::install().map_err(StartError::Config)?;
     let listener =
@@ -78,13 +79,33 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         metrics = %config.metrics_addr,
         "infor-relay starting"
     );
+    // /health and /ready answer from the first second, also while the queues are declared.
+    let health = Arc::new(metrics::Health::default());
+    let (trigger, stop) = shutdown::channel();
+    let server = tokio::spawn(metrics::serve(
+        listener,
+        handle,
+        health.clone(),
+        stop.clone(),
+    ));
+    let mut shutdown = std::pin::pin!(shutdown);
     if config.declare_queues {
-        declare_queues(&config, &[&queues.outbound, &queues.inbound]).await?;
+        let names = [queues.outbound.as_str(), queues.inbound.as_str()];
+        let declared = tokio::select! {
+            declared = declare_queues(&config, &names) => declared,
+            _ = &mut shutdown => {
+                trigger.trigger();
+                tracing::info!("infor-relay stopped before it declared the queues");
+                return Ok(());
+            }
+        };
+        if let Err(error) = declared {
+            trigger.trigger();
+            return Err(error);
+        }
     }
     let config = Arc::new(config);
-    let health = Arc::new(metrics::Health::default());
     let inbound_failures = inbound::SharedFailureLog::default();
-    let (trigger, stop) = shutdown::channel();
     let context = |queue: String| session::Context {
         config: config.clone(),
         target: database.clone(),
@@ -101,15 +122,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             context(queues.inbound),
             stop.clone(),
         )),
-        tokio::spawn(metrics::serve(listener, handle, health, stop)),
+        server,
     ];
     shutdown.await;
-    tracing::info!("shutting down: finishing the work in flight");
+    tracing::info!(
+        timeout = ?config.shutdown_timeout,
+        "shutting down: finishing the work in flight"
+    );
     trigger.trigger();
-    for task in tasks {
-        if let Err(error) = task.await {
-            tracing::error!(%error, "a relay task failed");
+    let stopping = async {
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a relay task failed");
+            }
         }
+    };
+    if tokio::time::timeout(config.shutdown_timeout, stopping)
+        .await
+        .is_err()
+    {
+        // What is unconfirmed stays for the next start: PostgreSQL releases the claimed rows
+        // when the connections close, the broker redelivers the unacked messages.
+        tracing::warn!(
+            timeout = ?config.shutdown_timeout,
+            "the work in flight did not finish within --shutdown-timeout; stopping anyway, as a SIGKILL would"
+        );
+        return Ok(());
     }
     tracing::info!("infor-relay stopped");
     Ok(())

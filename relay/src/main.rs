@@ -15,7 +15,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(infor_relay::run(config, infor_relay::shutdown::signal())) {
+    let result = runtime.block_on(infor_relay::run(config, infor_relay::shutdown::signal()));
+    // Tasks still waiting on a connection that does not answer (after --shutdown-timeout) are
+    // dropped, not awaited.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "infor-relay cannot start");

@@ -34,6 +34,9 @@ pub const OUTBOX_OLDEST_AGE: &str = "infor_relay_outbox_oldest_age_seconds";
 pub const CONNECTION_UP: &str = "infor_relay_connection_up";
 /// 1 while the broker returns published requests as unroutable (the outbound queue is missing).
 pub const OUTBOUND_UNROUTABLE: &str = "infor_relay_outbound_unroutable";
+/// 1 while the broker blocks the outbound connection (`connection.blocked`: a memory or disk
+/// alarm).
+pub const BROKER_BLOCKED: &str = "infor_relay_broker_blocked";
 /// Reconnection attempts, by `connection` and `direction`.
 pub const RECONNECTS: &str = "infor_relay_reconnects_total";
 
@@ -94,6 +97,8 @@ impl Link {
 pub struct Health {
     up: [AtomicBool; 4],
     unroutable: AtomicBool,
+    /// The broker's reason, while it blocks the outbound connection.
+    blocked: std::sync::Mutex<Option<String>>,
 }
 
 impl Health {
@@ -119,6 +124,25 @@ impl Health {
     pub fn ready(&self) -> bool {
         self.up.iter().all(|up| up.load(Ordering::Relaxed))
             && !self.unroutable.load(Ordering::Relaxed)
+            && self.blocked().is_none()
+    }
+
+    /// Records whether the broker blocks the outbound connection, and why: `/ready` is false
+    /// while it does, and says why.
+    pub fn set_blocked(&self, reason: Option<String>) {
+        metrics::gauge!(BROKER_BLOCKED).set(if reason.is_some() { 1.0 } else { 0.0 });
+        *self
+            .blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
+    }
+
+    /// The broker's reason while it blocks the outbound connection.
+    pub fn blocked(&self) -> Option<String> {
+        self.blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// True while published requests come back unroutable.
@@ -153,7 +177,12 @@ fn route(path: &str, handle: &PrometheusHandle, health: &Health) -> Response<Ful
         "/ready" => respond(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
-            "not ready\n".into(),
+            match health.blocked() {
+                Some(reason) => format!(
+                    "not ready: the broker blocks publishing (connection.blocked: {reason})\n"
+                ),
+                None => "not ready\n".into(),
+            },
         ),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }

@@ -38,6 +38,9 @@ impl Side for Outbound {
     type Channel = Publisher;
 
     async fn open(broker: &Broker, context: &Context) -> Result<Publisher, BrokerError> {
+        // /ready says at once when the broker blocks publishing, and why.
+        let health = context.health.clone();
+        broker.report_blocking(move |reason| health.set_blocked(reason));
         let publisher = broker.publisher().await?;
         if context.config.declare_queues {
             // On every connection, not only at start: a queue deleted meanwhile comes back.
@@ -62,6 +65,15 @@ impl Side for Outbound {
             }
             if !broker.is_connected() {
                 return SessionEnd::closed(Link::Broker);
+            }
+            // While the broker blocks the connection, nothing is claimed: what would be
+            // published would wait in the relay, its confirm deadline running.
+            if broker.blocked().is_some() {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = shutdown.recv() => return SessionEnd::Shutdown,
+                }
+                continue;
             }
             let session = match sessions.take().await {
                 Ok(session) => session,
@@ -150,6 +162,10 @@ fn database_error(error: DatabaseError) -> SessionEnd {
         Chain(&error),
     )
 }
+
+/// The log line of a batch the broker did not confirm within `--confirm-timeout`.
+const CONFIRM_TIMED_OUT: &str =
+    "the broker did not confirm a batch within --confirm-timeout; reconnecting";
 
 fn broker_error(error: BrokerError) -> SessionEnd {
     SessionEnd::failed(Link::Broker, "broker error; reconnecting", Chain(&error))
@@ -314,6 +330,7 @@ impl<'a, 's> Pipeline<'a, 's> {
                 && !stopping
                 && self.in_flight.len() <= self.window
                 && self.sessions.available()
+                && self.broker.blocked().is_none()
             {
                 if self.broker.is_connected() {
                     let session = match self.sessions.take().await {
@@ -369,8 +386,25 @@ impl<'a, 's> Pipeline<'a, 's> {
                     }
                 }
                 outcome = async { front.expect("guarded").outcome().await }, if has_front => {
-                    if let Some(row) = self.in_flight.pop_front() {
-                        self.record(row, outcome).await;
+                    match outcome {
+                        // The broker took longer than --confirm-timeout for this batch, and it
+                        // does not say it blocks the connection: the connection is taken for
+                        // dead. Nothing more is published into it; the acked rows are marked,
+                        // the others released, and the side reconnects.
+                        PublishOutcome::TimedOut(reason) if self.broker.blocked().is_none() => {
+                            ::metrics::counter!(metrics::PUBLISH_FAILED).increment(1);
+                            self.in_flight.pop_front();
+                            let end = SessionEnd::failed(Link::Broker, CONFIRM_TIMED_OUT, reason);
+                            return Err(self.abandon(claim, end).await);
+                        }
+                        // Blocked (a memory or disk alarm): another connection would be blocked
+                        // too. The batch's rows are marked failed, retried after the back-off,
+                        // and nothing is claimed until the broker unblocks the connection.
+                        outcome => {
+                            if let Some(row) = self.in_flight.pop_front() {
+                                self.record(row, outcome).await;
+                            }
+                        }
                     }
                 }
                 Some((session, rows, finished)) = self.finishing.next(), if !self.finishing.is_empty() => {
@@ -431,14 +465,18 @@ impl<'a, 's> Pipeline<'a, 's> {
             unroutable: 0,
             first_reason: None,
         });
+        // The batch as a whole has --confirm-timeout: its writes and confirms.
         let timeout = self.context.config.confirm_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         for row in rows {
             let message = Outgoing {
                 message_id: &row.request_id,
                 payload: row.payload.as_bytes(),
             };
             // On an error the rest of the batch is not sent: its rows are released.
-            let confirm = self.publisher.send(&self.context.queue, message, timeout)?;
+            let confirm =
+                self.publisher
+                    .send_until(&self.context.queue, message, deadline, timeout)?;
             self.in_flight.push_back(InFlight {
                 outbox_id: row.outbox_id,
                 batch,
@@ -470,7 +508,7 @@ impl<'a, 's> Pipeline<'a, 's> {
         batch.answered += 1;
         match outcome {
             PublishOutcome::Confirmed => batch.acked.push(row.outbox_id),
-            PublishOutcome::Refused(reason) => {
+            PublishOutcome::Refused(reason) | PublishOutcome::TimedOut(reason) => {
                 ::metrics::counter!(metrics::PUBLISH_FAILED).increment(1);
                 batch.first_reason.get_or_insert_with(|| reason.clone());
                 batch.refused.push((row.outbox_id, reason));

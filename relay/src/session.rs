@@ -143,17 +143,27 @@ pub async fn supervise<S: Side>(context: Context, mut shutdown: Shutdown) {
         tracing::info!(queue = %context.queue, "{}: {}", direction.label(), S::CONNECTED);
         let started = Instant::now();
         let end = S::session(&context, database, &broker, channel, &mut shutdown).await;
-        // Closing the connection hands every unacked inbound message back to the queue.
-        broker.close().await;
         backoff.session_ended(started.elapsed());
+        // Said first, then the connection is closed, which hands every unacked inbound message
+        // back to the queue: politely after a shutdown or a database failure, at once when the
+        // broker failed (a close it does not answer would wait in vain).
         match end {
-            SessionEnd::Shutdown => break,
+            SessionEnd::Shutdown => {
+                broker.close().await;
+                break;
+            }
             SessionEnd::Lost(lost) => {
                 match &lost.error {
                     Some(error) => tracing::warn!(%error, "{}: {}", direction.label(), lost.what),
                     None => tracing::warn!("{}: {}", direction.label(), lost.what),
                 }
                 health.reconnecting(lost.link, direction);
+                match lost.link {
+                    Link::Broker => broker.abort().await,
+                    Link::Database => broker.close().await,
+                }
+                // The broker connection is closed too: it is not up until it is opened again.
+                health.set(Link::Broker, direction, false);
             }
         }
         if !shutdown.sleep(backoff.next_delay()).await {

@@ -11,6 +11,7 @@
 
 pub mod postgres;
 pub mod processes;
+pub mod proxy;
 pub mod rabbitmq;
 pub mod raw_amqp;
 pub mod scenario;

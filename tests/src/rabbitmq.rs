@@ -46,6 +46,12 @@ impl RabbitNode {
 
     /// Starts a new node and waits until it accepts connections.
     pub fn start() -> Result<RabbitNode, String> {
+        RabbitNode::start_with_conf("")
+    }
+
+    /// Starts a new node with `conf` (lines of `rabbitmq.conf`, `frame_max = 1048576` say) and
+    /// waits until it accepts connections.
+    pub fn start_with_conf(conf: &str) -> Result<RabbitNode, String> {
         let port = free_port();
         let dist_port = free_port();
         let node = format!("t{}_{port}@localhost", std::process::id());
@@ -53,6 +59,9 @@ impl RabbitNode {
             std::env::temp_dir().join(format!("infor-comm-rabbit-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("enabled_plugins"), "[].\n").map_err(|e| e.to_string())?;
+        if !conf.is_empty() {
+            std::fs::write(dir.join("rabbitmq.conf"), conf).map_err(|e| e.to_string())?;
+        }
         let log = std::fs::File::create(dir.join("server.out")).map_err(|e| e.to_string())?;
         Command::new(format!("{RABBITMQ_BIN}/rabbitmq-server"))
             .current_dir(&dir)
@@ -116,6 +125,14 @@ impl RabbitNode {
                 String::from_utf8_lossy(&out.stderr)
             ))
         }
+    }
+
+    /// Raises (or clears) a memory alarm: the node blocks every connection that publishes
+    /// (`connection.blocked`) until it is cleared. Use a node of the test's own.
+    pub fn set_memory_alarm(&self, on: bool) {
+        let watermark = if on { "0.000001" } else { "0.4" };
+        self.ctl(&["set_vm_memory_high_watermark", watermark])
+            .expect("set_vm_memory_high_watermark");
     }
 
     /// A new virtual host; returns its AMQP URL.

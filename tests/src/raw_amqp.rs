@@ -1,5 +1,6 @@
 //! A bare AMQP 0-9-1 publisher that writes the frames by hand, for what no well-behaved client
-//! sends: a `message_id` that is not UTF-8. Enough of the protocol to log in with PLAIN, open a
+//! sends: a `message_id` that is not UTF-8, headers nested deeper than any client's stack would
+//! let it write, a content header frame larger than the consumer's frame size. Enough of the protocol to log in with PLAIN, open a
 //! channel, publish one message to the default exchange and close; no confirms (the broker
 //! handles a connection's frames in order, so the message is queued before `Close-Ok`).
 
@@ -59,6 +60,11 @@ fn expect_method(stream: &mut TcpStream, class: u16, id: u16) -> Vec<u8> {
             "the broker closed the connection: {}",
             String::from_utf8_lossy(&payload)
         );
+        assert!(
+            got != (20, 40) || (class, id) == (20, 40),
+            "the broker closed the channel: {}",
+            String::from_utf8_lossy(&payload)
+        );
         if got == (class, id) {
             return payload[4..size].to_vec();
         }
@@ -68,6 +74,65 @@ fn expect_method(stream: &mut TcpStream, class: u16, id: u16) -> Vec<u8> {
 /// Publishes `body` to `queue` on the broker of `amqp_url` (`amqp://user:password@host:port/vhost`)
 /// with `message_id` written as the given bytes, whatever they are.
 pub fn publish_with_raw_message_id(amqp_url: &str, queue: &str, message_id: &[u8], body: &[u8]) {
+    publish_raw(amqp_url, queue, message_id, None, body);
+}
+
+/// Publishes `body` to `queue` with `message_id` and `headers`, the encoded field table of the
+/// message's headers (its 4-byte length first; see [`nested_arrays`] and [`wide_table`]).
+pub fn publish_with_raw_headers(
+    amqp_url: &str,
+    queue: &str,
+    message_id: &[u8],
+    headers: &[u8],
+    body: &[u8],
+) {
+    publish_raw(amqp_url, queue, message_id, Some(headers), body);
+}
+
+/// A header table whose one entry, `deep`, holds `depth` arrays, each the only value of the
+/// one around it (5 bytes a level), written without recursion.
+pub fn nested_arrays(depth: usize) -> Vec<u8> {
+    let mut value = vec![b'V']; // the innermost value: void
+    for _ in 0..depth {
+        let mut array = vec![b'A'];
+        array.extend_from_slice(&u32::try_from(value.len()).expect("size").to_be_bytes());
+        array.extend_from_slice(&value);
+        value = array;
+    }
+    let mut entries = Vec::new();
+    short_string(&mut entries, b"deep");
+    entries.extend_from_slice(&value);
+    let mut table = u32::try_from(entries.len())
+        .expect("size")
+        .to_be_bytes()
+        .to_vec();
+    table.extend(entries);
+    table
+}
+
+/// A header table of `count` ordinary headers (`x-header-00001`: a 10-byte long string).
+pub fn wide_table(count: usize) -> Vec<u8> {
+    let mut entries = Vec::new();
+    for n in 0..count {
+        short_string(&mut entries, format!("x-header-{n:05}").as_bytes());
+        entries.push(b'S');
+        long_string(&mut entries, format!("value{n:05}").as_bytes());
+    }
+    let mut table = u32::try_from(entries.len())
+        .expect("size")
+        .to_be_bytes()
+        .to_vec();
+    table.extend(entries);
+    table
+}
+
+fn publish_raw(
+    amqp_url: &str,
+    queue: &str,
+    message_id: &[u8],
+    headers: Option<&[u8]>,
+    body: &[u8],
+) {
     let rest = amqp_url.strip_prefix("amqp://").expect("an amqp:// URL");
     let (credentials, rest) = rest.split_once('@').expect("user:password@");
     let (user, password) = credentials.split_once(':').expect("user:password");
@@ -109,8 +174,12 @@ pub fn publish_with_raw_message_id(amqp_url: &str, queue: &str, message_id: &[u8
     header.extend_from_slice(&60u16.to_be_bytes());
     header.extend_from_slice(&0u16.to_be_bytes()); // weight
     header.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    // Property flags: delivery-mode (bit 12) and message-id (bit 7).
-    header.extend_from_slice(&((1u16 << 12) | (1u16 << 7)).to_be_bytes());
+    // Property flags: headers (bit 13), delivery-mode (bit 12) and message-id (bit 7).
+    let headers_flag = if headers.is_some() { 1u16 << 13 } else { 0 };
+    header.extend_from_slice(&(headers_flag | (1u16 << 12) | (1u16 << 7)).to_be_bytes());
+    if let Some(headers) = headers {
+        header.extend_from_slice(headers);
+    }
     header.push(2); // persistent
     short_string(&mut header, message_id);
     frame(&mut stream, FRAME_HEADER, 1, &header);

@@ -47,6 +47,11 @@ pub struct Progress {
 impl Scenario {
     /// A database with `clients` enqueued requests, and an empty virtual host.
     pub async fn new(clients: i32) -> Scenario {
+        Scenario::on_node(clients, RabbitNode::shared()).await
+    }
+
+    /// [`Scenario::new`] on a broker node of the test's own (one configured differently).
+    pub async fn on_node(clients: i32, rabbit: &'static RabbitNode) -> Scenario {
         let db = TestDb::new().await;
         let client = db.connect().await;
         insert_thinking_clients(&client, clients, AS_OF).await;
@@ -62,7 +67,6 @@ impl Scenario {
             )
             .await
             .expect("relay role");
-        let rabbit = RabbitNode::shared();
         let amqp_url = rabbit.new_vhost();
         let zone = format!("T{}", free_port());
         let scenario = Scenario {

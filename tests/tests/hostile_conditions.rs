@@ -1,5 +1,6 @@
 //! The relay under broken conditions, with the real binaries, PostgreSQL and RabbitMQ: a
-//! deleted outbound queue, and client data kept out of a debug log.
+//! deleted outbound queue, client data kept out of a debug log, a database or broker connection
+//! cut without a word, a broker that blocks publishing, and a shutdown during a cut.
 
 use infor_comm_tests::postgres::free_port;
 use infor_comm_tests::scenario::http_get;
@@ -144,4 +145,345 @@ async fn a_debug_log_holds_no_message_body_unless_asked_for() {
         "--log-client-data lets tokio-postgres log its statements: {}",
         verbose.output()
     );
+}
+
+/// /ready's status code, 0 when it does not answer.
+async fn ready(metrics_port: u16) -> u16 {
+    http_get(metrics_port, "/ready")
+        .await
+        .map_or(0, |(status, _)| status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_cut_to_the_database_is_noticed_within_the_database_timeout() {
+    let scenario = Scenario::new(5).await;
+    let db_port = scenario.db.cluster.port;
+    let proxy = infor_comm_tests::proxy::Proxy::start(&format!("127.0.0.1:{db_port}")).await;
+    let url = scenario
+        .relay_database_url()
+        .replace(&format!(":{db_port}/"), &format!(":{}/", proxy.port));
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    // The setting by its environment variable: a relay without it runs on and never notices.
+    let relay = scenario.relay_with_env(
+        "silent-cut",
+        &["--metrics-addr", &metrics_addr],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("INFOR_DATABASE_TIMEOUT", "6s"),
+        ],
+    );
+    scenario
+        .expect_published(5, Duration::from_secs(30), &relay)
+        .await;
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            ready(metrics_port).await == 200
+        })
+        .await,
+        "ready before the cut: {}",
+        relay.output()
+    );
+
+    // Packets held, no reset: only the relay's own timeouts can tell.
+    proxy.pause();
+    let cut = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            ready(metrics_port).await == 503
+        })
+        .await,
+        "/ready false within the timeout of 6 s and a poll interval: {}",
+        relay.output()
+    );
+    let noticed = cut.elapsed();
+    eprintln!("the cut was noticed after {noticed:?}");
+    assert!(
+        noticed < Duration::from_secs(15),
+        "noticed after {noticed:?}"
+    );
+    expect_logged(
+        &relay,
+        "no answer from the database within 6s",
+        Duration::from_secs(10),
+    )
+    .await;
+    // Both connections of a side are down while it reconnects, the broker's too.
+    let metrics = http_get(metrics_port, "/metrics")
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    assert!(
+        metrics
+            .contains(r#"infor_relay_connection_up{connection="broker",direction="outbound"} 0"#)
+            || metrics.contains(
+                r#"infor_relay_connection_up{connection="broker",direction="inbound"} 0"#
+            ),
+        "{metrics}"
+    );
+
+    // Back: the relay reconnects by itself and publishes what came meanwhile.
+    proxy.resume();
+    scenario.enqueue_more("after", 5).await;
+    scenario
+        .expect_published(10, Duration::from_secs(60), &relay)
+        .await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            ready(metrics_port).await == 200
+        })
+        .await,
+        "ready again: {}",
+        relay.output()
+    );
+}
+
+/// A relay whose broker connection goes through a proxy that can hold its traffic; its
+/// metrics port; `extra` flags.
+fn relay_behind_a_broker_proxy(
+    scenario: &Scenario,
+    proxy: &infor_comm_tests::proxy::Proxy,
+    name: &str,
+    extra: &[&str],
+) -> (infor_comm_tests::Process, u16) {
+    let broker_port = scenario.rabbit.port;
+    let url = scenario
+        .amqp_url
+        .replace(&format!(":{broker_port}/"), &format!(":{}/", proxy.port));
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let mut args = vec!["--metrics-addr", metrics_addr.as_str()];
+    args.extend_from_slice(extra);
+    let relay = scenario.relay_with_env(name, &args, &[("AMQP_URL", url.as_str())]);
+    (relay, metrics_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_timeout_reconnects_instead_of_publishing_into_a_dead_connection() {
+    let scenario = Scenario::new(20).await;
+    let proxy =
+        infor_comm_tests::proxy::Proxy::start(&format!("127.0.0.1:{}", scenario.rabbit.port)).await;
+    let (relay, metrics_port) = relay_behind_a_broker_proxy(
+        &scenario,
+        &proxy,
+        "confirm-timeout",
+        &["--confirm-timeout", "3s", "--batch-size", "10"],
+    );
+    scenario
+        .expect_published(20, Duration::from_secs(30), &relay)
+        .await;
+
+    // The broker stops answering (its traffic held): the batch published now gets no confirm.
+    proxy.pause();
+    let cut = std::time::Instant::now();
+    scenario.enqueue_more("cut", 200).await;
+    expect_logged(
+        &relay,
+        "the broker did not confirm a batch within --confirm-timeout; reconnecting",
+        Duration::from_secs(20),
+    )
+    .await;
+    let noticed = cut.elapsed();
+    eprintln!("the confirm timeout ended the session after {noticed:?}");
+    assert!(noticed < Duration::from_secs(10), "after {noticed:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            ready(metrics_port).await == 503
+        })
+        .await,
+        "/ready false while the broker is away: {}",
+        relay.output()
+    );
+    // Nothing more was claimed into the dead connection: no row was marked failed (the
+    // unconfirmed ones were released, unmarked).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let failed: i64 = scenario
+        .db
+        .connect()
+        .await
+        .query_one(
+            "SELECT count(*) FROM infor_comm.outbox WHERE last_error IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("failed rows")
+        .get(0);
+    assert_eq!(failed, 0, "{}", relay.output());
+
+    proxy.resume();
+    scenario
+        .expect_published(220, Duration::from_secs(90), &relay)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_broker_is_logged_once_makes_the_relay_unready_and_stops_the_claims() {
+    // A node of the test's own: an alarm blocks every publishing connection of its node.
+    let node: &'static infor_comm_tests::RabbitNode = Box::leak(Box::new(
+        infor_comm_tests::RabbitNode::start().expect("a RabbitMQ node"),
+    ));
+    let scenario = Scenario::on_node(10, node).await;
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let relay = scenario.relay_with_env(
+        "blocked",
+        &[
+            "--confirm-timeout",
+            "3s",
+            "--lease",
+            "30s",
+            "--batch-size",
+            "10",
+            "--metrics-addr",
+            &metrics_addr,
+        ],
+        &[],
+    );
+    scenario
+        .expect_published(10, Duration::from_secs(30), &relay)
+        .await;
+
+    node.set_memory_alarm(true);
+    let alarm = std::time::Instant::now();
+    scenario.enqueue_more("blocked", 100).await;
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            http_get(metrics_port, "/ready")
+                .await
+                .is_some_and(|(status, body)| status == 503 && body.contains("connection.blocked"))
+        })
+        .await,
+        "/ready says the broker blocks publishing: {}",
+        relay.output()
+    );
+    eprintln!("/ready false with the reason after {:?}", alarm.elapsed());
+    assert!(alarm.elapsed() < Duration::from_secs(10));
+    // The batch published into the block ends within --confirm-timeout (3 s) as a whole; no
+    // more is claimed while the block lasts.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let output = relay.output();
+    let blocked_lines = output.matches("the broker blocks this connection").count();
+    assert_eq!(blocked_lines, 1, "logged once: {output}");
+    assert!(!output.contains("reconnecting"), "no reconnect: {output}");
+    // The batches published before the broker's notice came are marked failed (retried after
+    // the back-off); after it, nothing more is claimed.
+    let marked = || async {
+        scenario
+            .db
+            .connect()
+            .await
+            .query_one(
+                "SELECT count(*) FROM infor_comm.outbox WHERE last_error IS NOT NULL",
+                &[],
+            )
+            .await
+            .expect("failed rows")
+            .get::<_, i64>(0)
+    };
+    let before = marked().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = marked().await;
+    eprintln!("rows marked failed during the block: {before}, 5 s later {after}");
+    assert!(before < 100 && after == before, "{before} then {after}");
+
+    node.set_memory_alarm(false);
+    scenario
+        .expect_published(110, Duration::from_secs(120), &relay)
+        .await;
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            ready(metrics_port).await == 200
+        })
+        .await,
+        "ready again: {}",
+        relay.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_silent_broker_cut_stops_within_the_shutdown_timeout() {
+    let scenario = Scenario::new(10).await;
+    let proxy =
+        infor_comm_tests::proxy::Proxy::start(&format!("127.0.0.1:{}", scenario.rabbit.port)).await;
+    // The setting by its environment variable, so that the previous binary runs this test too.
+    let broker_port = scenario.rabbit.port;
+    let url = scenario
+        .amqp_url
+        .replace(&format!(":{broker_port}/"), &format!(":{}/", proxy.port));
+    let mut relay = scenario.relay_with_env(
+        "sigterm-cut",
+        &[],
+        &[("AMQP_URL", url.as_str()), ("INFOR_SHUTDOWN_TIMEOUT", "5s")],
+    );
+    scenario
+        .expect_published(10, Duration::from_secs(30), &relay)
+        .await;
+    proxy.pause();
+    scenario.enqueue_more("cut", 50).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| relay.terminate(Duration::from_secs(30)));
+    let took = asked.elapsed();
+    eprintln!("SIGTERM during the cut: stopped after {took:?} with {status:?}");
+    assert!(
+        status.is_some(),
+        "still running 30 s after SIGTERM: {}",
+        relay.output()
+    );
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    // What was not confirmed is published by the next relay.
+    proxy.resume();
+    let next = scenario.relay("next", &[]);
+    scenario
+        .expect_published(60, Duration::from_secs(60), &next)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_down_at_start_health_answers_at_once_and_sigterm_stops_the_declare() {
+    let scenario = Scenario::new(1).await;
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let nobody = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
+    let mut relay = scenario.relay_with_env(
+        "broker-down",
+        &["--metrics-addr", &metrics_addr],
+        &[("AMQP_URL", nobody.as_str())],
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || async {
+            http_get(metrics_port, "/health")
+                .await
+                .is_some_and(|(status, _)| status == 200)
+        })
+        .await,
+        "/health answers while the queues cannot be declared: {}",
+        relay.output()
+    );
+    assert_eq!(ready(metrics_port).await, 503);
+    let asked = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| relay.terminate(Duration::from_secs(10)));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "{}",
+        relay.output()
+    );
+    assert!(asked.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_against_a_plain_port_is_named_as_such() {
+    let scenario = Scenario::new(1).await;
+    let tls_url = scenario.amqp_url.replacen("amqp://", "amqps://", 1);
+    let relay = scenario.relay_with_env(
+        "amqps-plain",
+        &["--no-declare"],
+        &[("AMQP_URL", tls_url.as_str())],
+    );
+    expect_logged(
+        &relay,
+        "does not speak TLS (amqps:// against a plain AMQP port?)",
+        Duration::from_secs(30),
+    )
+    .await;
 }

@@ -1,6 +1,7 @@
 //! Hostile inbound messages against the real relay, PostgreSQL and RabbitMQ (issue 13): a
 //! message id with a NUL byte, a message whose apply keeps failing, a database that fails every
-//! apply, oversized bodies, and a metrics endpoint held open under a low descriptor limit.
+//! apply, oversized bodies, headers nested too deep or in a frame too large, and a metrics
+//! endpoint held open under a low descriptor limit.
 
 use infor_comm_tests::postgres::free_port;
 use infor_comm_tests::processes::Process;
@@ -472,4 +473,144 @@ async fn out_of_descriptors_the_metrics_endpoint_neither_spins_nor_floods_the_lo
         "{}",
         relay.output()
     );
+}
+
+/// The inbox row of `message_id` (`""`: the row without one): its outcome and its reason.
+async fn inbox_row(scenario: &Scenario, message_id: &str) -> (String, String) {
+    let row = scenario
+        .db
+        .connect()
+        .await
+        .query_one(
+            "SELECT outcome, coalesce(reason, '') FROM infor_comm.inbox
+              WHERE coalesce(message_id, '') = $1",
+            &[&message_id],
+        )
+        .await
+        .expect("the message's inbox row");
+    (row.get(0), row.get(1))
+}
+
+/// Publishes the first reply with `headers` (raw) as message `hostile`, then the second reply
+/// with ordinary headers; expects the second applied, the first journaled as rejected with a
+/// reason that contains `why`, the queue empty and the relay alive on its first connection.
+async fn expect_set_aside_for_its_headers(name: &str, headers: &[u8], why: &str) {
+    expect_set_aside_on(Scenario::new(2).await, name, headers, why, true).await;
+}
+
+/// [`expect_set_aside_for_its_headers`] in `scenario` (2 requests); `id_kept`: whether the
+/// journal keeps the hostile message's id (its properties could be read).
+async fn expect_set_aside_on(
+    scenario: Scenario,
+    name: &str,
+    headers: &[u8],
+    why: &str,
+    id_kept: bool,
+) {
+    let ids = scenario.request_ids().await;
+    let mut relay = consuming_relay(&scenario, name, &[]).await;
+    infor_comm_tests::raw_amqp::publish_with_raw_headers(
+        &scenario.amqp_url,
+        &scenario.inbound_queue(),
+        b"hostile",
+        headers,
+        reply(0, &ids[0]).as_bytes(),
+    );
+    infor_comm_tests::raw_amqp::publish_with_raw_headers(
+        &scenario.amqp_url,
+        &scenario.inbound_queue(),
+        b"m-1",
+        &infor_comm_tests::raw_amqp::wide_table(3),
+        reply(1, &ids[1]).as_bytes(),
+    );
+    expect_answered(&scenario, &relay, 1).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            count(&scenario, "SELECT count(*) FROM infor_comm.inbox").await == 2
+        })
+        .await,
+        "both journaled: {}",
+        relay.output()
+    );
+    let hostile = if id_kept { "hostile" } else { "" };
+    let (outcome, reason) = inbox_row(&scenario, hostile).await;
+    assert_eq!(outcome, "rejected", "{reason}");
+    assert!(reason.contains(why), "{reason}");
+    assert_eq!(inbox_row(&scenario, "m-1").await.0, "reply");
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            scenario.inbound_depth() == 0
+        })
+        .await,
+        "the queue is empty"
+    );
+    assert!(relay.is_running(), "the relay lives: {}", relay.output());
+    let output = relay.output();
+    assert!(!output.contains("reconnecting"), "one connection: {output}");
+    assert!(
+        output.contains("whose headers are over the relay's limits was set aside"),
+        "{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_nesting_1500_arrays_are_set_aside_and_never_abort_the_relay() {
+    // 1,500 nested arrays, 7.5 KB: the parser recursed once per level and overflowed the stack
+    // of lapin's I/O thread; the relay aborted, and again at every restart (redelivered).
+    expect_set_aside_for_its_headers(
+        "deep-headers",
+        &infor_comm_tests::raw_amqp::nested_arrays(1_500),
+        "deeper than 32 levels",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_nested_to_the_limit_are_read_and_the_message_applied() {
+    let scenario = Scenario::new(1).await;
+    let ids = scenario.request_ids().await;
+    let relay = consuming_relay(&scenario, "limit-headers", &[]).await;
+    // The table is level 1, its 31 arrays levels 2 to 32: the limit, not over it.
+    infor_comm_tests::raw_amqp::publish_with_raw_headers(
+        &scenario.amqp_url,
+        &scenario.inbound_queue(),
+        b"m-0",
+        &infor_comm_tests::raw_amqp::nested_arrays(31),
+        reply(0, &ids[0]).as_bytes(),
+    );
+    expect_answered(&scenario, &relay, 1).await;
+    assert_eq!(inbox_row(&scenario, "m-0").await.0, "reply");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_frame_over_the_frame_size_is_set_aside_and_never_holds_the_queue() {
+    // 2,000 ordinary headers: a 42 KB content header frame, under RabbitMQ's 128 KiB but over
+    // the relay's 16 KiB frames. lapin closed the connection (FRAME-ERROR), the broker
+    // delivered the message again, for ever.
+    expect_set_aside_for_its_headers(
+        "wide-headers",
+        &infor_comm_tests::raw_amqp::wide_table(2_000),
+        "over the 16384 bytes (frame_max)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_frame_larger_than_the_receive_buffer_neither_stalls_nor_holds_the_queue() {
+    // A broker that takes frames of 1 MiB from publishers (RabbitMQ's default is 128 KiB) can
+    // hand the relay a content header frame larger than lapin's whole receive buffer (32 frames
+    // of 16 KiB): lapin could never parse it, and the connection stalled.
+    let node: &'static infor_comm_tests::RabbitNode = Box::leak(Box::new(
+        infor_comm_tests::RabbitNode::start_with_conf("frame_max = 1048576\n")
+            .expect("a RabbitMQ node with frames of 1 MiB"),
+    ));
+    // 24,000 headers: a 720 KB frame.
+    expect_set_aside_on(
+        Scenario::on_node(2, node).await,
+        "huge-headers",
+        &infor_comm_tests::raw_amqp::wide_table(24_000),
+        "more than the 524288 bytes of the receive buffer",
+        false,
+    )
+    .await;
 }

@@ -14,6 +14,9 @@ use crate::{
     uri::AMQPUri,
 };
 use amq_protocol::frame::{AMQPFrame, GenError, gen_frame, parse_frame};
+// infor_comm patch: the marker of headers that were not read.
+use amq_protocol::frame::parsing::traits::Input as _;
+use amq_protocol::types::parsing::over_limit_table;
 use async_rs::{Runtime, traits::*};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -58,6 +61,9 @@ pub(crate) struct IoLoop<
     global_backoff: ExponentialBackoff,
     status: Status,
     frame_size: FrameSize,
+    /// infor_comm patch: the bytes still to discard of a content header frame larger than the
+    /// receive buffer (see `oversized_header`).
+    skipping: usize,
     receive_buffer: Buffer,
     send_buffer: Buffer,
     serialized_frames: VecDeque<(FrameSize, FrameSending)>,
@@ -108,6 +114,7 @@ impl<
             global_backoff,
             status: Status::Initial,
             frame_size,
+            skipping: 0,
             receive_buffer: Buffer::with_capacity(FRAMES_STORAGE * frame_size as usize),
             send_buffer: Buffer::with_capacity(FRAMES_STORAGE * frame_size as usize),
             serialized_frames: VecDeque::default(),
@@ -118,6 +125,7 @@ impl<
 
     fn reset(&mut self) {
         self.status = Status::Initial;
+        self.skipping = 0;
         self.receive_buffer.reset();
         self.send_buffer.reset();
         self.socket_state.reset();
@@ -600,6 +608,14 @@ impl<
     fn handle_frames(&mut self, connection_killswitch: &KillSwitch) -> Result<bool> {
         let mut did_something = false;
         while self.can_parse() {
+            // infor_comm patch: the rest of a frame too large to read is discarded as it comes.
+            if self.skipping > 0 {
+                let discarded = self.skipping.min(self.receive_buffer.available_data());
+                self.receive_buffer.consume(discarded);
+                self.skipping -= discarded;
+                did_something = true;
+                continue;
+            }
             if let Some(frame) = self.parse(connection_killswitch)? {
                 self.channels
                     .handle_frame(frame)
@@ -614,10 +630,28 @@ impl<
 
     fn parse(&mut self, connection_killswitch: &KillSwitch) -> Result<Option<AMQPFrame>> {
         match parse_frame(self.receive_buffer.parsing_context()) {
-            Ok((i, f)) => {
+            Ok((i, mut f)) => {
                 let consumed = self.receive_buffer.offset(i);
                 let frame_max = self.configuration.frame_max() as usize;
                 if frame_max > 0 && consumed > frame_max {
+                    // infor_comm patch: the broker forwards a message's content header in one
+                    // frame whatever this connection's frame_max (RabbitMQ sends up to its own
+                    // frame_max, 128 KiB by default). Closing the connection for it made the
+                    // broker deliver the message again, for ever. Its headers are replaced by a
+                    // table that says why (`over_limit_table`); the rest of its properties, and
+                    // its body, are delivered as usual.
+                    match headers_over_frame_max(f, consumed, frame_max) {
+                        Ok(header) => {
+                            tracing::warn!(
+                                bytes = consumed,
+                                frame_max,
+                                "received a content header frame over frame_max; its headers are replaced by a marker"
+                            );
+                            self.receive_buffer.consume(consumed);
+                            return Ok(Some(header));
+                        }
+                        Err(other) => f = other,
+                    }
                     error!(bytes = consumed, "received large frame");
                     let error = AMQPError::new(
                         AMQPHardError::FRAMEERROR.into(),
@@ -632,6 +666,14 @@ impl<
                 Ok(Some(f))
             }
             Err(e) => {
+                // infor_comm patch: a frame larger than the whole receive buffer could never be
+                // parsed, and the connection stalled. A content header frame is given with its
+                // body size and a marker for headers, and the rest of it is discarded.
+                if e.is_incomplete() && self.receive_buffer.available_space() == 0 {
+                    if let Some(frame) = self.oversized_header() {
+                        return Ok(Some(frame));
+                    }
+                }
                 if !e.is_incomplete() {
                     error!(error=?e, "parse error");
                     self.critical_error(connection_killswitch, ErrorKind::ParsingError(e).into())?;
@@ -639,6 +681,162 @@ impl<
                 Ok(None)
             }
         }
+    }
+}
+
+impl<
+    RK: RuntimeKit + Clone + Send + 'static,
+    C: AsyncFn(AMQPUri, Runtime<RK>) -> Result<AsyncTcpStream<<RK as Reactor>::TcpStream>>
+        + Send
+        + Sync
+        + 'static,
+> IoLoop<RK, C>
+{
+    /// infor_comm patch: when the full receive buffer starts with a content header frame larger
+    /// than the buffer, that frame as `header_larger_than_buffer` gives it; the frame's bytes are
+    /// then discarded as they arrive (`skipping`). `None` for any other frame.
+    fn oversized_header(&mut self) -> Option<AMQPFrame> {
+        let head: Vec<u8> = self
+            .receive_buffer
+            .parsing_context()
+            .iter_elements()
+            .take(19)
+            .collect();
+        let buffer = self.receive_buffer.available_data();
+        let (frame, frame_bytes) = header_larger_than_buffer(&head, buffer)?;
+        tracing::warn!(
+            bytes = frame_bytes,
+            buffer,
+            "received a content header frame larger than the receive buffer; discarding it"
+        );
+        self.skipping = frame_bytes;
+        Some(frame)
+    }
+}
+
+/// infor_comm patch: a content header frame of `bytes` bytes, over the connection's
+/// `frame_max`, with its headers replaced by the parser's marker (`over_limit_table`) saying
+/// so; its other properties are kept. Any other frame is given back as the error.
+fn headers_over_frame_max(
+    frame: AMQPFrame,
+    bytes: usize,
+    frame_max: usize,
+) -> std::result::Result<AMQPFrame, AMQPFrame> {
+    match frame {
+        AMQPFrame::Header(channel_id, mut header) => {
+            header.properties = header.properties.with_headers(over_limit_table(format!(
+                "its content header frame is {bytes} bytes, over the {frame_max} bytes (frame_max) of the connection that received it"
+            )));
+            Ok(AMQPFrame::Header(channel_id, header))
+        }
+        other => Err(other),
+    }
+}
+
+/// infor_comm patch: from the first 19 bytes of a content header frame larger than the
+/// receive buffer (`buffer` bytes), that frame with its body size and, in place of its
+/// properties, only a marker for headers (`over_limit_table`) saying why; and the frame's size
+/// in bytes, to discard. `None` when `head` is not the start of a content header frame.
+fn header_larger_than_buffer(head: &[u8], buffer: usize) -> Option<(AMQPFrame, usize)> {
+    // Type (1 byte, 2 for a content header), channel (2), size (4); then the class (2), the
+    // weight (2) and the body size (8).
+    if head.len() < 19 || head[0] != 2 {
+        return None;
+    }
+    let channel_id = u16::from_be_bytes([head[1], head[2]]);
+    let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]) as usize;
+    let class_id = u16::from_be_bytes([head[7], head[8]]);
+    let mut body_size = [0u8; 8];
+    body_size.copy_from_slice(&head[11..19]);
+    let frame_bytes = size.saturating_add(8);
+    let reason = format!(
+        "its content header frame is {frame_bytes} bytes, more than the {buffer} bytes of the receive buffer of the connection that received it: its properties were not read"
+    );
+    let header = amq_protocol::frame::AMQPContentHeader {
+        class_id,
+        body_size: u64::from_be_bytes(body_size),
+        properties: crate::BasicProperties::default().with_headers(over_limit_table(reason)),
+    };
+    Some((AMQPFrame::Header(channel_id, header), frame_bytes))
+}
+
+#[cfg(test)]
+mod infor_comm_patch_tests {
+    use super::*;
+    use amq_protocol::types::{AMQPValue, FieldTable, parsing::over_limit_reason};
+
+    fn header_of(frame: &AMQPFrame) -> &amq_protocol::frame::AMQPContentHeader {
+        match frame {
+            AMQPFrame::Header(_, header) => header,
+            other => panic!("not a content header: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_header_frame_over_frame_max_keeps_its_properties_but_its_headers() {
+        let mut headers = FieldTable::default();
+        headers.insert("x-a".into(), AMQPValue::LongString("b".into()));
+        let frame = AMQPFrame::Header(
+            3,
+            amq_protocol::frame::AMQPContentHeader {
+                class_id: 60,
+                body_size: 42,
+                properties: crate::BasicProperties::default()
+                    .with_message_id("m-1".into())
+                    .with_headers(headers),
+            },
+        );
+        let marked = headers_over_frame_max(frame, 60_035, 16_384).expect("a content header");
+        assert_eq!(marked.channel_id(), 3);
+        let header = header_of(&marked);
+        assert_eq!(header.body_size, 42);
+        assert_eq!(
+            header
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str()),
+            Some("m-1")
+        );
+        let reason = header
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(over_limit_reason)
+            .expect("the marker");
+        assert!(
+            reason.contains("60035 bytes, over the 16384 bytes"),
+            "{reason}"
+        );
+        assert!(headers_over_frame_max(AMQPFrame::Heartbeat, 60_035, 16_384).is_err());
+    }
+
+    #[test]
+    fn a_header_frame_larger_than_the_buffer_gives_its_body_size_and_its_length_to_discard() {
+        let mut head = vec![2, 0, 1];
+        head.extend_from_slice(&600_000u32.to_be_bytes());
+        head.extend_from_slice(&[0, 60, 0, 0]);
+        head.extend_from_slice(&1234u64.to_be_bytes());
+        let (frame, discard) = header_larger_than_buffer(&head, 524_288).expect("a header");
+        assert_eq!(discard, 600_008);
+        assert_eq!(frame.channel_id(), 1);
+        let header = header_of(&frame);
+        assert_eq!((header.class_id, header.body_size), (60, 1234));
+        let reason = header
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(over_limit_reason)
+            .expect("the marker");
+        assert!(
+            reason.contains("600008 bytes, more than the 524288 bytes"),
+            "{reason}"
+        );
+        // A method or body frame, or too few bytes, is not taken for one.
+        head[0] = 1;
+        assert!(header_larger_than_buffer(&head, 524_288).is_none());
+        head[0] = 2;
+        assert!(header_larger_than_buffer(&head[..18], 524_288).is_none());
     }
 }
 
