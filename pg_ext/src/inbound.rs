@@ -1056,8 +1056,12 @@ fn set_aside_inbound(
         Some(Err(refusal)) => refusal.kind,
         None => Kind::Unknown,
     };
-    let reason =
-        format!("set aside by the relay after {attempts} failed applies; last error: {error}");
+    // attempts 0: the relay set it aside without applying it (its headers are over its limits).
+    let reason = if attempts > 0 {
+        format!("set aside by the relay after {attempts} failed applies; last error: {error}")
+    } else {
+        format!("set aside by the relay without applying it: {error}")
+    };
     let bytes = if text.is_some() { None } else { body };
     Spi::connect_mut(|client| {
         let verdict = Verdict::rejected(kind, reason);

@@ -341,6 +341,11 @@ pub fn reason_code(reason: &str) -> &'static str {
         ("is empty", "empty"),
         ("is missing", "missing"),
     ];
+    if reason.starts_with("set aside by the relay")
+        && reason.contains("headers are over the relay's limits")
+    {
+        return "headers_over_limit";
+    }
     if let Some((_, code)) = BY_PREFIX
         .iter()
         .find(|(prefix, _)| reason.starts_with(prefix))

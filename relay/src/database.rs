@@ -34,6 +34,27 @@ pub enum DatabaseError {
     TimedOut(Duration),
 }
 
+/// When `error` is the extension refusing the relay itself rather than a message: its SQL and
+/// its library are of different versions (SQLSTATE 55000, between a package and its `ALTER
+/// EXTENSION … UPDATE`), or this login may not use it in this database (42501). The message
+/// the extension raised.
+pub fn refusal_of(error: &PgError) -> Option<String> {
+    let db = error.as_db_error()?;
+    let code = db.code().code();
+    ((code == "55000" || code == "42501") && db.message().starts_with("infor_comm: "))
+        .then(|| db.message().to_string())
+}
+
+impl DatabaseError {
+    /// The extension's refusal of the relay itself, when that is what this is ([`refusal_of`]).
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            DatabaseError::Postgres(error) => refusal_of(error),
+            DatabaseError::TimedOut(_) => None,
+        }
+    }
+}
+
 /// The default of `--database-timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -473,6 +494,9 @@ impl Database {
                         release?;
                         outcomes.push(Ok(outcome));
                     }
+                    // The extension refuses the relay itself, not this message: the batch fails
+                    // as a whole and nothing of it counts against a message.
+                    Err(error) if refusal_of(&error).is_some() => return Err(error),
                     // The server refused this message alone (the function raised, a lock or
                     // statement timed out, a privilege is missing): undo it; what was sent
                     // after it failed with it and is sent again.

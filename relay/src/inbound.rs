@@ -279,7 +279,13 @@ enum Plan {
 impl Work<'_> {
     /// Records `batch` in one transaction, then acks what was recorded and holds back what failed.
     /// `retry`: the batch is one held-back message tried again.
-    async fn record(&mut self, batch: Vec<Incoming>, retry: bool) -> Result<(), SessionEnd> {
+    async fn record(&mut self, mut batch: Vec<Incoming>, retry: bool) -> Result<(), SessionEnd> {
+        // Applied in the order of the CRM's ids: the extension locks each message's requestID,
+        // then its taskID, until the transaction ends, so two relays whose batches hold the same
+        // ids take them in one order and never deadlock. A stable sort: two messages of one
+        // request keep the order they arrived in (of two pushes with one dt, the later received
+        // wins).
+        batch.sort_by_cached_key(|message| lock_order(&message.body));
         let config = &self.context.config;
         let failures = self.context.inbound_failures.clone();
         let mut set_aside_errors = HashMap::new();
@@ -354,9 +360,18 @@ impl Work<'_> {
             "inbound: batch recorded"
         );
         let outcomes = match recorded {
-            Ok(outcomes) => outcomes,
+            Ok(outcomes) => {
+                self.context.health.set_refused(None);
+                outcomes
+            }
             Err(error) => {
                 ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(batch.len() as u64);
+                // The extension refuses the relay (its SQL and library differ, or this login may
+                // not use it in this database): every message is held, none is set aside, and
+                // /ready says why until a call succeeds.
+                if let Some(refusal) = error.refusal() {
+                    self.context.health.set_refused(Some(refusal));
+                }
                 // Closing the connection (the session ends) hands every unacked message back.
                 return Err(database_error(error));
             }
@@ -544,6 +559,31 @@ fn consumer_ended() -> SessionEnd {
     SessionEnd::failed(Link::Broker, BROKER_LOST, "consumer ended")
 }
 
+/// The key a message is applied in, within a batch: the values of its `"requestID"` and
+/// `"taskID"` (the ids the extension locks, in that order), read from its first 16 KiB without
+/// parsing it; empty when it has none.
+fn lock_order(body: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let text = &body[..body.len().min(16 * 1024)];
+    (
+        json_string_after(text, b"\"requestID\"").unwrap_or_default(),
+        json_string_after(text, b"\"taskID\"").unwrap_or_default(),
+    )
+}
+
+/// The bytes of the first JSON string value written after `key` and a colon in `text`.
+fn json_string_after(text: &[u8], key: &[u8]) -> Option<Vec<u8>> {
+    let at = text.windows(key.len()).position(|window| window == key)?;
+    let rest = &text[at + key.len()..];
+    let rest = &rest[rest.iter().position(|byte| !byte.is_ascii_whitespace())?..];
+    let rest = rest.strip_prefix(b":")?;
+    let rest = &rest[rest.iter().position(|byte| !byte.is_ascii_whitespace())?..];
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = rest
+        .iter()
+        .position(|&byte| byte == b'"' || byte == b'\\')?;
+    Some(rest[..end].to_vec())
+}
+
 fn database_error(error: DatabaseError) -> SessionEnd {
     SessionEnd::failed(
         Link::Database,
@@ -555,6 +595,37 @@ fn database_error(error: DatabaseError) -> SessionEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_applied_in_the_order_of_its_ids() {
+        assert_eq!(
+            lock_order(br#"{"requestID": "R-2", "replyUID": "U", "taskID" : "T-9"}"#),
+            (b"R-2".to_vec(), b"T-9".to_vec())
+        );
+        assert_eq!(
+            lock_order(br#"{"taskID":"T-1","taskStatus":"3"}"#),
+            (Vec::new(), b"T-1".to_vec())
+        );
+        assert_eq!(lock_order(b"not json"), (Vec::new(), Vec::new()));
+        assert_eq!(lock_order(br#"{"requestID": 5}"#), (Vec::new(), Vec::new()));
+        assert_eq!(lock_order(br#"{"requestID": "a\"b"}"#).0, b"a".to_vec());
+        // A stable sort: [reply X, push Y] and [push X, reply Y] both start with X, and two
+        // messages of one request keep their order.
+        let mut a = [
+            br#"{"requestID": "Y", "taskID": "TY", "taskStatus": "3"}"#.to_vec(),
+            br#"{"requestID": "X", "replyUID": "U"}"#.to_vec(),
+            br#"{"requestID": "X", "taskID": "TX", "dt": "first"}"#.to_vec(),
+            br#"{"requestID": "X", "taskID": "TX", "dt": "second"}"#.to_vec(),
+        ];
+        a.sort_by_cached_key(|body| lock_order(body));
+        let keys = a.iter().map(|body| lock_order(body).0).collect::<Vec<_>>();
+        assert_eq!(
+            keys,
+            vec![b"X".to_vec(), b"X".to_vec(), b"X".to_vec(), b"Y".to_vec()]
+        );
+        assert!(String::from_utf8_lossy(&a[1]).contains("first"));
+        assert!(String::from_utf8_lossy(&a[2]).contains("second"));
+    }
 
     const MESSAGE: u64 = 1;
     const OTHER: u64 = 2;

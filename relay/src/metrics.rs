@@ -99,6 +99,8 @@ pub struct Health {
     unroutable: AtomicBool,
     /// The broker's reason, while it blocks the outbound connection.
     blocked: std::sync::Mutex<Option<String>>,
+    /// The extension's refusal of the relay, until one of its calls succeeds again.
+    refused: std::sync::Mutex<Option<String>>,
 }
 
 impl Health {
@@ -125,6 +127,25 @@ impl Health {
         self.up.iter().all(|up| up.load(Ordering::Relaxed))
             && !self.unroutable.load(Ordering::Relaxed)
             && self.blocked().is_none()
+            && self.refused().is_none()
+    }
+
+    /// Records that the extension refuses the relay's calls, and why (its SQL and library are of
+    /// different versions, or this login may not use it here), or that a call succeeded again:
+    /// `/ready` is false meanwhile, and says why.
+    pub fn set_refused(&self, reason: Option<String>) {
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
+    }
+
+    /// The extension's refusal of the relay, while it lasts.
+    pub fn refused(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Records whether the broker blocks the outbound connection, and why: `/ready` is false
@@ -177,11 +198,14 @@ fn route(path: &str, handle: &PrometheusHandle, health: &Health) -> Response<Ful
         "/ready" => respond(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
-            match health.blocked() {
-                Some(reason) => format!(
+            match (health.blocked(), health.refused()) {
+                (Some(reason), _) => format!(
                     "not ready: the broker blocks publishing (connection.blocked: {reason})\n"
                 ),
-                None => "not ready\n".into(),
+                (None, Some(refusal)) => format!(
+                    "not ready: the database refuses the relay; its messages wait in the queue ({refusal})\n"
+                ),
+                (None, None) => "not ready\n".into(),
             },
         ),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),

@@ -370,9 +370,16 @@ impl<'a, 's> Pipeline<'a, 's> {
                 (session, claimed) = async { claim.as_mut().expect("guarded").await }, if claim.is_some() => {
                     claim = None;
                     let rows = match claimed {
-                        Ok(rows) => rows,
+                        Ok(rows) => {
+                            self.context.health.set_refused(None);
+                            rows
+                        }
                         Err(error) => {
                             drop(session);
+                            // The extension refuses the relay: nothing is claimed, /ready says why.
+                            if let Some(refusal) = error.refusal() {
+                                self.context.health.set_refused(Some(refusal));
+                            }
                             return Err(self.abandon(None, database_error(error)).await);
                         }
                     };

@@ -487,3 +487,82 @@ async fn amqps_against_a_plain_port_is_named_as_such() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_the_extension_refuses_holds_every_message_says_why_and_loses_nothing() {
+    // The relay's login is a member of infor_comm_relay but was not granted CONNECT on this
+    // database (a login for another database): the extension refuses each of its calls.
+    let scenario = Scenario::new(5).await;
+    let admin = scenario.db.connect().await;
+    let database: String = admin
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .expect("database")
+        .get(0);
+    admin
+        .batch_execute(&format!(
+            "REVOKE CONNECT ON DATABASE \"{database}\" FROM relay_login"
+        ))
+        .await
+        .expect("revoke");
+    let ids = scenario.request_ids().await;
+    let replies = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| infor_comm_tests::scenario::created_reply(n, id))
+        .collect::<Vec<_>>();
+    let bodies = replies.iter().map(String::as_bytes).collect::<Vec<_>>();
+    scenario.publish_inbound(&bodies, "refused").await;
+    let metrics_port = free_port();
+    let mut relay = scenario.relay_with_metrics("refused", &[], metrics_port);
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            http_get(metrics_port, "/ready")
+                .await
+                .is_some_and(|(status, body)| {
+                    status == 503
+                        && body.contains("the database refuses the relay")
+                        && body.contains("may not use infor_comm in database")
+                })
+        })
+        .await,
+        "/ready says why the relay waits: {}",
+        relay.output()
+    );
+    // Held, not set aside: nothing journaled, nothing published, the replies still queued.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let journaled: i64 = admin
+        .query_one("SELECT count(*) FROM infor_comm.inbox", &[])
+        .await
+        .expect("inbox")
+        .get(0);
+    assert_eq!(journaled, 0, "{}", relay.output());
+    assert_eq!(scenario.inbound_depth(), 5, "{}", relay.output());
+    // Granted: every reply is applied, every request published.
+    admin
+        .batch_execute(&format!(
+            "GRANT CONNECT ON DATABASE \"{database}\" TO relay_login"
+        ))
+        .await
+        .expect("grant");
+    scenario
+        .expect_published(5, Duration::from_secs(60), &relay)
+        .await;
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            scenario.inbox_count("reply").await == 5
+        })
+        .await,
+        "every reply applied once the login may use infor_comm: {}",
+        relay.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            http_get(metrics_port, "/ready").await.map(|r| r.0) == Some(200)
+        })
+        .await,
+        "/ready again: {}",
+        relay.output()
+    );
+    relay.terminate(Duration::from_secs(10));
+}

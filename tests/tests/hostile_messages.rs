@@ -1,4 +1,4 @@
-//! Hostile inbound messages against the real relay, PostgreSQL and RabbitMQ (issue 13): a
+//! Hostile inbound messages against the real relay, PostgreSQL and RabbitMQ: a
 //! message id with a NUL byte, a message whose apply keeps failing, a database that fails every
 //! apply, oversized bodies, headers nested too deep or in a frame too large, and a metrics
 //! endpoint held open under a low descriptor limit.
@@ -76,7 +76,7 @@ async fn a_message_id_with_a_nul_byte_is_journaled_and_never_blocks_the_queue() 
     let scenario = Scenario::new(3).await;
     let ids = scenario.request_ids().await;
     let relay = consuming_relay(&scenario, "nul", &[]).await;
-    // Issue 13, point 1: this id made apply_inbound fail, and the replies behind it waited.
+    // This id once made apply_inbound fail, and the replies behind it waited.
     publish_replies(&scenario, &ids, "ab\u{0}cd").await;
     expect_answered(&scenario, &relay, 3).await;
     let kept = scenario
