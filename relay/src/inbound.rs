@@ -20,128 +20,22 @@
 use crate::broker::{Broker, BrokerError, Consumer, Incoming, Outgoing, PublishOutcome, Publisher};
 use crate::database::{Database, DatabaseError, InboundItem};
 use crate::errors::Chain;
+use crate::failures::{lock, Failure};
 use crate::metrics::{self, Direction, Link};
 use crate::session::{Context, SessionEnd, Side};
 use crate::shutdown::Shutdown;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher, RandomState};
-use std::sync::Mutex;
+
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// The inbound side, for [`crate::session::supervise`].
 pub struct Inbound;
 
-/// The most failing messages [`FailureLog`] remembers; beyond that it starts over (a message
-/// then needs a few more tries before it is set aside, nothing else).
-const MAX_REMEMBERED_FAILURES: usize = 10_000;
-
 /// The first pause before a held-back message is retried; it doubles with each failure.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// The longest pause before a held-back message is retried.
 const MAX_RETRY: Duration = Duration::from_secs(10);
-
-/// What the inbound side remembers across its sessions: how many messages applied, and which
-/// messages failed how often. A message is known by a hash of its id and body.
-#[derive(Debug, Default)]
-pub struct FailureLog {
-    applied: u64,
-    failures: HashMap<u64, Failure>,
-    hasher: RandomState,
-}
-
-#[derive(Debug, Clone)]
-struct Failure {
-    attempts: u32,
-    applied_before_first: u64,
-    last_error: String,
-}
-
-impl FailureLog {
-    fn key(&self, message: &Incoming) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        match &message.message_id {
-            Some(id) => {
-                hasher.write_u8(1);
-                hasher.write(id.as_bytes());
-            }
-            None => hasher.write_u8(0),
-        }
-        hasher.write_usize(message.body.len());
-        hasher.write(&message.body);
-        hasher.finish()
-    }
-
-    /// [`Self::failed`] for `message`.
-    fn message_failed(&mut self, message: &Incoming, error: &str) -> u32 {
-        let key = self.key(message);
-        self.failed(key, error)
-    }
-
-    /// [`Self::done`] for `message`.
-    fn message_done(&mut self, message: &Incoming, applied: bool) {
-        if self.failures.is_empty() {
-            // The common case, without hashing the body.
-            self.applied += u64::from(applied);
-            return;
-        }
-        let key = self.key(message);
-        self.done(key, applied);
-    }
-
-    /// [`Self::due_for_set_aside`] for `message`.
-    fn message_due_for_set_aside(&self, message: &Incoming, max_attempts: u32) -> Option<Failure> {
-        if self.failures.is_empty() {
-            return None;
-        }
-        self.due_for_set_aside(self.key(message), max_attempts)
-    }
-
-    /// The failure to set aside for, when the message known by `key` has failed `max_attempts`
-    /// times and other messages applied since its first failure.
-    fn due_for_set_aside(&self, key: u64, max_attempts: u32) -> Option<Failure> {
-        let failure = self.failures.get(&key)?;
-        (failure.attempts >= max_attempts && self.applied > failure.applied_before_first)
-            .then(|| failure.clone())
-    }
-
-    /// Counts one failed apply of the message known by `key`; returns its attempts so far.
-    fn failed(&mut self, key: u64, error: &str) -> u32 {
-        if self.failures.len() >= MAX_REMEMBERED_FAILURES {
-            self.failures.clear();
-        }
-        let applied = self.applied;
-        let failure = self.failures.entry(key).or_insert_with(|| Failure {
-            attempts: 0,
-            applied_before_first: applied,
-            last_error: String::new(),
-        });
-        failure.attempts += 1;
-        failure.last_error = error.to_string();
-        failure.attempts
-    }
-
-    /// The message known by `key` was recorded (`applied`: through `apply_delivery`).
-    fn done(&mut self, key: u64, applied: bool) {
-        if applied {
-            self.applied += 1;
-        }
-        self.failures.remove(&key);
-    }
-
-    /// A new session begins. A message whose failures in the sessions before were never
-    /// followed by another message applying failed while nothing applied: most likely the
-    /// database was at fault, not the message. Those failures are forgotten, so that a
-    /// database outage never makes messages look poisonous once it is over.
-    fn new_session(&mut self) {
-        let applied = self.applied;
-        self.failures
-            .retain(|_, failure| applied > failure.applied_before_first);
-    }
-}
-
-/// The shared failure log of the inbound side.
-pub type SharedFailureLog = std::sync::Arc<Mutex<FailureLog>>;
 
 impl Side for Inbound {
     const DIRECTION: Direction = Direction::Inbound;
@@ -201,7 +95,7 @@ impl Side for Inbound {
                     }
                     if last_round_trip.elapsed() >= context.config.poll_interval {
                         if let Err(error) = database.ping().await {
-                            return database_error(error);
+                            return database_error(&context.health, error);
                         }
                         last_round_trip = Instant::now();
                     }
@@ -366,14 +260,11 @@ impl Work<'_> {
             }
             Err(error) => {
                 ::metrics::counter!(metrics::INBOUND_APPLY_FAILED).increment(batch.len() as u64);
-                // The extension refuses the relay (its SQL and library differ, or this login may
-                // not use it in this database): every message is held, none is set aside, and
-                // /ready says why until a call succeeds.
-                if let Some(refusal) = error.refusal() {
-                    self.context.health.set_refused(Some(refusal));
-                }
+                // The extension may refuse the relay itself (its SQL and library differ, or this
+                // login may not use it in this database): then every message is held, none is
+                // set aside, and /ready says why until a call succeeds (database_error).
                 // Closing the connection (the session ends) hands every unacked message back.
-                return Err(database_error(error));
+                return Err(database_error(&self.context.health, error));
             }
         };
         drop(items);
@@ -544,11 +435,6 @@ impl Work<'_> {
     }
 }
 
-fn lock(log: &SharedFailureLog) -> std::sync::MutexGuard<'_, FailureLog> {
-    log.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 const BROKER_LOST: &str = "broker connection lost; reconnecting";
 
 fn broker_lost(error: BrokerError) -> SessionEnd {
@@ -584,7 +470,12 @@ fn json_string_after(text: &[u8], key: &[u8]) -> Option<Vec<u8>> {
     Some(rest[..end].to_vec())
 }
 
-fn database_error(error: DatabaseError) -> SessionEnd {
+/// The end of a session whose database call failed (the messages go back to the queue). When
+/// the extension refused the relay itself, `/ready` says so until a call succeeds.
+fn database_error(health: &crate::metrics::Health, error: DatabaseError) -> SessionEnd {
+    if let Some(refusal) = error.refusal() {
+        health.set_refused(Some(refusal));
+    }
     SessionEnd::failed(
         Link::Database,
         "database error; the messages go back to the queue",
@@ -625,53 +516,5 @@ mod tests {
         );
         assert!(String::from_utf8_lossy(&a[1]).contains("first"));
         assert!(String::from_utf8_lossy(&a[2]).contains("second"));
-    }
-
-    const MESSAGE: u64 = 1;
-    const OTHER: u64 = 2;
-
-    #[test]
-    fn a_message_failing_while_others_apply_is_set_aside_after_max_attempts() {
-        let mut log = FailureLog::default();
-        log.new_session();
-        assert_eq!(log.failed(MESSAGE, "boom"), 1);
-        log.done(OTHER, true);
-        assert!(log.due_for_set_aside(MESSAGE, 2).is_none(), "one failure");
-        assert_eq!(log.failed(MESSAGE, "boom again"), 2);
-        let failure = log.due_for_set_aside(MESSAGE, 2).expect("due");
-        assert_eq!(
-            (failure.attempts, failure.last_error.as_str()),
-            (2, "boom again")
-        );
-        // Its failures outlive a reconnect: they were made while the database worked.
-        log.new_session();
-        assert!(log.due_for_set_aside(MESSAGE, 2).is_some());
-        log.done(MESSAGE, false);
-        assert!(
-            log.due_for_set_aside(MESSAGE, 2).is_none(),
-            "forgotten once recorded"
-        );
-    }
-
-    #[test]
-    fn failures_while_nothing_applies_are_never_held_against_a_message() {
-        let mut log = FailureLog::default();
-        // A database outage: every session fails every message, nothing applies.
-        for _ in 0..5 {
-            log.new_session();
-            log.failed(MESSAGE, "permission denied");
-            log.failed(OTHER, "permission denied");
-            assert!(log.due_for_set_aside(MESSAGE, 2).is_none());
-        }
-        // The database is back: the first message to apply does not condemn the others.
-        log.new_session();
-        log.done(3, true);
-        assert!(log.due_for_set_aside(MESSAGE, 2).is_none());
-        assert!(log.due_for_set_aside(OTHER, 2).is_none());
-        // A real poison message is still caught in the session that works.
-        log.failed(MESSAGE, "frozen");
-        log.done(OTHER, true);
-        log.failed(MESSAGE, "frozen");
-        assert!(log.due_for_set_aside(MESSAGE, 2).is_some());
     }
 }

@@ -3,6 +3,7 @@
 //! - [`outbound`]: outbox → broker, with publisher confirms;
 //! - [`inbound`]: broker → `infor_comm.apply_delivery`, in batches, acked after the commit; a
 //!   message that keeps failing is set aside, an oversized one journaled by size and digest;
+//! - [`failures`]: what the inbound side remembers of failing messages across its sessions;
 //! - [`session`]: the reconnect loop both sides run (connect, work, reconnect with back-off);
 //! - [`backoff`]: capped, jittered back-off, and connecting with it;
 //! - [`broker`]: all the AMQP code, behind the relay's own types and error;
@@ -23,6 +24,7 @@ pub mod broker;
 pub mod config;
 pub mod database;
 pub mod errors;
+pub mod failures;
 pub mod inbound;
 pub mod logging;
 pub mod metrics;
@@ -105,7 +107,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     let config = Arc::new(config);
-    let inbound_failures = inbound::SharedFailureLog::default();
+    let inbound_failures = failures::SharedFailureLog::default();
     let context = |queue: String| session::Context {
         config: config.clone(),
         target: database.clone(),

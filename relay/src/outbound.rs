@@ -77,11 +77,14 @@ impl Side for Outbound {
             }
             let session = match sessions.take().await {
                 Ok(session) => session,
-                Err(error) => return database_error(error),
+                Err(error) => return database_error(&context.health, error),
             };
             let rows = match session.lock_batch(config.batch_size, None).await {
-                Ok(rows) => rows,
-                Err(error) => return database_error(error),
+                Ok(rows) => {
+                    context.health.set_refused(None);
+                    rows
+                }
+                Err(error) => return database_error(&context.health, error),
             };
             if rows.is_empty() {
                 sessions.put(session);
@@ -155,7 +158,13 @@ impl<'a> Sessions<'a> {
     }
 }
 
-fn database_error(error: DatabaseError) -> SessionEnd {
+/// The end of a session whose database call failed. When the extension refused the relay
+/// itself (its SQL and library of different versions, or this login not meant for this
+/// database), `/ready` says so until a call succeeds.
+fn database_error(health: &crate::metrics::Health, error: DatabaseError) -> SessionEnd {
+    if let Some(refusal) = error.refusal() {
+        health.set_refused(Some(refusal));
+    }
     SessionEnd::failed(
         Link::Database,
         "database error; reconnecting",
@@ -335,7 +344,11 @@ impl<'a, 's> Pipeline<'a, 's> {
                 if self.broker.is_connected() {
                     let session = match self.sessions.take().await {
                         Ok(session) => session,
-                        Err(error) => return Err(self.abandon(None, database_error(error)).await),
+                        Err(error) => {
+                            return Err(self
+                                .abandon(None, database_error(&self.context.health, error))
+                                .await)
+                        }
                     };
                     let size = self.context.config.batch_size;
                     let after_id = self.cursor.next_claim();
@@ -376,11 +389,7 @@ impl<'a, 's> Pipeline<'a, 's> {
                         }
                         Err(error) => {
                             drop(session);
-                            // The extension refuses the relay: nothing is claimed, /ready says why.
-                            if let Some(refusal) = error.refusal() {
-                                self.context.health.set_refused(Some(refusal));
-                            }
-                            return Err(self.abandon(None, database_error(error)).await);
+                            return Err(self.abandon(None, database_error(&self.context.health, error)).await);
                         }
                     };
                     exhausted = rows.len() < batch_size;
@@ -423,7 +432,7 @@ impl<'a, 's> Pipeline<'a, 's> {
                         }
                         Err(error) => {
                             self.sessions.put(session);
-                            return Err(self.abandon(claim, database_error(error)).await);
+                            return Err(self.abandon(claim, database_error(&self.context.health, error)).await);
                         }
                     }
                 }
@@ -438,7 +447,9 @@ impl<'a, 's> Pipeline<'a, 's> {
                 if let Some((session, _)) = self.ready.take() {
                     if let Err(error) = session.finish_batch(&[], &[]).await {
                         self.sessions.put(session);
-                        return Err(self.abandon(claim, database_error(error)).await);
+                        return Err(self
+                            .abandon(claim, database_error(&self.context.health, error))
+                            .await);
                     }
                     self.sessions.put(session);
                 }

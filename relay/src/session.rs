@@ -26,7 +26,7 @@ pub struct Context {
     /// The connections' state, for `/ready` and the metrics.
     pub health: Arc<Health>,
     /// The inbound side's memory of failing messages, kept across its sessions.
-    pub inbound_failures: crate::inbound::SharedFailureLog,
+    pub inbound_failures: crate::failures::SharedFailureLog,
 }
 
 /// One side of the relay: what it opens on the broker and what it does while connected.

@@ -512,9 +512,11 @@ async fn a_login_the_extension_refuses_holds_every_message_says_why_and_loses_no
         .map(|(n, id)| infor_comm_tests::scenario::created_reply(n, id))
         .collect::<Vec<_>>();
     let bodies = replies.iter().map(String::as_bytes).collect::<Vec<_>>();
-    scenario.publish_inbound(&bodies, "refused").await;
     let metrics_port = free_port();
     let mut relay = scenario.relay_with_metrics("refused", &[], metrics_port);
+    // Published once the relay consumes (it declares the queue).
+    expect_logged(&relay, "consuming", Duration::from_secs(20)).await;
+    scenario.publish_inbound(&bodies, "refused").await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             http_get(metrics_port, "/ready")
