@@ -21,6 +21,15 @@ AS 'MODULE_PATHNAME', 'inbox_reason_code_wrapper';
 COMMENT ON FUNCTION infor_comm.inbox_reason_code(text) IS
     'The kind of a rejection reason of the inbox (malformed_json, unknown_request, bad_dt, ...), without the values in it: what health counts rejected messages by.';
 
+-- health expects a successful run since the job was last due by its pg_cron schedule.
+CREATE FUNCTION infor_comm."cron_previous_run"(schedule text, at timestamp) RETURNS timestamp
+IMMUTABLE STRICT PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'cron_previous_run_wrapper';
+COMMENT ON FUNCTION infor_comm.cron_previous_run(text, timestamp) IS
+    'When a pg_cron schedule (five fields, or @daily and the like) was last due at or before a wall time; NULL when the schedule is not understood. What health expects a successful daily run since.';
+
 -- A copy of a push is known by one index probe: the digest of its JSON, and the latest dt of the
 -- pushes applied to its row (each copy read every earlier push of its row: quadratic).
 CREATE FUNCTION infor_comm."inbox_push_digest"(body text) RETURNS bytea
@@ -471,6 +480,10 @@ DECLARE
     job_user      text;
     job_command   text;
     job_superuser boolean;
+    job_schedule  text;
+    cron_zone     text;
+    due           timestamptz;
+    last_success_started_at timestamptz;
     writer_problem text;
 BEGIN
     PERFORM infor_comm.require_login_for_database();
@@ -515,8 +528,8 @@ BEGIN
      ORDER BY r.started_at DESC
      LIMIT 1;
 
-    SELECT r.finished_at, r.sent, r.skipped
-      INTO last_success_finished_at, last_success_sent, last_success_skipped
+    SELECT r.finished_at, r.sent, r.skipped, r.started_at
+      INTO last_success_finished_at, last_success_sent, last_success_skipped, last_success_started_at
       FROM infor_comm.daily_runs r
      WHERE r.status = 'succeeded'
      ORDER BY r.started_at DESC
@@ -525,11 +538,11 @@ BEGIN
     -- pg_cron may be absent: then its columns are NULL (pg_cron_installed false).
     pg_cron_installed := pg_catalog.to_regclass('cron.job') IS NOT NULL;
     IF pg_cron_installed THEN
-        EXECUTE 'SELECT j.jobid, j.active, j.username, j.command, r.rolsuper FROM cron.job j
+        EXECUTE 'SELECT j.jobid, j.active, j.username, j.command, r.rolsuper, j.schedule FROM cron.job j
                    LEFT JOIN pg_catalog.pg_roles r ON r.rolname = j.username
                   WHERE j.jobname = ''infor_comm_daily'' AND j.database = pg_catalog.current_database()
                   ORDER BY j.jobid LIMIT 1'
-           INTO job_id, cron_job_active, job_user, job_command, job_superuser;
+           INTO job_id, cron_job_active, job_user, job_command, job_superuser, job_schedule;
         cron_job_exists := job_id IS NOT NULL;
         IF cron_job_exists AND pg_catalog.to_regclass('cron.job_run_details') IS NOT NULL THEN
             EXECUTE 'SELECT d.start_time, d.status, d.return_message FROM cron.job_run_details d
@@ -559,7 +572,19 @@ BEGIN
         problems := problems || pg_catalog.format('the last daily run (started %s) %s: %s', last_run_started_at,
                                                   last_run_status, coalesce(last_run_error, 'its backend is gone'));
     END IF;
-    IF last_success_finished_at IS NULL OR last_success_finished_at < checked_at - interval '25 hours' THEN
+    -- A successful run since the job was last due (and an hour for it to finish), by its pg_cron
+    -- schedule in pg_cron's time zone; without a schedule understood, one in the last 25 hours.
+    IF cron_job_exists AND cron_job_active THEN
+        cron_zone := coalesce(nullif(pg_catalog.current_setting('cron.timezone', true), ''), 'GMT');
+        due := infor_comm.cron_previous_run(job_schedule, checked_at AT TIME ZONE cron_zone) AT TIME ZONE cron_zone;
+    END IF;
+    IF due IS NOT NULL THEN
+        IF checked_at > due + interval '1 hour'
+           AND (last_success_started_at IS NULL OR last_success_started_at < due - interval '1 minute') THEN
+            problems := problems || pg_catalog.format('no successful daily run since it was due at %s (pg_cron schedule %L)',
+                                                      due, job_schedule);
+        END IF;
+    ELSIF last_success_finished_at IS NULL OR last_success_finished_at < checked_at - interval '25 hours' THEN
         problems := problems || 'no successful daily run in the last 25 hours'::text;
     END IF;
     IF pg_cron_installed AND NOT cron_job_exists THEN
@@ -612,7 +637,7 @@ REVOKE ALL ON FUNCTION infor_comm.daily_run_start(), infor_comm.daily_run_failed
                       infor_comm.writer_role_problem(), infor_comm.require_writer_role_is_sealed(),
                       infor_comm.grant_host_tables_to_writer(), infor_comm.host_table_key_problems(),
                       infor_comm.require_login_for_database(), infor_comm.inbox_reason_code(text),
-                      infor_comm.inbox_push_digest(text)
+                      infor_comm.inbox_push_digest(text), infor_comm.cron_previous_run(text, timestamp)
 FROM PUBLIC;
 GRANT EXECUTE ON ROUTINE
     infor_comm.run_daily(),

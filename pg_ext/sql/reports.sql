@@ -214,6 +214,10 @@ DECLARE
     job_user      text;
     job_command   text;
     job_superuser boolean;
+    job_schedule  text;
+    cron_zone     text;
+    due           timestamptz;
+    last_success_started_at timestamptz;
     writer_problem text;
 BEGIN
     PERFORM infor_comm.require_login_for_database();
@@ -258,8 +262,8 @@ BEGIN
      ORDER BY r.started_at DESC
      LIMIT 1;
 
-    SELECT r.finished_at, r.sent, r.skipped
-      INTO last_success_finished_at, last_success_sent, last_success_skipped
+    SELECT r.finished_at, r.sent, r.skipped, r.started_at
+      INTO last_success_finished_at, last_success_sent, last_success_skipped, last_success_started_at
       FROM infor_comm.daily_runs r
      WHERE r.status = 'succeeded'
      ORDER BY r.started_at DESC
@@ -268,11 +272,11 @@ BEGIN
     -- pg_cron may be absent: then its columns are NULL (pg_cron_installed false).
     pg_cron_installed := pg_catalog.to_regclass('cron.job') IS NOT NULL;
     IF pg_cron_installed THEN
-        EXECUTE 'SELECT j.jobid, j.active, j.username, j.command, r.rolsuper FROM cron.job j
+        EXECUTE 'SELECT j.jobid, j.active, j.username, j.command, r.rolsuper, j.schedule FROM cron.job j
                    LEFT JOIN pg_catalog.pg_roles r ON r.rolname = j.username
                   WHERE j.jobname = ''infor_comm_daily'' AND j.database = pg_catalog.current_database()
                   ORDER BY j.jobid LIMIT 1'
-           INTO job_id, cron_job_active, job_user, job_command, job_superuser;
+           INTO job_id, cron_job_active, job_user, job_command, job_superuser, job_schedule;
         cron_job_exists := job_id IS NOT NULL;
         IF cron_job_exists AND pg_catalog.to_regclass('cron.job_run_details') IS NOT NULL THEN
             EXECUTE 'SELECT d.start_time, d.status, d.return_message FROM cron.job_run_details d
@@ -302,7 +306,19 @@ BEGIN
         problems := problems || pg_catalog.format('the last daily run (started %s) %s: %s', last_run_started_at,
                                                   last_run_status, coalesce(last_run_error, 'its backend is gone'));
     END IF;
-    IF last_success_finished_at IS NULL OR last_success_finished_at < checked_at - interval '25 hours' THEN
+    -- A successful run since the job was last due (and an hour for it to finish), by its pg_cron
+    -- schedule in pg_cron's time zone; without a schedule understood, one in the last 25 hours.
+    IF cron_job_exists AND cron_job_active THEN
+        cron_zone := coalesce(nullif(pg_catalog.current_setting('cron.timezone', true), ''), 'GMT');
+        due := infor_comm.cron_previous_run(job_schedule, checked_at AT TIME ZONE cron_zone) AT TIME ZONE cron_zone;
+    END IF;
+    IF due IS NOT NULL THEN
+        IF checked_at > due + interval '1 hour'
+           AND (last_success_started_at IS NULL OR last_success_started_at < due - interval '1 minute') THEN
+            problems := problems || pg_catalog.format('no successful daily run since it was due at %s (pg_cron schedule %L)',
+                                                      due, job_schedule);
+        END IF;
+    ELSIF last_success_finished_at IS NULL OR last_success_finished_at < checked_at - interval '25 hours' THEN
         problems := problems || 'no successful daily run in the last 25 hours'::text;
     END IF;
     IF pg_cron_installed AND NOT cron_job_exists THEN

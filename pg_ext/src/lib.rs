@@ -21,6 +21,7 @@
 //! - [`run_history`]: the run history of the daily job (`daily_runs`);
 //! - [`roles`]: the roles `infor_comm_relay`, `infor_comm_reader` and `infor_comm_job`;
 //! - [`row_checks`]: the rules of an inbox row and of an outbox row's closing (their CHECKs);
+//! - [`cron_schedule`]: when the pg_cron schedule was last due (what `health` expects a run since);
 //! - [`schedule`]: the pg_cron job (`run_daily`, `schedule_daily`, `unschedule_daily`);
 //! - [`sql_version`]: the check that the database's SQL is of the library's version;
 //! - `test_support` (tests only): the helpers of the in-database tests.
@@ -30,6 +31,7 @@
 
 use pgrx::prelude::*;
 
+pub mod cron_schedule;
 pub mod errors;
 pub mod gucs;
 pub mod host_tables;

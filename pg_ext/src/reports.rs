@@ -139,6 +139,7 @@ extension_sql_file!(
         inbox_message_ids,
         inbox_reason_code,
         login_scope::require_login_for_database_sql,
+        cron_schedule::cron_previous_run,
         "task_table",
         "outbox_table",
         "inbox_table",
