@@ -55,7 +55,7 @@ DO $roles$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'infor_comm_writer') THEN
         BEGIN
-            CREATE ROLE infor_comm_writer NOLOGIN;
+            CREATE ROLE infor_comm_writer NOLOGIN BYPASSRLS;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN
             NULL;
         END;
@@ -154,7 +154,15 @@ COMMENT ON FUNCTION infor_comm.grant_host_tables_to_writer() IS
     'Grants infor_comm_writer USAGE on infor_comm.host_schema and SELECT on the host tables there; returns the tables granted. Run by CREATE EXTENSION and the update; run it again once the host tables exist.';
 
 SELECT infor_comm.require_writer_role_is_sealed();
-ALTER ROLE infor_comm_writer BYPASSRLS;
+DO $bypass$
+BEGIN
+    -- Only when it lacks it: databases installing at the same moment would otherwise update the
+    -- role's row together ("tuple concurrently updated").
+    IF NOT (SELECT rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = 'infor_comm_writer') THEN
+        ALTER ROLE infor_comm_writer BYPASSRLS;
+    END IF;
+END
+$bypass$;
 
 -- run_daily: types schema-qualified; READ COMMITTED for the enqueue when it commits.
 CREATE OR REPLACE PROCEDURE infor_comm.run_daily()

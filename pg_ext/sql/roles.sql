@@ -11,7 +11,9 @@ BEGIN
     FOREACH role_name IN ARRAY ARRAY['infor_comm_relay', 'infor_comm_reader', 'infor_comm_job', 'infor_comm_writer'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = role_name) THEN
             BEGIN
-                EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', role_name);
+                -- infor_comm_writer bypasses row-level security (below).
+                EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN%s', role_name,
+                                          CASE WHEN role_name = 'infor_comm_writer' THEN ' BYPASSRLS' ELSE '' END);
             EXCEPTION WHEN duplicate_object OR unique_violation THEN
                 NULL;
             END;
@@ -116,7 +118,15 @@ COMMENT ON FUNCTION infor_comm.grant_host_tables_to_writer() IS
 SELECT infor_comm.require_writer_role_is_sealed();
 -- It bypasses row-level security: the policies of the extension's tables are the reader's, and
 -- a host table with row-level security is refused before it is read (host_tables.rs).
-ALTER ROLE infor_comm_writer BYPASSRLS;
+DO $bypass$
+BEGIN
+    -- Only when it lacks it: databases installing at the same moment would otherwise update the
+    -- role's row together ("tuple concurrently updated").
+    IF NOT (SELECT rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = 'infor_comm_writer') THEN
+        ALTER ROLE infor_comm_writer BYPASSRLS;
+    END IF;
+END
+$bypass$;
 
 -- The functions of the daily job that write run as infor_comm_writer, whoever calls them.
 ALTER FUNCTION infor_comm.daily_run_start() OWNER TO infor_comm_writer;
