@@ -892,8 +892,7 @@ fn apply_text(body: &str, envelope: &Envelope<'_>) -> &'static str {
 #[pg_extern(volatile, security_definer, name = "apply_inbound")]
 #[search_path(pg_catalog, pg_temp)]
 fn apply_inbound(body: Option<&str>, message_id: default!(Option<&str>, "NULL")) -> &'static str {
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     let envelope = Envelope::text_id(message_id);
     match body {
         Some(body) => apply_text(body, &envelope),
@@ -932,8 +931,7 @@ fn apply_inbound_bytes(
     body: Option<&[u8]>,
     message_id: default!(Option<&str>, "NULL"),
 ) -> &'static str {
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     apply_bytes(body, &Envelope::text_id(message_id))
 }
 
@@ -964,8 +962,7 @@ COMMENT ON FUNCTION infor_comm.apply_inbound(bytea, text) IS
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn apply_delivery(body: Option<&[u8]>, message_id: Option<&[u8]>) -> &'static str {
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     apply_bytes(body, &Envelope::raw_id(message_id))
 }
 
@@ -989,8 +986,7 @@ fn reject_oversized(
     body_sha256: &[u8],
     size_limit: i64,
 ) -> &'static str {
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     if body_sha256.len() != 32 {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -1046,8 +1042,7 @@ fn set_aside_inbound(
     attempts: i32,
     error: &str,
 ) -> &'static str {
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     let envelope = Envelope::raw_id(message_id);
     let text = body.and_then(|bytes| body_text(bytes).ok());
     let kind = match text.map(parse) {

@@ -51,6 +51,21 @@ pub mod sql_version;
 
 ::pgrx::pg_module_magic!(name, version);
 
+/// What every entry point that reads or writes the extension's tables checks first, once per
+/// transaction: that the database's SQL is of this library's version ([`sql_version`]), and that
+/// the session's login may use infor_comm in this database ([`login_scope`]).
+pub fn entry_checks() {
+    sql_version::require_matching_sql();
+    login_scope::require_login_for_database();
+}
+
+/// The name of the current database (for messages and hints).
+pub fn current_database() -> String {
+    Spi::get_one::<String>("SELECT pg_catalog.current_database()::text")
+        .unwrap_or_else(|e| errors::spi_fault("reading current_database", e))
+        .unwrap_or_default()
+}
+
 /// Called by PostgreSQL when the library is loaded into a backend.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -122,18 +122,8 @@ mod tests {
              GRANT SELECT ON product_migration_clients, wizard_status_change_log,
                              clients_back_system_ids, clientsnapshot TO test_reader_elsewhere;",
         );
-        let relay_calls = [
-            "SELECT * FROM infor_comm.claim_outbox(10, '1 minute')".to_string(),
-            "SELECT * FROM infor_comm.lock_outbox(10)".to_string(),
-            "SELECT infor_comm.mark_published(ARRAY[1::bigint])".to_string(),
-            "SELECT infor_comm.mark_failed(1, 'x')".to_string(),
-            "SELECT * FROM infor_comm.outbox_backlog()".to_string(),
-            format!(
-                "SELECT infor_comm.apply_inbound('{}')",
-                success_reply(&request_id)
-            ),
-            "SELECT infor_comm.apply_delivery('{}'::bytea, NULL)".to_string(),
-        ];
+        let mut relay_calls = relay_calls(&request_id);
+        relay_calls.push("SELECT infor_comm.apply_delivery('{}'::bytea, NULL)".to_string());
         let reader_reads = [
             "SELECT * FROM infor_comm.infor_communication_task",
             "SELECT * FROM infor_comm.outbox_delivery",

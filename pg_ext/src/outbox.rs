@@ -223,8 +223,7 @@ pub struct Enqueued {
 /// The enqueue of [`enqueue_thinking_clients`], also run by the daily job's run history
 /// (`crate::run_history`), which records both counts.
 pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     crate::gucs::check_all();
     require_read_committed();
     let host = HostTables::resolve_for_reading();

@@ -83,8 +83,7 @@ SELECT (ARRAY['called (task processed)', 'task not processed', 'task created, no
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn effectiveness_query() -> String {
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     effectiveness_sql(&HostTables::resolve())
 }
 

@@ -17,18 +17,8 @@ mod tests {
     fn the_relay_role_may_call_its_functions_and_nothing_else() {
         let request_id = enqueued_request("ORG1");
         run("CREATE ROLE test_relay LOGIN IN ROLE infor_comm_relay");
-        let calls = [
-            "SELECT * FROM infor_comm.claim_outbox(10, '1 minute')".to_string(),
-            "SELECT * FROM infor_comm.lock_outbox(10)".to_string(),
-            "SELECT infor_comm.mark_published(ARRAY[1::bigint])".to_string(),
-            "SELECT infor_comm.mark_failed(1, 'x')".to_string(),
-            "SELECT * FROM infor_comm.outbox_backlog()".to_string(),
-            format!(
-                "SELECT infor_comm.apply_inbound('{}')",
-                success_reply(&request_id)
-            ),
-            "SELECT infor_comm.apply_inbound('\\x00'::bytea, 'm')".to_string(),
-        ];
+        let mut calls = relay_calls(&request_id);
+        calls.push("SELECT infor_comm.apply_inbound('\\x00'::bytea, 'm')".to_string());
         for sql in &calls {
             assert_eq!(as_role("test_relay", sql), "ok", "{sql}");
         }

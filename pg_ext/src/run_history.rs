@@ -24,8 +24,7 @@ fn daily_run_can_commit() -> bool {
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn daily_run_enqueue(run_id: i64) -> i32 {
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     let as_of = Spi::get_one_with_args::<TimestampWithTimeZone>(
         "SELECT (SELECT as_of FROM infor_comm.daily_runs
                   WHERE run_id = $1 AND status = 'running' AND backend_pid = pg_catalog.pg_backend_pid())",

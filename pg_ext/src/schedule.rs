@@ -22,10 +22,7 @@ fn require_pg_cron() {
     .unwrap_or_else(|e| spi_fault("looking up pg_cron", e))
     .unwrap_or(false);
     if !installed {
-        let database = Spi::get_one::<String>("SELECT pg_catalog.current_database()::text")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let database = crate::current_database();
         raise(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("infor_comm: pg_cron is not installed in database \"{database}\""),
@@ -37,13 +34,6 @@ fn require_pg_cron() {
             ),
         );
     }
-}
-
-/// The name of the current database.
-fn current_database() -> String {
-    Spi::get_one::<String>("SELECT pg_catalog.current_database()::text")
-        .unwrap_or_else(|e| spi_fault("reading current_database", e))
-        .unwrap_or_default()
 }
 
 /// True when the current role is a superuser.
@@ -126,8 +116,7 @@ fn schedule_daily(
             "Pass a schedule such as '0 9 * * *' (09:00 every day, in pg_cron's time zone), or leave it out for that default.",
         )
     };
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     require_pg_cron();
     let current_user = Spi::get_one::<String>("SELECT current_user::text")
         .unwrap_or_else(|e| spi_fault("reading current_user", e))
@@ -207,13 +196,13 @@ fn schedule_daily(
             // The job's role uses infor_comm in this database: say so the way PostgreSQL does.
             Spi::run(&format!(
                 "GRANT CONNECT ON DATABASE {} TO {}",
-                crate::host_tables::quote_ident(&current_database()),
+                crate::host_tables::quote_ident(&crate::current_database()),
                 crate::host_tables::quote_ident(&run_as)
             ))
             .unwrap_or_else(|e| spi_fault("granting CONNECT to the job's role", e));
             notice!(
                 "infor_comm: granted CONNECT on database \"{}\" to \"{run_as}\", which runs the daily job (a login uses infor_comm only in the databases it may connect to other than through PUBLIC)",
-                current_database()
+                crate::current_database()
             );
         }
     }
@@ -286,8 +275,7 @@ COMMENT ON FUNCTION infor_comm.schedule_daily(text, text) IS
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn unschedule_daily() -> bool {
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     require_pg_cron();
     require_may_replace_jobs("remove");
     Spi::get_one_with_args::<bool>(

@@ -109,8 +109,7 @@ pub fn thinking_rows_sql(host: &HostTables) -> String {
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn thinking_clients_query() -> String {
-    crate::sql_version::require_matching_sql();
-    crate::login_scope::require_login_for_database();
+    crate::entry_checks();
     selection_sql(&HostTables::resolve())
 }
 

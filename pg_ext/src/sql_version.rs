@@ -45,10 +45,7 @@ pub fn require_matching_sql() {
     .unwrap_or_else(|e| spi_fault("reading the extension's version", e));
     match installed {
         Some(version) if version != LIBRARY_VERSION => {
-            let database = Spi::get_one::<String>("SELECT pg_catalog.current_database()::text")
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+            let database = crate::current_database();
             raise(
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!(

@@ -152,6 +152,21 @@ pub fn push_with(ids: &str, task_status: &str) -> String {
     format!(r#"{{{ids}, "dt": "2026-11-21T10:00:00.000+03:00", "taskStatus": "{task_status}"}}"#)
 }
 
+/// A call of each of the relay's functions, the reply applied to `request_id`'s request.
+pub fn relay_calls(request_id: &str) -> Vec<String> {
+    vec![
+        "SELECT * FROM infor_comm.claim_outbox(10, '1 minute')".to_string(),
+        "SELECT * FROM infor_comm.lock_outbox(10)".to_string(),
+        "SELECT infor_comm.mark_published(ARRAY[1::bigint])".to_string(),
+        "SELECT infor_comm.mark_failed(1, 'x')".to_string(),
+        "SELECT * FROM infor_comm.outbox_backlog()".to_string(),
+        format!(
+            "SELECT infor_comm.apply_inbound('{}')",
+            success_reply(request_id)
+        ),
+    ]
+}
+
 /// Runs `sql` as `role`; returns the error message, or "ok".
 pub fn as_role(role: &str, sql: &str) -> String {
     run(&format!("SET LOCAL ROLE {role}"));
