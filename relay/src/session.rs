@@ -158,12 +158,13 @@ pub async fn supervise<S: Side>(context: Context, mut shutdown: Shutdown) {
                     None => tracing::warn!("{}: {}", direction.label(), lost.what),
                 }
                 health.reconnecting(lost.link, direction);
+                // The broker connection is closed too: it is down from now on, not only once
+                // the broker has answered the close, until it is opened again.
+                health.set(Link::Broker, direction, false);
                 match lost.link {
                     Link::Broker => broker.abort().await,
                     Link::Database => broker.close().await,
                 }
-                // The broker connection is closed too: it is not up until it is opened again.
-                health.set(Link::Broker, direction, false);
             }
         }
         if !shutdown.sleep(backoff.next_delay()).await {

@@ -209,17 +209,19 @@ async fn a_silent_cut_to_the_database_is_noticed_within_the_database_timeout() {
     )
     .await;
     // Both connections of a side are down while it reconnects, the broker's too.
-    let metrics = http_get(metrics_port, "/metrics")
-        .await
-        .map(|(_, body)| body)
-        .unwrap_or_default();
+    let broker_down = || async {
+        let metrics = http_get(metrics_port, "/metrics")
+            .await
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        metrics.contains(r#"infor_relay_connection_up{connection="broker",direction="outbound"} 0"#)
+            || metrics
+                .contains(r#"infor_relay_connection_up{connection="broker",direction="inbound"} 0"#)
+    };
     assert!(
-        metrics
-            .contains(r#"infor_relay_connection_up{connection="broker",direction="outbound"} 0"#)
-            || metrics.contains(
-                r#"infor_relay_connection_up{connection="broker",direction="inbound"} 0"#
-            ),
-        "{metrics}"
+        wait_until(Duration::from_secs(5), broker_down).await,
+        "a broker connection marked down while its side reconnects: {}",
+        relay.output()
     );
 
     // Back: the relay reconnects by itself and publishes what came meanwhile.
