@@ -1,4 +1,4 @@
--- infor_comm.daily_runs: the run history of the daily job, and the functions run_daily records it with.
+-- infor_comm.daily_runs: the run history of the daily job (run_daily records it: api/job.sql).
 
 -- Every run of the daily job (CALL infor_comm.run_daily()): when, as whom, what it did, or why it failed.
 CREATE TABLE infor_comm.daily_runs (
@@ -30,59 +30,6 @@ COMMENT ON COLUMN infor_comm.daily_runs.error IS 'SQLSTATE and message of the er
 -- "Did yesterday's job run?": the latest runs, and the latest successful one.
 CREATE INDEX daily_runs_started_idx ON infor_comm.daily_runs (started_at);
 CREATE INDEX daily_runs_succeeded_idx ON infor_comm.daily_runs (started_at) WHERE status = 'succeeded';
-
--- Records the start of a run at now() (its as_of); returns its run_id. SECURITY DEFINER, owned
--- by infor_comm_writer (roles.sql): the job's role may run the job, not write its history.
-CREATE FUNCTION infor_comm.daily_run_start() RETURNS bigint
-LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $body$
-    SELECT infor_comm.require_login_for_database();
-    INSERT INTO infor_comm.daily_runs (started_at, as_of, run_by, application_name, backend_pid)
-    VALUES (pg_catalog.clock_timestamp(), pg_catalog.now(), session_user,
-            nullif(pg_catalog.current_setting('application_name'), ''),
-            pg_catalog.pg_backend_pid())
-    RETURNING run_id
-$body$;
-COMMENT ON FUNCTION infor_comm.daily_run_start() IS
-    'Records the start of a daily run (as_of = now()); returns its run_id. Called by run_daily.';
-
--- Records that a run failed with an error: only a run this backend started and still runs.
--- SECURITY DEFINER, owned by infor_comm_writer (roles.sql).
-CREATE FUNCTION infor_comm.daily_run_failed(run_id bigint, sqlstate text, message text) RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $body$
-    SELECT infor_comm.require_login_for_database();
-    UPDATE infor_comm.daily_runs
-       SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
-           error = pg_catalog.concat_ws(': ', $2, $3)
-     WHERE daily_runs.run_id = $1
-       AND daily_runs.status = 'running'
-       AND daily_runs.backend_pid = pg_catalog.pg_backend_pid()
-$body$;
-COMMENT ON FUNCTION infor_comm.daily_run_failed(bigint, text, text) IS
-    'Records that a daily run failed, with the SQLSTATE and message of its error. Called by run_daily.';
-
--- Raises again the error that stopped a run (its SQLSTATE, message, detail and hint), once the
--- run's failure is committed.
-CREATE FUNCTION infor_comm.daily_run_raise(sqlstate text, message text, detail text, hint text) RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $body$
-BEGIN
-    IF coalesce(detail, '') <> '' AND coalesce(hint, '') <> '' THEN
-        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, DETAIL = detail, HINT = hint;
-    ELSIF coalesce(detail, '') <> '' THEN
-        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, DETAIL = detail;
-    ELSIF coalesce(hint, '') <> '' THEN
-        RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, HINT = hint;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message;
-END
-$body$;
-COMMENT ON FUNCTION infor_comm.daily_run_raise(text, text, text, text) IS
-    'Raises the error that stopped a daily run again, once its failure is recorded. Called by run_daily.';
 
 -- pg_dump dumps the rows of this table and the state of its identity sequence.
 SELECT pg_catalog.pg_extension_config_dump('infor_comm.daily_runs', '');

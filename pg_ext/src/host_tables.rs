@@ -12,7 +12,7 @@
 //! ordinary or partitioned table, without row-level security, whose documented columns
 //! ([`HOST_COLUMNS`]) exist and have types of `pg_catalog` created with PostgreSQL. Anything else
 //! is one error naming the relation and what was found. The daily job also locks the tables
-//! first ([`HostTables::lock_for_reading`]), so that none can become something else before it
+//! first ([`HostTables::resolve_for_reading`]), so that none can become something else before it
 //! reads.
 
 use crate::errors::{raise, spi_fault};
@@ -284,24 +284,6 @@ impl HostTables {
         }
     }
 }
-
-/// Checks that the four host tables exist in `infor_comm.host_schema` and are what
-/// [`HostTables::resolve`] accepts; raises an error naming the first that is not.
-#[pg_extern(volatile)]
-#[search_path(pg_catalog, pg_temp)]
-fn require_host_tables() -> bool {
-    HostTables::resolve();
-    true
-}
-
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION infor_comm.require_host_tables() IS
-    'Checks that the four host tables exist in infor_comm.host_schema and are plain tables with their documented columns of built-in types; an error naming the first that is not.';
-"#,
-    name = "require_host_tables_comment",
-    requires = [require_host_tables],
-);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

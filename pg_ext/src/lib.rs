@@ -2,27 +2,28 @@
 //! migration wizard, writes a request for InforCRM for each of them into an outbox, and
 //! records InforCRM's answers in `infor_comm.infor_communication_task`.
 //!
-//! One module per concern; the SQL of each (tables with their indexes and comments, views, SQL
-//! functions) is in `pg_ext/sql/`, loaded with `extension_sql_file!`, and each module keeps its
-//! in-database tests (`#[pg_test]`) beside it:
+//! [`api`] is the SQL interface, one file per role that calls it (the daily job, the relay, the
+//! reader, the DBA, the settings), with the grants beside each entry point. The logic is in one
+//! module per concern, which the entry points call; the SQL of each (tables with their indexes
+//! and comments, views, SQL functions) is in `pg_ext/sql/`, loaded with `extension_sql_file!`,
+//! and each module keeps its in-database tests (`#[pg_test]`) beside it:
 //! - [`gucs`]: the `infor_comm.*` settings and their validation;
 //! - [`errors`]: user-facing errors with a SQLSTATE, detail and hint;
 //! - [`schema`]: the extension's tables (the task table and the outbox);
 //! - [`host_tables`]: the bank's tables that the extension reads, in `infor_comm.host_schema`;
 //! - [`selection`]: who is a thinking client (`thinking_clients`);
 //! - [`request`]: the request JSON (`build_request`);
-//! - [`outbox`]: the daily enqueue (`enqueue_thinking_clients`) and the relay's outbox functions
-//!   (`claim_outbox`, `mark_published`, `mark_failed`, `outbox_backlog`);
+//! - [`outbox`]: the daily enqueue;
 //! - [`inbound_message`]: parsing and validating InforCRM's replies and pushes;
-//! - [`inbound`]: the inbox and `apply_inbound`;
+//! - [`inbound`]: the inbox and the apply;
 //! - [`login_scope`]: a login uses infor_comm only in the databases it was granted `CONNECT` on;
 //! - [`reports`]: the reference table of client reactions, the report views and the reports
 //!   (`daily_funnel`, `effectiveness`, `client_history`, `health`; docs/reports.md);
 //! - [`run_history`]: the run history of the daily job (`daily_runs`);
-//! - [`roles`]: the roles `infor_comm_relay`, `infor_comm_reader` and `infor_comm_job`;
+//! - [`roles`]: the roles, and what PUBLIC may not do;
 //! - [`row_checks`]: the rules of an inbox row and of an outbox row's closing (their CHECKs);
 //! - [`cron_schedule`]: when the pg_cron schedule was last due (what `health` expects a run since);
-//! - [`schedule`]: the pg_cron job (`run_daily`, `schedule_daily`, `unschedule_daily`);
+//! - [`schedule`]: the pg_cron job and the role it runs as;
 //! - [`sql_version`]: the check that the database's SQL is of the library's version;
 //! - `test_support` (tests only): the helpers of the in-database tests.
 //!
@@ -31,6 +32,7 @@
 
 use pgrx::prelude::*;
 
+pub mod api;
 pub mod cron_schedule;
 pub mod errors;
 pub mod gucs;

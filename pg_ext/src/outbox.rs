@@ -9,7 +9,7 @@
 //! reply leaves the row of the request it closes (so that closing is a HOT update of the outbox
 //! and nothing more), and each run removes the rows of closed requests before it opens new ones.
 //!
-//! The relay's side of the outbox is here too: `lock_outbox` (row locks for the relay's
+//! The relay's side of the outbox is in [`crate::api::relay`] (`pg_ext/sql/api/relay.sql`): `lock_outbox` (row locks for the relay's
 //! transaction, `FOR UPDATE SKIP LOCKED`), `claim_outbox` (leases), `mark_published`,
 //! `mark_failed` (attempts, last error, back-off) and `outbox_backlog`, all `SECURITY DEFINER`
 //! with a pinned `search_path`. The claims read the relays' queue, `outbox_pending` (one row
@@ -180,21 +180,6 @@ fn render_requests(
     Ok(requests)
 }
 
-/// Enqueues a request for every client who qualifies at `as_of`; returns how many.
-///
-/// One transaction, serialised by an advisory lock: stale requests are closed, the candidates
-/// are read in one statement, the skip rule and the request JSON are applied in Rust, and the
-/// outbox rows and task rows are written in one statement.
-///
-/// `SECURITY DEFINER`, owned by `infor_comm_writer`: the host tables are read, and the
-/// extension's tables written, as that role, whoever calls it (docs/security.md). Only a
-/// superuser may call it; the daily job calls [`enqueue`] through `daily_run_enqueue`.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn enqueue_thinking_clients(as_of: default!(TimestampWithTimeZone, "now()")) -> i32 {
-    enqueue(as_of).enqueued
-}
-
 /// Raises unless the transaction is `READ COMMITTED`. Two runs are serialised by an advisory
 /// lock, and the second must then see what the first committed: under `REPEATABLE READ` or
 /// `SERIALIZABLE` its snapshot is older than the lock, and it would fail on the requests the
@@ -220,8 +205,8 @@ pub struct Enqueued {
     pub skipped: i32,
 }
 
-/// The enqueue of [`enqueue_thinking_clients`], also run by the daily job's run history
-/// (`crate::run_history`), which records both counts.
+/// The daily enqueue, which `enqueue_thinking_clients` and the daily job's `daily_run_enqueue`
+/// ([`crate::api::job`]) run; the latter records both counts.
 pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
     crate::entry_checks();
     crate::gucs::check_all();
@@ -285,21 +270,6 @@ pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
         skipped: i32::try_from(skipped).unwrap_or(i32::MAX),
     }
 }
-
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) IS
-    'Writes a task row and an outbox row for every thinking client at as_of; returns how many. Safe to run twice or at once.';
-"#,
-    name = "enqueue_thinking_clients_comment",
-    requires = [enqueue_thinking_clients],
-);
-
-extension_sql_file!(
-    "../sql/relay_functions.sql",
-    name = "relay_functions",
-    requires = ["outbox_table", login_scope::require_login_for_database_sql],
-);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

@@ -145,8 +145,8 @@ extension_sql_file!(
         "run_history",
         "reaction_views",
         effectiveness_query,
-        gucs::setting_timezone,
-        gucs::setting_response_timeout
+        settings::setting_timezone,
+        settings::setting_response_timeout
     ],
 );
 

@@ -384,7 +384,7 @@ COMMENT ON FUNCTION infor_comm.build_request(text, uuid, timestamptz) IS
 extension_sql_file!(
     "../sql/request.sql",
     name = "request_sql",
-    requires = [gucs::setting_timezone],
+    requires = [settings::setting_timezone],
 );
 
 #[cfg(test)]

@@ -1,10 +1,14 @@
-//! Roles and privileges: `infor_comm_relay` may call only the relay's functions;
-//! `infor_comm_reader` may read the task table, the reaction table and the views.
-//! Nothing in the schema is executable by PUBLIC.
+//! The roles (`pg_ext/sql/roles.sql`: `infor_comm_relay`, `infor_comm_reader`, `infor_comm_job`
+//! and the sealed `infor_comm_writer`), created before anything is granted to them, and what
+//! PUBLIC may not do (`pg_ext/sql/privileges.sql`, run last). What each role may call or read is
+//! granted beside its entry points, in [`crate::api`]; the tests of every role's privileges are
+//! here.
 
 use pgrx::prelude::*;
 
-extension_sql_file!("../sql/roles.sql", name = "roles", finalize);
+extension_sql_file!("../sql/roles.sql", name = "roles");
+
+extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

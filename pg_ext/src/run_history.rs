@@ -1,7 +1,7 @@
 //! The run history of the daily job: `run_daily` records every run in `infor_comm.daily_runs`
 //! (started, finished, `as_of`, sent, skipped, by whom, the error of a failed run).
 //!
-//! `run_daily` (pg_ext/sql/run_daily.sql) commits the run's 'running' row before the enqueue
+//! `run_daily` (pg_ext/sql/api/job.sql) commits the run's 'running' row before the enqueue
 //! when it may commit (called on its own, as pg_cron does), so a run whose enqueue fails, or
 //! whose backend dies, stays visible: the failure is recorded and committed before the error is
 //! raised again, and a 'running' row whose backend is gone is an interrupted run.
@@ -11,20 +11,14 @@ use pgrx::prelude::*;
 
 /// True when the calling procedure may COMMIT: it was called on its own (not inside a
 /// transaction block, a function, or a procedure with a SET clause).
-#[pg_extern(volatile)]
-#[search_path(pg_catalog, pg_temp)]
-fn daily_run_can_commit() -> bool {
+pub fn may_commit() -> bool {
     // SAFETY: reads the SPI stack of the calling PL/pgSQL procedure; no SPI call is made here.
     unsafe { pg_sys::SPI_inside_nonatomic_context() }
 }
 
 /// Runs the enqueue of the daily run `run_id` at its `as_of`, and records what it did: only a
-/// run this backend started (`daily_run_start`) and still runs. `SECURITY DEFINER`, owned by
-/// `infor_comm_writer` (docs/security.md): the job's role runs the job and writes nothing itself.
-#[pg_extern(volatile, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn daily_run_enqueue(run_id: i64) -> i32 {
-    crate::entry_checks();
+/// run this backend started (`daily_run_start`) and still runs.
+pub fn enqueue_run(run_id: i64) -> i32 {
     let as_of = Spi::get_one_with_args::<TimestampWithTimeZone>(
         "SELECT (SELECT as_of FROM infor_comm.daily_runs
                   WHERE run_id = $1 AND status = 'running' AND backend_pid = pg_catalog.pg_backend_pid())",
@@ -55,25 +49,10 @@ fn daily_run_enqueue(run_id: i64) -> i32 {
     done.enqueued
 }
 
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION infor_comm.daily_run_can_commit() IS
-    'True when the calling procedure may commit (called on its own, as pg_cron calls run_daily). Called by run_daily.';
-COMMENT ON FUNCTION infor_comm.daily_run_enqueue(bigint) IS
-    'Enqueues the requests of a daily run at its as_of and records sent and skipped; returns how many were sent. Called by run_daily.';
-"#,
-    name = "run_history_comments",
-    requires = [daily_run_can_commit, daily_run_enqueue],
-);
-
 extension_sql_file!(
     "../sql/run_history.sql",
     name = "run_history",
-    requires = [
-        daily_run_can_commit,
-        daily_run_enqueue,
-        login_scope::require_login_for_database_sql
-    ],
+    requires = ["task_table"]
 );
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -1,5 +1,7 @@
-//! The daily job: `run_daily` (what pg_cron calls) and `schedule_daily` / `unschedule_daily`,
-//! which manage the pg_cron job named [`JOB_NAME`].
+//! The pg_cron job named [`JOB_NAME`]: [`schedule`] and [`unschedule`] (the DBA's
+//! `schedule_daily` and `unschedule_daily`, in [`crate::api::operator`]), the role it runs as, and
+//! the event trigger that removes it when the extension is dropped. What the job calls,
+//! `run_daily`, is in [`crate::api::job`].
 
 use crate::errors::{raise, spi_fault};
 use pgrx::prelude::*;
@@ -102,12 +104,7 @@ fn ensure_daily_role() {
 /// `run_as` (default: `infor_comm_daily`, created when missing); returns its job id. The
 /// database keeps exactly one such job, whoever scheduled the earlier one. A superuser
 /// `run_as` is refused: the job never runs as one (docs/security.md).
-#[pg_extern(volatile)]
-#[search_path(pg_catalog, pg_temp)]
-fn schedule_daily(
-    cron: default!(Option<&str>, "'0 9 * * *'"),
-    run_as: default!(Option<&str>, "NULL"),
-) -> i64 {
+pub fn schedule(cron: Option<&str>, run_as: Option<&str>) -> i64 {
     let Some(cron) = cron else {
         raise(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -261,20 +258,9 @@ fn schedule_daily(
     })
 }
 
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION infor_comm.schedule_daily(text, text) IS
-    'Creates or replaces the one pg_cron job infor_comm_daily of this database, which calls infor_comm.run_daily() as run_as (default: infor_comm_daily, created when missing; never a superuser); returns its job id.';
-"#,
-    name = "schedule_daily_comment",
-    requires = [schedule_daily],
-);
-
 /// Removes the pg_cron job of `schedule_daily` from this database, whoever scheduled it;
 /// returns false when there was none.
-#[pg_extern(volatile)]
-#[search_path(pg_catalog, pg_temp)]
-fn unschedule_daily() -> bool {
+pub fn unschedule() -> bool {
     crate::entry_checks();
     require_pg_cron();
     require_may_replace_jobs("remove");
@@ -287,15 +273,6 @@ fn unschedule_daily() -> bool {
     .unwrap_or_else(|e| spi_fault("cron.unschedule", e))
     .unwrap_or(false)
 }
-
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION infor_comm.unschedule_daily() IS
-    'Removes the pg_cron job infor_comm_daily of this database, whoever scheduled it; false when there was none.';
-"#,
-    name = "unschedule_daily_comment",
-    requires = [unschedule_daily],
-);
 
 /// True when the statement that fires the event trigger of `fcinfo` is a `DROP EXTENSION` or
 /// `DROP SCHEMA` that names `infor_comm` (dropping the schema drops the extension with it).
@@ -360,12 +337,6 @@ fn forget_daily_job_on_drop(fcinfo: pg_sys::FunctionCallInfo) {
         .unwrap_or_else(|e| spi_fault("removing the pg_cron job", e));
     }
 }
-
-extension_sql_file!(
-    "../sql/run_daily.sql",
-    name = "run_daily",
-    requires = [outbox::enqueue_thinking_clients],
-);
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

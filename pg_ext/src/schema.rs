@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 extension_sql_file!(
     "../sql/task_table.sql",
     name = "task_table",
-    requires = [gucs::setting_timezone],
+    requires = [settings::setting_timezone],
 );
 
 extension_sql_file!(

@@ -130,9 +130,9 @@ extension_sql_file!(
         "outbox_table",
         thinking_clients_query,
         request::request_skip_reason,
-        gucs::setting_thinking_days,
-        gucs::setting_timezone,
-        gucs::setting_response_timeout
+        settings::setting_thinking_days,
+        settings::setting_timezone,
+        settings::setting_response_timeout
     ],
 );
 
