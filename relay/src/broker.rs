@@ -681,6 +681,8 @@ mod tests {
         for url in [
             "http://relay:s3cret@mq.bank/prod",
             "amqp://relay:s3cret@mq.bank:notaport/prod",
+            // An unescaped '@' in the password (config::check_at_signs).
+            "amqp://relay:p@ss@mq.bank/prod",
         ] {
             let error = Broker::check_url(url).expect_err(url);
             assert!(error.starts_with("invalid --amqp-url"), "{error}");

@@ -722,6 +722,14 @@ mod tests {
     }
 
     #[test]
+    fn an_unescaped_at_sign_in_the_password_is_refused() {
+        let error = DatabaseTarget::new("postgresql://r:a@b@db/bank", None)
+            .err()
+            .expect("refused");
+        assert!(error.contains("more than one '@'"), "{error}");
+    }
+
+    #[test]
     fn a_ca_file_without_sslmode_require_is_refused() {
         let error = DatabaseTarget::new(
             "postgresql://relay:s3cret@db/bank",

@@ -23,6 +23,8 @@ pub mod backoff;
 pub mod broker;
 pub mod config;
 pub mod database;
+#[cfg(test)]
+mod docs_agree;
 pub mod errors;
 pub mod failures;
 pub mod inbound;
