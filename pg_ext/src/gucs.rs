@@ -424,9 +424,10 @@ mod unit_tests {
     }
 
     #[test]
-    fn every_setting_is_documented_with_its_default_and_in_the_changelog() {
+    fn every_setting_is_documented_with_its_default_and_the_version_that_brought_it() {
         let install = include_str!("../../docs/install.md");
         let changelog = include_str!("../../CHANGELOG.md");
+        let upgrading = include_str!("../../docs/upgrading.md");
         for setting in [
             Setting::ThinkingDays,
             Setting::Timezone,
@@ -436,9 +437,25 @@ mod unit_tests {
         ] {
             let row = format!("| `{}` | `{}` |", setting.name(), setting.default_text());
             assert!(install.contains(&row), "docs/install.md has no row {row}");
+            // docs/upgrading.md says which version brought it, and that version's notes say so.
+            let row = upgrading
+                .lines()
+                .find(|line| line.starts_with(&format!("| `{}` | ", setting.name())))
+                .unwrap_or_else(|| panic!("docs/upgrading.md has no row for {}", setting.name()));
+            let version = row.split('|').nth(2).map(str::trim).unwrap_or_default();
             assert!(
-                changelog.contains(&format!("`{}`", setting.name())),
-                "CHANGELOG.md does not say which version brought {}",
+                row.ends_with(&format!("| `{}` |", setting.default_text())),
+                "docs/upgrading.md's row of {} does not give its default",
+                setting.name()
+            );
+            let notes = changelog
+                .split(&format!("\n## {version}"))
+                .nth(1)
+                .and_then(|rest| rest.split("\n## ").next())
+                .unwrap_or_else(|| panic!("CHANGELOG.md has no section {version}"));
+            assert!(
+                notes.contains(&format!("`{}`", setting.name())),
+                "CHANGELOG.md's {version} does not name {}, new in {version}",
                 setting.name()
             );
         }

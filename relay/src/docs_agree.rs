@@ -90,3 +90,38 @@ fn the_outbox_channel_is_the_extensions() {
         crate::database::OUTBOX_CHANNEL
     );
 }
+
+/// docs/packaging.md names the packages of this version, as scripts/package names them.
+#[test]
+fn the_packaging_docs_name_this_versions_packages() {
+    let packaging = include_str!("../../docs/packaging.md");
+    let script = include_str!("../../scripts/package");
+    let version = env!("CARGO_PKG_VERSION");
+    for package in ["postgresql-15-infor-comm", "infor-relay"] {
+        let file = format!("./{package}_{version}-1_amd64.deb");
+        assert!(
+            packaging.contains(&file),
+            "docs/packaging.md does not install {file}"
+        );
+        assert!(
+            packaging.contains(&format!("| `{package}_<version>-1_<arch>.deb` |")),
+            "docs/packaging.md has no row for the package {package}"
+        );
+    }
+    for shipped in ["changelog.gz", "copyright", "relay.md"] {
+        assert!(
+            script.contains(shipped),
+            "scripts/package does not ship {shipped}"
+        );
+        assert!(
+            packaging.contains(&format!("{shipped}`")),
+            "docs/packaging.md does not say the packages ship {shipped}"
+        );
+    }
+    for older in ["0.1.0-1_", "0.2.0-1_"] {
+        assert!(
+            !packaging.contains(older) || version.starts_with(&older[..5]),
+            "docs/packaging.md still names a package of {older}"
+        );
+    }
+}
