@@ -1,14 +1,13 @@
 //! The client reactions the pushes draw from: the rows of `infor_comm.client_reaction`.
 
 use crate::contract::Reaction;
-use infor_relay::config::redact;
-use infor_relay::errors::Chain;
+use crate::report::{redact, with_causes};
 
 /// Reads every row of `infor_comm.client_reaction` from the database at `url`.
 pub async fn load_reactions(url: &str) -> Result<Vec<Reaction>, String> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .map_err(|e| format!("cannot connect to {}: {}", redact(url), Chain(&e)))?;
+        .map_err(|e| format!("cannot connect to {}: {}", redact(url), with_causes(&e)))?;
     tokio::spawn(connection);
     let rows = client
         .query(
@@ -17,7 +16,7 @@ pub async fn load_reactions(url: &str) -> Result<Vec<Reaction>, String> {
             &[],
         )
         .await
-        .map_err(|e| format!("cannot read infor_comm.client_reaction: {}", Chain(&e)))?;
+        .map_err(|e| format!("cannot read infor_comm.client_reaction: {}", with_causes(&e)))?;
     Ok(rows
         .iter()
         .map(|row| Reaction {
