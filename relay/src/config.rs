@@ -169,7 +169,7 @@ impl Queues {
     }
 }
 
-/// The flags that name the queues, shared by the relay and the simulator: a zone, or both
+/// The flags that name the queues (the simulator has its own, of the same names): a zone, or both
 /// queue names, or a zone and one name that overrides its default.
 #[derive(clap::Args, Debug, Clone)]
 pub struct QueueNames {

@@ -14,8 +14,9 @@
 //! - [`shutdown`]: SIGTERM and SIGINT, and the handle every task watches;
 //! - [`errors`]: error messages with their causes.
 //!
-//! The simulator of InforCRM (`infor-crm-sim`) is a crate of its own, `crm-sim/`, built on
-//! this library's broker, configuration and back-off.
+//! The simulator of InforCRM (`infor-crm-sim`) is a crate of its own, `crm-sim/`, and shares no
+//! code with this one: it is the other side of the contract, so a mistake in this library's
+//! broker code cannot hide from the end-to-end tests behind the same mistake on both sides.
 
 #![warn(missing_docs)]
 
