@@ -729,3 +729,14 @@ REVOKE ALL ON FUNCTION infor_comm.forget_daily_job_on_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER infor_comm_forget_daily_job ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
     EXECUTE FUNCTION infor_comm.forget_daily_job_on_drop();
+
+-- The relay applies a batch of inbound messages in one statement, without a savepoint each.
+CREATE FUNCTION infor_comm.apply_deliveries(bodies bytea[], message_ids bytea[]) RETURNS text[]
+STRICT VOLATILE SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'apply_deliveries_wrapper';
+COMMENT ON FUNCTION infor_comm.apply_deliveries(bytea[], bytea[]) IS
+    'apply_delivery for each body and message id, in order, in one statement; returns each outcome. Raises only on a fault of the database, never on content.';
+REVOKE ALL ON FUNCTION infor_comm.apply_deliveries(bytea[], bytea[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION infor_comm.apply_deliveries(bytea[], bytea[]) TO infor_comm_relay;

@@ -68,8 +68,9 @@ pub struct Config {
     pub publish_window: u32,
 
     /// Unacknowledged inbound messages the broker may hand this relay at once; half of them at
-    /// most (rounded up) are applied in one transaction.
-    #[arg(long, env = "INFOR_PREFETCH", default_value_t = 32,
+    /// most (rounded up) are applied in one transaction. With `--max-message-bytes`, it bounds
+    /// the inbound bodies held in memory.
+    #[arg(long, env = "INFOR_PREFETCH", default_value_t = 256,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
 

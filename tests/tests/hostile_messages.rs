@@ -316,7 +316,9 @@ async fn while_every_apply_fails_nothing_is_set_aside_or_lost() {
     let admin = scenario.db.connect().await;
     admin
         .batch_execute(
-            "REVOKE EXECUTE ON FUNCTION infor_comm.apply_delivery(bytea, bytea) FROM infor_comm_relay",
+            "REVOKE EXECUTE ON FUNCTION infor_comm.apply_delivery(bytea, bytea),
+                                        infor_comm.apply_deliveries(bytea[], bytea[])
+                FROM infor_comm_relay",
         )
         .await
         .expect("revoke");
@@ -337,7 +339,9 @@ async fn while_every_apply_fails_nothing_is_set_aside_or_lost() {
     assert_eq!(scenario.inbound_depth(), 3);
     admin
         .batch_execute(
-            "GRANT EXECUTE ON FUNCTION infor_comm.apply_delivery(bytea, bytea) TO infor_comm_relay",
+            "GRANT EXECUTE ON FUNCTION infor_comm.apply_delivery(bytea, bytea),
+                                       infor_comm.apply_deliveries(bytea[], bytea[])
+                TO infor_comm_relay",
         )
         .await
         .expect("grant");

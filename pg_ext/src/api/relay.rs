@@ -6,7 +6,7 @@
 //!   `mark_failed`, `outbox_backlog` (`pg_ext/sql/api/relay.sql`; the outbox is
 //!   [`crate::outbox`]'s);
 //! - the inbound side, here: `apply_inbound` (text and bytea), `apply_delivery`,
-//!   `reject_oversized`, `set_aside_inbound` (the apply is [`crate::inbound`]'s).
+//!   `apply_deliveries` (a batch), `reject_oversized`, `set_aside_inbound` (the apply is [`crate::inbound`]'s).
 //!
 //! Every one is SECURITY DEFINER with a pinned search path, checks the extension's version and
 //! the login's database first ([`crate::entry_checks`]), and is granted to `infor_comm_relay`
@@ -80,6 +80,30 @@ COMMENT ON FUNCTION infor_comm.apply_delivery(bytea, bytea) IS
     requires = [apply_delivery],
 );
 
+/// The relay's entry point for a batch: `apply_delivery` for each body and message id, in the
+/// order given, in the caller's transaction; returns the outcome of each, in that order. Content
+/// never makes it raise (each message ends as `apply_delivery` would end it); a fault of the
+/// database does, and then nothing of the batch is applied once the caller rolls back. The relay
+/// sends its batches here, in one statement, and falls back to `apply_delivery` under a savepoint
+/// per message when it raises.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn apply_deliveries(bodies: Array<'_, &[u8]>, message_ids: Array<'_, &[u8]>) -> Vec<&'static str> {
+    crate::entry_checks();
+    let bodies: Vec<Option<&[u8]>> = bodies.iter().collect();
+    let message_ids: Vec<Option<&[u8]>> = message_ids.iter().collect();
+    inbound::apply_deliveries(&bodies, &message_ids)
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.apply_deliveries(bytea[], bytea[]) IS
+    'apply_delivery for each body and message id, in order, in one statement; returns each outcome. Raises only on a fault of the database, never on content.';
+"#,
+    name = "apply_deliveries_comment",
+    requires = [apply_deliveries],
+);
+
 /// Journals a body larger than the relay's limit as `rejected`, without applying it: its size,
 /// its SHA-256 and at most its first 64 KiB (docs/contract.md, "Oversized messages").
 #[pg_extern(volatile, security_definer)]
@@ -139,6 +163,7 @@ GRANT EXECUTE ON FUNCTION
     infor_comm.apply_inbound(text, text),
     infor_comm.apply_inbound(bytea, text),
     infor_comm.apply_delivery(bytea, bytea),
+    infor_comm.apply_deliveries(bytea[], bytea[]),
     infor_comm.reject_oversized(bytea, bytea, bigint, bytea, bigint),
     infor_comm.set_aside_inbound(bytea, bytea, integer, text),
     infor_comm.outbox_backlog()
@@ -151,6 +176,7 @@ TO infor_comm_relay;
         apply_inbound,
         apply_inbound_bytes,
         apply_delivery,
+        apply_deliveries,
         reject_oversized,
         set_aside_inbound,
     ],

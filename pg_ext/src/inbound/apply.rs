@@ -480,6 +480,31 @@ pub fn apply_delivery(body: Option<&[u8]>, message_id: Option<&[u8]>) -> &'stati
     apply_bytes(body, &Envelope::raw_id(message_id))
 }
 
+/// [`apply_delivery`] for each body and message id, in order; the outcome of each. Raises on
+/// arrays of different lengths, naming both.
+pub fn apply_deliveries(
+    bodies: &[Option<&[u8]>],
+    message_ids: &[Option<&[u8]>],
+) -> Vec<&'static str> {
+    if bodies.len() != message_ids.len() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "infor_comm: {} bodies and {} message ids",
+                bodies.len(),
+                message_ids.len()
+            ),
+            "apply_deliveries takes one message id (or NULL) for each body, in the same order.",
+            "Pass two arrays of the same length.",
+        );
+    }
+    bodies
+        .iter()
+        .zip(message_ids)
+        .map(|(body, message_id)| apply_delivery(*body, *message_id))
+        .collect()
+}
+
 /// Journals a body over the relay's size limit as `rejected` without applying it: its size,
 /// its SHA-256 and at most its first [`OVERSIZED_HEAD_BYTES`]. Raises on a digest that is not 32
 /// bytes or a negative size.

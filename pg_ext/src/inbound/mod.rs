@@ -29,7 +29,10 @@ mod statements;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
-pub use apply::{apply_bytes_body, apply_delivery, apply_text_body, reject_oversized, set_aside};
+pub use apply::{
+    apply_bytes_body, apply_deliveries, apply_delivery, apply_text_body, reject_oversized,
+    set_aside,
+};
 pub use outcome::{Outcome, OVERSIZED_HEAD_BYTES};
 
 use pgrx::prelude::*;

@@ -860,4 +860,122 @@ mod tests {
             ) > 3
         );
     }
+
+    /// What `probe` reads after `sql` ran in a subtransaction that is then rolled back.
+    fn state_after(sql: &str, probe: &str) -> String {
+        // SAFETY: as in test_support::outcome_of: the subtransaction is begun and ended here,
+        // with the memory context and resource owner restored.
+        unsafe {
+            let context = pg_sys::CurrentMemoryContext;
+            let owner = pg_sys::CurrentResourceOwner;
+            pg_sys::BeginInternalSubTransaction(std::ptr::null());
+            pg_sys::MemoryContextSwitchTo(context);
+            run(sql);
+            let state = text(probe).unwrap_or_default();
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            pg_sys::MemoryContextSwitchTo(context);
+            pg_sys::CurrentResourceOwner = owner;
+            state
+        }
+    }
+
+    #[pg_test]
+    fn a_batch_ends_every_message_as_apply_delivery_one_by_one_would() {
+        let first = enqueued_request("ORG1");
+        let second = enqueued_request("ORG2");
+        let third = enqueued_request("ORG3");
+        // Replies, pushes before and after their reply, copies, a contradiction, a push that
+        // points at two rows, garbage, a body that is not UTF-8, NULLs: every outcome.
+        let messages: Vec<(Option<String>, Option<&str>)> = vec![
+            (
+                Some(push_with(r#""requestID": "CRM2", "taskID": "T2""#, "3")),
+                Some("m1"),
+            ),
+            (Some(created(&first, "CRM1", "T1")), Some("m2")),
+            (
+                Some(push_with(r#""requestID": "CRM1", "taskID": "T1""#, "5")),
+                None,
+            ),
+            (Some(created(&first, "CRM1", "T1")), Some("m2")),
+            (Some(created(&first, "CRMX", "TX")), Some("m4")),
+            (Some(created(&second, "CRM2", "T2")), Some("m5")),
+            (
+                Some(push_with(r#""requestID": "CRM1", "taskID": "T2""#, "3")),
+                Some("m6"),
+            ),
+            (
+                Some(r#"{"statusCode": "1", "replyUID": "nobody"}"#.to_string()),
+                Some("m7"),
+            ),
+            (Some("not json".to_string()), Some("m8")),
+            (None, Some("m9")),
+            (Some(success_reply(&third)), Some("m10")),
+            (
+                Some(push_with(r#""requestID": "CRM1", "taskID": "T1""#, "3")),
+                Some("m11"),
+            ),
+        ];
+        let array = |items: Vec<String>| format!("ARRAY[{}]::bytea[]", items.join(", "));
+        let literal = |value: Option<&str>| {
+            value.map_or("NULL".to_string(), |v| {
+                format!("convert_to('{}', 'UTF8')", v.replace('\'', "''"))
+            })
+        };
+        let mut bodies: Vec<String> = messages
+            .iter()
+            .map(|(b, _)| literal(b.as_deref()))
+            .collect();
+        let mut ids: Vec<String> = messages.iter().map(|(_, m)| literal(*m)).collect();
+        // A body and a message id that are not UTF-8.
+        bodies.push("'\\xff00fe'::bytea".to_string());
+        ids.push("'\\xc3'::bytea".to_string());
+        let singles = bodies
+            .iter()
+            .zip(&ids)
+            .map(|(body, id)| format!("SELECT infor_comm.apply_delivery({body}, {id});"))
+            .collect::<String>();
+        let batch = format!(
+            "SELECT infor_comm.apply_deliveries({}, {})",
+            array(bodies.clone()),
+            array(ids.clone())
+        );
+        // Inbox ids are not rolled back: a reason that names one names it by its place.
+        let probe = "SELECT (SELECT json_agg(to_jsonb(i) - 'inbox_id' - 'received_at'
+                                    || jsonb_build_object('reason', regexp_replace(i.reason, 'inbox [0-9]+',
+                                           'inbox ' || (SELECT count(*) FROM infor_comm.inbox e
+                                                         WHERE e.inbox_id <= substring(i.reason FROM 'inbox ([0-9]+)')::bigint)))
+                                    ORDER BY i.inbox_id)
+                               FROM infor_comm.inbox i)::text
+                         || (SELECT json_agg(to_jsonb(t) ORDER BY t.id)
+                               FROM infor_comm.infor_communication_task t)::text
+                         || (SELECT json_agg(to_jsonb(o) ORDER BY o.outbox_id)
+                               FROM infor_comm.outbox o)::text";
+        let one_by_one = state_after(&singles, probe);
+        let together = state_after(&batch, probe);
+        assert!(one_by_one.contains("orphan") && one_by_one.contains("duplicate"));
+        assert!(one_by_one.contains("rejected") && one_by_one.contains(r#""outcome": "push""#));
+        assert_eq!(together, one_by_one);
+        // The outcomes, in the order given.
+        assert_eq!(
+            text(&format!("SELECT array_to_string(({batch}), ',')")),
+            Some(
+                "orphan,reply,push,duplicate,rejected,reply,rejected,rejected,rejected,rejected,reply,push,rejected"
+                    .to_string()
+            )
+        );
+    }
+
+    #[pg_test]
+    fn a_batch_of_arrays_of_different_lengths_is_refused_with_both_lengths() {
+        assert_eq!(
+            outcome_of(
+                "SELECT infor_comm.apply_deliveries(ARRAY['\\x7b7d'::bytea], '{}'::bytea[])"
+            ),
+            "infor_comm: 1 bodies and 0 message ids"
+        );
+        assert_eq!(
+            text("SELECT array_length(infor_comm.apply_deliveries('{}', '{}'), 1)::text"),
+            None
+        );
+    }
 }
