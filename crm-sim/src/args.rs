@@ -42,9 +42,19 @@ pub struct Args {
     /// Declare both queues (durable) at start.
     #[arg(long)]
     pub declare_queues: bool,
-    /// Requests handled at once.
-    #[arg(long, default_value_t = 64)]
+    /// Requests the broker hands over before they are acked (AMQP prefetch). A request is
+    /// acked once its reply is confirmed, so this bounds the replies in flight: keep it at
+    /// least --in-flight, for the replies to fill the pipeline; the default, twice that, keeps
+    /// requests at hand while the acks make room for more.
+    #[arg(long, default_value_t = 1024)]
     pub prefetch: u16,
+    /// Replies and pushes published and not yet confirmed by the broker, at most. The
+    /// simulator publishes without waiting for each confirm (a broker round trip and a write to
+    /// its disk); a request is acked, and its task's push scheduled, once its reply is
+    /// confirmed.
+    #[arg(long, env = "CRM_SIM_IN_FLIGHT", default_value_t = 512,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub in_flight: u16,
 }
 
 impl Args {
@@ -245,6 +255,8 @@ mod unit_tests {
             "--declare-queues",
             "--prefetch",
             "8",
+            "--in-flight",
+            "4",
             "--rate-not-found",
             "0.1",
             "--rate-error",
@@ -254,8 +266,13 @@ mod unit_tests {
         assert_eq!(args.push_delay, Duration::from_millis(200));
         assert!(args.declare_queues);
         assert_eq!(
-            (args.prefetch, args.rate_not_found, args.rate_error),
-            (8, 0.1, 0.2)
+            (
+                args.prefetch,
+                args.in_flight,
+                args.rate_not_found,
+                args.rate_error
+            ),
+            (8, 4, 0.1, 0.2)
         );
         assert_eq!(args.queues().expect("queues").outbound, "requests");
         assert!(Args::try_parse_from([
@@ -268,5 +285,23 @@ mod unit_tests {
             "soon",
         ])
         .is_err());
+    }
+
+    #[test]
+    fn by_default_the_prefetch_covers_the_pipeline_which_is_never_empty() {
+        let base = [
+            "infor-crm-sim",
+            "--amqp-url",
+            "amqp://mq",
+            "--database-url",
+            "postgresql://db",
+        ];
+        let args = Args::try_parse_from(base).expect("flags");
+        assert_eq!(args.in_flight, 512);
+        assert!(args.prefetch >= args.in_flight, "{args:?}");
+        for refused in ["0", "-1", "70000", "many"] {
+            let flags = base.iter().copied().chain(["--in-flight", refused]);
+            assert!(Args::try_parse_from(flags).is_err(), "{refused} was taken");
+        }
     }
 }

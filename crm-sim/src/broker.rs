@@ -1,7 +1,9 @@
 //! The simulator's own AMQP 0-9-1 client, written on lapin directly and sharing nothing with
 //! the relay's (the crate's documentation says why). A [`Session`] is one connection with one
-//! channel: it consumes the outbound queue with manual acks ([`Requests`]) and publishes the
-//! replies and pushes with publisher confirms ([`Session::publish`]).
+//! channel: it consumes the outbound queue with manual acks ([`Requests`], acked in runs with
+//! [`Request::ack_through`]) and publishes the replies and pushes with publisher confirms
+//! ([`Session::publish`]); a publish returns as soon as the message is written, with its
+//! [`Confirm`] to await, so that many can be in flight.
 //!
 //! What it puts on the wire is what InforCRM sends and the relay reads (docs/contract.md): each
 //! message goes through the default exchange with the inbound queue's name as routing key,
@@ -10,13 +12,17 @@
 
 use crate::report::{redact, with_causes};
 use futures_util::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
-use lapin::{Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{
+    Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
+    PublisherConfirm,
+};
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
@@ -29,7 +35,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// the simulator waiting for ever.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a published message may wait for the broker's confirm.
+/// How long a message may take to be written to the connection, and then to be confirmed.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// AMQP's `delivery_mode` of a message the broker keeps on disk.
@@ -43,7 +49,7 @@ pub struct BrokerError {
 }
 
 impl BrokerError {
-    fn new(doing: impl Into<String>, why: impl Into<String>) -> BrokerError {
+    pub(crate) fn new(doing: impl Into<String>, why: impl Into<String>) -> BrokerError {
         BrokerError {
             doing: doing.into(),
             why: why.into(),
@@ -105,6 +111,7 @@ pub struct Requests {
 
 /// A request taken from the outbound queue: the broker keeps it until it is acked, and hands
 /// it out again if the connection ends first or it is requeued.
+#[derive(Debug)]
 pub struct Request {
     /// The body, as the relay published it.
     pub body: Vec<u8>,
@@ -217,14 +224,14 @@ impl Session {
         self.connection.status().connected()
     }
 
-    /// Publishes `body` to `queue` and waits for the broker's confirm: done only when the
-    /// broker acked the message and did not return it as unroutable.
+    /// Publishes `body` to `queue`: returns once the message is written to the connection,
+    /// with the broker's confirm to await ([`Confirm::confirmed`]).
     pub async fn publish(
         &self,
         queue: &str,
         message_id: &str,
         body: &[u8],
-    ) -> Result<(), BrokerError> {
+    ) -> Result<Confirm, BrokerError> {
         let doing = format!("publishing {message_id} to {queue}");
         let properties = BasicProperties::default()
             .with_message_id(message_id.into())
@@ -234,28 +241,14 @@ impl Session {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
-        let confirmation = answered(&doing, CONFIRM_TIMEOUT, async {
+        let confirm = answered(
+            &doing,
+            CONFIRM_TIMEOUT,
             self.channel
-                .basic_publish("".into(), queue.into(), options, body, properties)
-                .await?
-                .await
-        })
+                .basic_publish("".into(), queue.into(), options, body, properties),
+        )
         .await?;
-        match confirmation {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(returned)) => Err(BrokerError::new(
-                doing,
-                format!(
-                    "the broker returned it ({} {}): does the queue exist?",
-                    returned.reply_code, returned.reply_text
-                ),
-            )),
-            Confirmation::Nack(_) => Err(BrokerError::new(doing, "the broker refused it (nack)")),
-            Confirmation::NotRequested => Err(BrokerError::new(
-                doing,
-                "the channel is not in confirm mode",
-            )),
-        }
+        Ok(Confirm { doing, confirm })
     }
 
     /// Closes the channel and the connection, each bounded in time; requests not acked go
@@ -278,31 +271,69 @@ impl Session {
     }
 }
 
+/// The broker's confirm of one published message, still to come.
+pub struct Confirm {
+    doing: String,
+    confirm: PublisherConfirm,
+}
+
+impl Confirm {
+    /// Waits for the confirm, at most 30 seconds from the first wait: done only when the broker
+    /// acked the message and did not return it as unroutable.
+    pub async fn confirmed(self) -> Result<(), BrokerError> {
+        let confirmation = answered(&self.doing, CONFIRM_TIMEOUT, self.confirm).await?;
+        sent(self.doing, confirmation)
+    }
+}
+
+/// What a confirmation means: sent only when acked and not returned.
+fn sent(doing: String, confirmation: Confirmation) -> Result<(), BrokerError> {
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) => Err(BrokerError::new(
+            doing,
+            format!(
+                "the broker returned it ({} {}): does the queue exist?",
+                returned.reply_code, returned.reply_text
+            ),
+        )),
+        Confirmation::Nack(_) => Err(BrokerError::new(doing, "the broker refused it (nack)")),
+        Confirmation::NotRequested => Err(BrokerError::new(
+            doing,
+            "the channel is not in confirm mode",
+        )),
+    }
+}
+
 impl Requests {
     /// The next request; `None` when the broker ended the consumer. Cancel-safe: a request is
     /// taken from the consumer only when this returns it.
     pub async fn next(&mut self) -> Option<Result<Request, BrokerError>> {
         let delivery = self.consumer.next().await?;
         Some(match delivery {
-            Ok(delivery) => Ok(Request {
-                body: delivery.data,
-                acker: delivery.acker,
-            }),
+            Ok(delivery) => Ok(Request::from(delivery)),
             Err(error) => Err(BrokerError::lapin("receiving a request", &error)),
         })
     }
 }
 
+impl From<Delivery> for Request {
+    fn from(delivery: Delivery) -> Request {
+        Request {
+            body: delivery.data,
+            acker: delivery.acker,
+        }
+    }
+}
+
 impl Request {
-    /// Acknowledges the request: the broker forgets it.
-    pub async fn ack(&self) -> Result<(), BrokerError> {
-        answered(
-            "acking a request",
-            ANSWER_TIMEOUT,
-            self.acker.ack(BasicAckOptions::default()),
-        )
-        .await
-        .map(|_| ())
+    /// Acknowledges this request and every request delivered before it on the session (AMQP
+    /// `multiple`): the broker forgets them all.
+    pub async fn ack_through(&self) -> Result<(), BrokerError> {
+        let options = BasicAckOptions { multiple: true };
+        answered("acking requests", ANSWER_TIMEOUT, self.acker.ack(options))
+            .await
+            .map(|_| ())
     }
 
     /// Hands the request back to the queue, to be delivered again.
@@ -346,6 +377,17 @@ mod unit_tests {
             assert!(error.starts_with("--amqp-url "), "{error}");
             assert!(!error.contains("s3cret"), "{error}");
         }
+    }
+
+    #[test]
+    fn only_an_ack_without_a_return_counts_as_sent() {
+        assert!(sent("publishing 7 to answers".into(), Confirmation::Ack(None)).is_ok());
+        let nacked = sent("publishing 7 to answers".into(), Confirmation::Nack(None));
+        assert_eq!(
+            nacked.expect_err("a nack").to_string(),
+            "publishing 7 to answers: the broker refused it (nack)"
+        );
+        assert!(sent("publishing 7".into(), Confirmation::NotRequested).is_err());
     }
 
     #[test]

@@ -17,7 +17,10 @@
 //! - [`contract`]: the InforCRM side of the contract: checking a request, building replies
 //!   and pushes;
 //! - [`answers`]: the answer given to each request, so that a repeated request gets the same;
+//! - [`deliveries`]: the requests of a session not yet acked, acked in runs;
 //! - [`ids`]: the ids the simulator makes up, none ever given twice;
+//! - [`in_flight`]: the replies and pushes published and not yet confirmed, up to
+//!   `--in-flight` of them;
 //! - [`reactions`]: reading the client reactions the pushes draw from;
 //! - [`report`]: errors with their causes, and connection strings without their passwords,
 //!   for the log;
@@ -30,7 +33,9 @@ pub mod answers;
 pub mod args;
 pub mod broker;
 pub mod contract;
+pub mod deliveries;
 pub mod ids;
+pub mod in_flight;
 pub mod reactions;
 pub mod report;
 pub mod simulator;

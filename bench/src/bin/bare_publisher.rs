@@ -4,13 +4,7 @@
 //! Only the publishing is timed. Nothing is written to the database.
 
 use clap::Parser;
-use infor_bench::{
-    confirm_channel, connect_broker, connect_database, declare, report, request_properties,
-    BenchError,
-};
-use lapin::options::BasicPublishOptions;
-use std::collections::VecDeque;
-use std::time::Instant;
+use infor_bench::{connect_database, publish_requests, BenchError};
 
 /// Flags.
 #[derive(Parser, Debug)]
@@ -40,46 +34,12 @@ async fn main() -> Result<(), BenchError> {
         )
         .await?;
     let messages: Vec<(String, String)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-    let connection = connect_broker(&args.amqp_url, "bare-publisher").await?;
-    let channel = confirm_channel(&connection).await?;
-    declare(&channel, &args.queue, true).await?;
-    let started = Instant::now();
-    let mut pending = VecDeque::with_capacity(args.in_flight);
-    let mut refused = 0usize;
-    for (message_id, payload) in &messages {
-        if pending.len() >= args.in_flight.max(1) {
-            if let Some(confirm) = pending.pop_front() {
-                refused += usize::from(!confirmed(confirm).await?);
-            }
-        }
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                args.queue.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                payload.as_bytes(),
-                request_properties(message_id),
-            )
-            .await?;
-        pending.push_back(confirm);
-    }
-    for confirm in pending {
-        refused += usize::from(!confirmed(confirm).await?);
-    }
-    let elapsed = started.elapsed();
-    if refused > 0 {
-        return Err(format!("{refused} messages were nacked or returned").into());
-    }
-    report(messages.len(), elapsed);
-    let _ = connection.close(200, "done".into()).await;
-    Ok(())
-}
-
-/// True when the broker acked the message and did not return it.
-async fn confirmed(confirm: lapin::PublisherConfirm) -> Result<bool, BenchError> {
-    let confirmation = confirm.await?;
-    Ok(confirmation.is_ack() && confirmation.take_message().is_none())
+    publish_requests(
+        &args.amqp_url,
+        "bare-publisher",
+        &args.queue,
+        &messages,
+        args.in_flight,
+    )
+    .await
 }

@@ -2,10 +2,11 @@
 //! `--queue`, as InforCRM would answer, with publisher confirms. Feeds the inbound benchmark.
 
 use clap::Parser;
-use infor_bench::{confirm_channel, connect_broker, connect_database, declare, report, BenchError};
-use lapin::options::BasicPublishOptions;
+use infor_bench::{
+    confirm_channel, connect_broker, connect_database, declare, publish_confirmed, report,
+    BenchError,
+};
 use lapin::BasicProperties;
-use std::collections::VecDeque;
 use std::time::Instant;
 
 /// Flags.
@@ -39,8 +40,7 @@ async fn main() -> Result<(), BenchError> {
     let mut published = 0usize;
     for queue in &args.queue {
         declare(&channel, queue, true).await?;
-        let mut pending = VecDeque::new();
-        for row in &rows {
+        let replies = rows.iter().map(|row| {
             let reply_uid: String = row.get(0);
             let n: i64 = row.get(1);
             let body = serde_json::json!({
@@ -55,29 +55,13 @@ async fn main() -> Result<(), BenchError> {
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
                 .with_message_id(format!("reply-{n}").into());
-            let confirm = channel
-                .basic_publish(
-                    "".into(),
-                    queue.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    body.as_bytes(),
-                    properties,
-                )
-                .await?;
-            pending.push_back(confirm);
-            if pending.len() >= 1000 {
-                if let Some(confirm) = pending.pop_front() {
-                    confirm.await?;
-                }
-            }
-            published += 1;
+            (properties, body)
+        });
+        let refused = publish_confirmed(&channel, queue, replies, 1000).await?;
+        if refused > 0 {
+            return Err(format!("{refused} replies were nacked or returned").into());
         }
-        for confirm in pending {
-            confirm.await?;
-        }
+        published += rows.len();
     }
     report(published, started.elapsed());
     let _ = connection.close(200, "done".into()).await;
