@@ -38,7 +38,7 @@ COMMENT ON FUNCTION infor_comm.daily_run_can_commit() IS
 COMMENT ON FUNCTION infor_comm.daily_run_enqueue(bigint) IS
     'Enqueues the requests of a daily run at its as_of and records sent and skipped; returns how many were sent. Called by run_daily.';
 "#,
-    name = "run_history_comments",
+    name = "daily_run_step_comments",
     requires = [daily_run_can_commit, daily_run_enqueue],
 );
 

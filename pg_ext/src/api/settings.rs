@@ -17,15 +17,6 @@ fn setting_thinking_days() -> i32 {
     thinking_days()
 }
 
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION infor_comm.setting_thinking_days() IS
-    'The infor_comm.thinking_days in force, validated.';
-"#,
-    name = "setting_thinking_days_comment",
-    requires = [setting_thinking_days],
-);
-
 /// The `infor_comm.timezone` in force, validated.
 #[pg_extern(stable, parallel_safe, name = "setting_timezone")]
 #[search_path(pg_catalog, pg_temp)]
@@ -33,30 +24,12 @@ fn setting_timezone() -> String {
     timezone()
 }
 
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION infor_comm.setting_timezone() IS
-    'The infor_comm.timezone in force, validated.';
-"#,
-    name = "setting_timezone_comment",
-    requires = [setting_timezone],
-);
-
 /// The `infor_comm.response_timeout` in force, validated.
 #[pg_extern(stable, parallel_safe, name = "setting_response_timeout")]
 #[search_path(pg_catalog, pg_temp)]
 fn setting_response_timeout() -> Interval {
     response_timeout()
 }
-
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION infor_comm.setting_response_timeout() IS
-    'The infor_comm.response_timeout in force, validated.';
-"#,
-    name = "setting_response_timeout_comment",
-    requires = [setting_response_timeout],
-);
 
 /// The `infor_comm.host_schema` in force, validated.
 #[pg_extern(stable, parallel_safe, name = "setting_host_schema")]
@@ -67,10 +40,21 @@ fn setting_host_schema() -> String {
 
 extension_sql!(
     r#"
+COMMENT ON FUNCTION infor_comm.setting_thinking_days() IS
+    'The infor_comm.thinking_days in force, validated.';
+COMMENT ON FUNCTION infor_comm.setting_timezone() IS
+    'The infor_comm.timezone in force, validated.';
+COMMENT ON FUNCTION infor_comm.setting_response_timeout() IS
+    'The infor_comm.response_timeout in force, validated.';
 COMMENT ON FUNCTION infor_comm.setting_host_schema() IS 'The infor_comm.host_schema in force, validated.';
 "#,
-    name = "setting_host_schema_comment",
-    requires = [setting_host_schema],
+    name = "settings_comments",
+    requires = [
+        setting_thinking_days,
+        setting_timezone,
+        setting_response_timeout,
+        setting_host_schema,
+    ],
 );
 
 extension_sql!(
