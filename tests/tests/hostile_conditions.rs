@@ -570,3 +570,93 @@ async fn a_login_the_extension_refuses_holds_every_message_says_why_and_loses_no
     );
     relay.terminate(Duration::from_secs(10));
 }
+
+/// Publishes, on one channel in confirm mode and all in flight at once, `count` mandatory
+/// messages whose ids are their numbers: those that `missing(i)` picks go to a queue that does
+/// not exist (the broker returns them), the others to one that does. Returns, for each message
+/// in order, the id of the returned message its confirm carries, if any.
+async fn returns_by_confirm(
+    amqp_url: &str,
+    count: usize,
+    missing: impl Fn(usize) -> bool,
+) -> Vec<Option<String>> {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+    let connection = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default())
+        .await
+        .expect("connect to the broker");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm mode");
+    channel
+        .queue_declare(
+            "present".into(),
+            QueueDeclareOptions::durable(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("declare");
+    let mut confirms = Vec::with_capacity(count);
+    for i in 0..count {
+        let queue = if missing(i) { "missing" } else { "present" };
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                format!("{{\"n\": {i}}}").as_bytes(),
+                lapin::BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_message_id(i.to_string().into()),
+            )
+            .await
+            .expect("publish");
+        confirms.push(confirm);
+    }
+    let mut returned = Vec::with_capacity(count);
+    for confirm in confirms {
+        let confirmation = confirm.await.expect("confirm");
+        assert!(confirmation.is_ack(), "acked: {confirmation:?}");
+        returned.push(confirmation.take_message().map(|message| {
+            match message.properties.message_id() {
+                Some(id) => id.to_string(),
+                None => "a return without an id".to_string(),
+            }
+        }));
+    }
+    let _ = connection.close(200, "done".into()).await;
+    returned
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returned_message_is_told_to_its_own_confirm_whatever_the_acks_cover() {
+    // The relay counts a request as published when its confirm is an ack that carries no
+    // returned message. The broker acks several messages at once (`multiple`), and sends the
+    // return of an unroutable one before the ack that covers it: were the return told to
+    // another message of that ack, the unroutable request would be marked published and lost.
+    let rabbit = infor_comm_tests::RabbitNode::shared();
+    let amqp_url = rabbit.new_vhost();
+    for (name, missing) in [
+        (
+            "every seventh",
+            Box::new(|i: usize| i % 7 == 3) as Box<dyn Fn(usize) -> bool>,
+        ),
+        ("one in the middle", Box::new(|i: usize| i == 1_234)),
+        ("a run", Box::new(|i: usize| (1_000..1_040).contains(&i))),
+    ] {
+        let count = 3_000;
+        let returned = returns_by_confirm(&amqp_url, count, &missing).await;
+        let wrong: Vec<String> = returned
+            .iter()
+            .enumerate()
+            .filter(|(i, id)| id.as_deref() != missing(*i).then(|| i.to_string()).as_deref())
+            .map(|(i, id)| format!("message {i}: its confirm carries {id:?}"))
+            .take(10)
+            .collect();
+        assert!(wrong.is_empty(), "{name}: {wrong:#?}");
+    }
+}

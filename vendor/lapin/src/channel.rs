@@ -630,9 +630,13 @@ impl Channel {
         }
     }
 
-    fn before_basic_publish(&self) -> Option<PublisherConfirm> {
+    fn before_basic_publish(&self, properties: &BasicProperties) -> Option<PublisherConfirm> {
         if self.status.confirm() {
-            Some(self.acknowledgements.register_pending())
+            // infor_comm patch: the message's id, to tell its confirm the return that carries it.
+            Some(
+                self.acknowledgements
+                    .register_pending(properties.message_id().clone()),
+            )
         } else {
             None
         }

@@ -1,6 +1,6 @@
 use crate::{
     BasicProperties, Promise, message::BasicReturnMessage, publisher_confirm::Confirmation,
-    types::PayloadSize,
+    types::{PayloadSize, ShortString},
 };
 use std::{
     collections::VecDeque,
@@ -45,8 +45,26 @@ impl ReturnedMessages {
         self.lock_inner().register_dropped_confirm(promise);
     }
 
-    pub(crate) fn get_waiting_message(&self) -> Option<BasicReturnMessage> {
-        self.lock_inner().waiting_messages.pop_front()
+    /// infor_comm patch: takes the first returned message waiting for its confirm whose
+    /// `message_id` is `message_id` (or that has none, for `None`), instead of the first of all.
+    pub(crate) fn take_waiting_message(
+        &self,
+        message_id: Option<&ShortString>,
+    ) -> Option<BasicReturnMessage> {
+        let mut inner = self.lock_inner();
+        let position = inner
+            .waiting_messages
+            .iter()
+            .position(|message| message.properties.message_id().as_ref() == message_id)?;
+        inner.waiting_messages.remove(position)
+    }
+
+    /// infor_comm patch: once no confirm is pending, a returned message still waiting for one
+    /// (its id matched no published message) is kept for [`ReturnedMessages::drain`].
+    pub(crate) fn keep_unclaimed(&self) {
+        let mut inner = self.lock_inner();
+        let unclaimed = std::mem::take(&mut inner.waiting_messages);
+        inner.messages.extend(unclaimed);
     }
 
     pub(crate) fn clear_dropped_confirms(&self) {
