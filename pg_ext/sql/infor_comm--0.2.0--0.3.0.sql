@@ -231,6 +231,10 @@ ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) OWNER TO infor_comm_writer;
 ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) OWNER TO infor_comm_writer;
 ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) SET row_security = off;
 ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) SET row_security = off;
+-- The selection is index probes: JIT compiling it costs time and saves nothing.
+ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) SET jit = off;
+ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) SET jit = off;
+ALTER FUNCTION infor_comm.thinking_clients_at(timestamptz) SET jit = off;
 
 -- The relay's functions check the login's database first; mark_published loses to a withdrawal.
 CREATE OR REPLACE FUNCTION infor_comm.claim_outbox(batch_size integer, lease interval)

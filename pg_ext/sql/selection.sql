@@ -2,7 +2,8 @@
 
 -- Who qualifies at as_of; the view thinking_clients reads this. The query is
 -- infor_comm.thinking_clients_query(): the host tables of infor_comm.host_schema, named
--- schema-qualified, and nothing resolved through the caller's search_path.
+-- schema-qualified, and nothing resolved through the caller's search_path. Without JIT: the
+-- selection is index probes, which compiling does not speed up (docs/selection-plan.md).
 CREATE FUNCTION infor_comm.thinking_clients_at(as_of timestamptz)
 RETURNS TABLE (
     organization_id varchar,
@@ -14,6 +15,7 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $body$
 BEGIN
     RETURN QUERY EXECUTE infor_comm.thinking_clients_query() USING as_of;

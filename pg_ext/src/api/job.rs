@@ -88,6 +88,10 @@ ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) OWNER TO infor_c
 -- The job reads the host tables with row_security = off: a policy makes it fail, never run.
 ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) SET row_security = off;
 ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) SET row_security = off;
+-- The selection is index probes, and JIT compiling it took a quarter of a second on a million
+-- clients and saved nothing (docs/selection-plan.md).
+ALTER FUNCTION infor_comm.daily_run_enqueue(bigint) SET jit = off;
+ALTER FUNCTION infor_comm.enqueue_thinking_clients(timestamptz) SET jit = off;
 
 -- The daily job's role (schedule_daily's run_as): it may run the job and nothing else. What the
 -- job writes, it writes through SECURITY DEFINER functions owned by infor_comm_writer.
