@@ -12,18 +12,28 @@ use std::time::Duration;
     about = "Publishes infor_comm's outbox to InforCRM's queue and applies InforCRM's replies and pushes"
 )]
 pub struct Config {
-    /// PostgreSQL connection string of the bank's database (a role in infor_comm_relay).
+    /// PostgreSQL connection string of the bank's database (a role in infor_comm_relay). Or
+    /// --database-url-file.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: Option<String>,
+
+    /// A file holding the database's connection string (a systemd credential, say), instead
+    /// of --database-url; one trailing newline is ignored.
+    #[arg(long, env = "DATABASE_URL_FILE", conflicts_with = "database_url")]
+    pub database_url_file: Option<std::path::PathBuf>,
 
     /// PEM file of the certificate authorities that may sign the database server's certificate,
     /// for a --database-url with sslmode=require (the system's trusted roots are used too).
     #[arg(long, env = "DATABASE_CA_FILE")]
     pub database_ca_file: Option<std::path::PathBuf>,
 
-    /// AMQP 0-9-1 URL of the broker (amqp:// or amqps://).
+    /// AMQP 0-9-1 URL of the broker (amqp:// or amqps://). Or --amqp-url-file.
     #[arg(long, env = "AMQP_URL", hide_env_values = true)]
-    pub amqp_url: String,
+    pub amqp_url: Option<String>,
+
+    /// A file holding the broker's URL, instead of --amqp-url; one trailing newline is ignored.
+    #[arg(long, env = "AMQP_URL_FILE", conflicts_with = "amqp_url")]
+    pub amqp_url_file: Option<std::path::PathBuf>,
 
     /// The queue names: `--zone`, `--outbound-queue`, `--inbound-queue`.
     #[command(flatten)]
@@ -92,7 +102,7 @@ pub struct Config {
     pub dead_letter_queue: Option<String>,
 
     /// Address of the HTTP endpoint with /metrics, /health and /ready.
-    #[arg(long, env = "INFOR_METRICS_ADDR", default_value = "127.0.0.1:9187")]
+    #[arg(long, env = "INFOR_METRICS_ADDR", default_value = "127.0.0.1:19318")]
     pub metrics_addr: SocketAddr,
 
     /// Declare both queues (durable) at start, for RabbitMQ; by default they must exist.
@@ -203,6 +213,65 @@ impl Config {
     pub fn queues(&self) -> Result<Queues, String> {
         self.queue_names.queues()
     }
+
+    /// Reads `--database-url-file` and `--amqp-url-file` into `--database-url` and
+    /// `--amqp-url`; says which setting is missing or which file cannot be read.
+    pub fn read_secret_files(&mut self) -> Result<(), String> {
+        self.database_url = Some(secret(
+            self.database_url.take(),
+            self.database_url_file.as_deref(),
+            "DATABASE_URL",
+        )?);
+        self.amqp_url = Some(secret(
+            self.amqp_url.take(),
+            self.amqp_url_file.as_deref(),
+            "AMQP_URL",
+        )?);
+        Ok(())
+    }
+
+    /// The database's connection string (empty before [`Config::read_secret_files`] when only
+    /// its file is given).
+    pub fn database_url(&self) -> &str {
+        self.database_url.as_deref().unwrap_or_default()
+    }
+
+    /// The broker's URL (empty before [`Config::read_secret_files`] when only its file is
+    /// given).
+    pub fn amqp_url(&self) -> &str {
+        self.amqp_url.as_deref().unwrap_or_default()
+    }
+}
+
+/// A secret given as the value of `name`, or in the file of `name`_FILE (clap refuses both).
+fn secret(
+    value: Option<String>,
+    file: Option<&std::path::Path>,
+    name: &str,
+) -> Result<String, String> {
+    let flag = name.to_ascii_lowercase().replace('_', "-");
+    let text = match (value, file) {
+        (Some(value), _) => value,
+        (None, Some(file)) => std::fs::read_to_string(file).map_err(|error| {
+            format!(
+                "cannot read {name}_FILE (--{flag}-file) {}: {error}",
+                file.display()
+            )
+        })?,
+        (None, None) => {
+            return Err(format!(
+                "{name} (--{flag}) or {name}_FILE (--{flag}-file) is required"
+            ))
+        }
+    };
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if text.trim().is_empty() {
+        return Err(format!("{name} is empty"));
+    }
+    Ok(text.to_string())
 }
 
 /// Parses durations such as `250ms`, `5s`, `2m`, `1h`; a bare number is seconds.
@@ -328,6 +397,29 @@ fn redact_key_values(connection: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_secret_comes_from_its_value_or_its_file_without_the_trailing_newline() {
+        assert_eq!(
+            secret(Some("postgresql://a".into()), None, "DATABASE_URL"),
+            Ok("postgresql://a".into())
+        );
+        let file = std::env::temp_dir().join(format!("infor-relay-secret-{}", std::process::id()));
+        std::fs::write(&file, "amqp://b\n").expect("write");
+        assert_eq!(secret(None, Some(&file), "AMQP_URL"), Ok("amqp://b".into()));
+        std::fs::write(&file, "\n").expect("write");
+        assert_eq!(
+            secret(None, Some(&file), "AMQP_URL"),
+            Err("AMQP_URL is empty".into())
+        );
+        std::fs::remove_file(&file).expect("remove");
+        let missing = secret(None, Some(&file), "AMQP_URL").expect_err("missing");
+        assert!(missing.contains("AMQP_URL_FILE") && missing.contains(&file.display().to_string()));
+        assert_eq!(
+            secret(None, None, "DATABASE_URL"),
+            Err("DATABASE_URL (--database-url) or DATABASE_URL_FILE (--database-url-file) is required".into())
+        );
+    }
 
     #[test]
     fn an_unencoded_at_sign_in_the_password_is_refused_without_showing_it() {

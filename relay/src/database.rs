@@ -55,6 +55,31 @@ impl DatabaseError {
     }
 }
 
+/// The versions of the infor_comm extension this relay works with: the SQL functions it calls
+/// exist in them with the signatures it calls them with. Against another version (a database
+/// not yet `ALTER EXTENSION infor_comm UPDATE`d after a package upgrade, say), the relay claims
+/// and applies nothing until the versions agree.
+pub const EXTENSION_VERSIONS: &[&str] = &["0.3.0"];
+
+/// How a refusal of the extension's version begins (`/ready` and the log say it).
+pub const VERSION_REFUSAL: &str = "infor_comm's version in the database is";
+
+/// Accepts a version of the extension in [`EXTENSION_VERSIONS`]; else says which, against
+/// which, and what to do.
+pub fn check_extension_version(found: Option<&str>) -> Result<(), String> {
+    let relay = env!("CARGO_PKG_VERSION");
+    let known = EXTENSION_VERSIONS.join(", ");
+    match found {
+        Some(version) if EXTENSION_VERSIONS.contains(&version) => Ok(()),
+        Some(version) => Err(format!(
+            "{VERSION_REFUSAL} {version}; infor-relay {relay} works with {known}: nothing is claimed or applied, the messages wait in the queue (ALTER EXTENSION infor_comm UPDATE, or a relay of that version)"
+        )),
+        None => Err(format!(
+            "{VERSION_REFUSAL} none (the extension is not created in this database); infor-relay {relay} works with {known}: nothing is claimed or applied (CREATE EXTENSION infor_comm, or check --database-url)"
+        )),
+    }
+}
+
 /// The default of `--database-timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -283,6 +308,17 @@ impl Database {
                 Err(DatabaseError::TimedOut(self.timeout))
             }
         }
+    }
+
+    /// The version of infor_comm created in this database, if any.
+    pub async fn extension_version(&self) -> Result<Option<String>, DatabaseError> {
+        let row = self
+            .bounded(self.client.query_opt(
+                "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'infor_comm'",
+                &[],
+            ))
+            .await?;
+        Ok(row.map(|row| row.get(0)))
     }
 
     /// One round trip (`SELECT 1`), to find out that a connection idle for a while still works.
@@ -733,7 +769,7 @@ struct InboundStatements {
 
 #[cfg(test)]
 mod tests {
-    use super::DatabaseTarget;
+    use super::{check_extension_version, DatabaseTarget, VERSION_REFUSAL};
     use std::path::Path;
 
     fn check(url: &str) -> Result<(), String> {
@@ -783,6 +819,20 @@ mod tests {
         assert!(error.starts_with("invalid --database-url"), "{error}");
         assert!(error.contains("sslmode"), "{error}");
         assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn an_extension_version_the_relay_does_not_know_is_refused_naming_both() {
+        assert!(check_extension_version(Some(env!("CARGO_PKG_VERSION"))).is_ok());
+        let refusal = check_extension_version(Some("0.2.0")).expect_err("refused");
+        assert!(refusal.starts_with(VERSION_REFUSAL), "{refusal}");
+        assert!(refusal.contains("0.2.0") && refusal.contains(env!("CARGO_PKG_VERSION")));
+        assert!(
+            refusal.contains("ALTER EXTENSION infor_comm UPDATE"),
+            "{refusal}"
+        );
+        let none = check_extension_version(None).expect_err("refused");
+        assert!(none.contains("CREATE EXTENSION"), "{none}");
     }
 
     #[test]

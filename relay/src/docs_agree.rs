@@ -56,25 +56,44 @@ fn every_flag_is_documented_with_its_default_and_in_the_settings_file() {
 /// Every metric the relay exports is named in docs/relay.md.
 #[test]
 fn every_metric_is_documented() {
-    for metric in [
-        crate::metrics::PUBLISHED,
-        crate::metrics::PUBLISH_FAILED,
-        crate::metrics::INBOUND,
-        crate::metrics::INBOUND_APPLY_FAILED,
-        crate::metrics::INBOUND_OVERSIZED,
-        crate::metrics::INBOUND_SET_ASIDE,
-        crate::metrics::OUTBOX_BACKLOG,
-        crate::metrics::OUTBOX_OLDEST_AGE,
-        crate::metrics::CONNECTION_UP,
-        crate::metrics::OUTBOUND_UNROUTABLE,
-        crate::metrics::BROKER_BLOCKED,
-        crate::metrics::RECONNECTS,
-    ] {
+    for (metric, _, _) in crate::metrics::DESCRIPTIONS {
         assert!(
             RELAY_MD.contains(&format!("`{metric}")),
             "docs/relay.md does not name the metric {metric}"
         );
     }
+}
+
+/// The packaged unit does not restart a relay that exited for a setting that can never work.
+#[test]
+fn the_unit_does_not_restart_on_the_configuration_exit_status() {
+    let unit = include_str!("../../packaging/infor-relay/infor-relay.service");
+    let prevented = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("RestartPreventExitStatus="))
+        .expect("the unit has RestartPreventExitStatus=");
+    assert!(
+        prevented
+            .split_whitespace()
+            .any(|status| status == crate::EXIT_CONFIG.to_string()),
+        "RestartPreventExitStatus={prevented} does not list {}",
+        crate::EXIT_CONFIG
+    );
+    assert!(
+        unit.contains("Restart=on-failure"),
+        "the unit restarts on failures"
+    );
+    assert!(
+        RELAY_MD.contains(&format!("**{}**", crate::EXIT_CONFIG)),
+        "docs/relay.md does not give the exit status {}",
+        crate::EXIT_CONFIG
+    );
+}
+
+/// The relay works with the extension of its own release (the workspace's version).
+#[test]
+fn the_relay_knows_the_extension_of_its_release() {
+    assert!(crate::database::EXTENSION_VERSIONS.contains(&env!("CARGO_PKG_VERSION")));
 }
 
 /// The channel the extension notifies is the one the relay listens on.

@@ -10,6 +10,7 @@
 //! - [`database`]: all the SQL, as a member of `infor_comm_relay`, with TLS when asked for;
 //! - [`config`]: command-line flags, queue names, durations, passwords hidden from logs;
 //! - [`metrics`]: Prometheus metrics, `/health` and `/ready`;
+//! - [`backlog`]: the outbox's backlog for the metrics, read on a timer of its own;
 //! - [`logging`]: text or JSON logs, and the guard that keeps client data out of them;
 //! - [`shutdown`]: SIGTERM and SIGINT, and the handle every task watches;
 //! - [`errors`]: error messages with their causes.
@@ -20,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backlog;
 pub mod backoff;
 pub mod broker;
 pub mod config;
@@ -40,7 +42,15 @@ use errors::Chain;
 use std::future::Future;
 use std::sync::Arc;
 
-/// Errors that stop the relay from starting.
+/// The exit status of a relay that cannot start because of a setting that can never work
+/// (`EX_CONFIG` of sysexits.h): a missing or malformed setting, an unreadable file, a metrics
+/// address in use, queues the broker refuses to declare. The packaged unit does not restart on
+/// it (`RestartPreventExitStatus=`); a database or broker that cannot be reached yet is
+/// retried inside the process instead.
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Errors that stop the relay from starting: each is a setting that can never work, and
+/// ends the process with [`EXIT_CONFIG`].
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The flags do not make sense.
@@ -54,19 +64,22 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// `--declare-queues` failed.
-    #[error("cannot declare the queues: {0}")]
+    /// The broker refused to declare the queues (`--declare-queues`): they exist with other
+    /// arguments, or the login may not declare them.
+    #[error("the broker refuses to declare the queues: {0}")]
     Declare(String),
 }
 
 /// Runs the relay until `shutdown` resolves, then lets in-flight work finish and returns.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let mut config = config;
+    config.read_secret_files().map_err(StartError::Config)?;
     let queues = config.queues().map_err(StartError::Config)?;
     let database =
-        database::DatabaseTarget::new(&config.database_url, config.database_ca_file.as_deref())
+        database::DatabaseTarget::new(config.database_url(), config.database_ca_file.as_deref())
             .map_err(StartError::Config)?
             .with_timeout(config.database_timeout);
-    broker::Broker::check_url(&config.amqp_url).map_err(StartError::Config)?;
+    broker::Broker::check_url(config.amqp_url()).map_err(StartError::Config)?;
     let handle = metrics::install().map_err(StartError::Config)?;
     let listener =
         metrics::bind(config.metrics_addr)
@@ -76,9 +89,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 source,
             })?;
     tracing::info!(
-        database = %redact(&config.database_url),
+        version = env!("CARGO_PKG_VERSION"),
+        database = %redact(config.database_url()),
         database_tls = database.uses_tls(),
-        broker = %redact(&config.amqp_url),
+        broker = %redact(config.amqp_url()),
         outbound = %queues.outbound,
         inbound = %queues.inbound,
         metrics = %config.metrics_addr,
@@ -119,6 +133,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         inbound_failures: inbound_failures.clone(),
     };
     let tasks = [
+        tokio::spawn(backlog::watch(
+            database.clone(),
+            config.poll_interval,
+            stop.clone(),
+        )),
         tokio::spawn(session::supervise::<outbound::Outbound>(
             context(queues.outbound),
             stop.clone(),
@@ -158,24 +177,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Declares the queues, retrying while the broker is not reachable yet (up to about a minute).
+/// Declares the queues, retrying for as long as the broker cannot be reached: a refusal of the
+/// declaration itself is the only error.
 async fn declare_queues(config: &Config, queues: &[&str]) -> Result<(), StartError> {
     let mut backoff =
         backoff::Backoff::new(std::time::Duration::from_millis(200), config.max_backoff);
-    let mut last_error = String::new();
-    for _ in 0..12 {
-        match broker::Broker::connect(&config.amqp_url, "infor-relay declare").await {
+    loop {
+        match broker::Broker::connect(config.amqp_url(), "infor-relay declare").await {
             Ok(broker) => {
                 let declared = broker.declare_queues(queues).await;
                 broker.close().await;
                 return declared.map_err(|e| StartError::Declare(Chain(&e).to_string()));
             }
             Err(error) => {
-                last_error = Chain(&error).to_string();
-                tracing::warn!(error = %last_error, "cannot reach the broker to declare the queues; retrying");
+                tracing::warn!(
+                    error = %Chain(&error),
+                    url = %redact(config.amqp_url()),
+                    "cannot reach the broker to declare the queues; retrying"
+                );
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
-    Err(StartError::Declare(last_error))
 }

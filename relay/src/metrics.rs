@@ -39,10 +39,47 @@ pub const OUTBOUND_UNROUTABLE: &str = "infor_relay_outbound_unroutable";
 pub const BROKER_BLOCKED: &str = "infor_relay_broker_blocked";
 /// Reconnection attempts, by `connection` and `direction`.
 pub const RECONNECTS: &str = "infor_relay_reconnects_total";
+/// 1 when `/ready` answers 200, else 0; computed when scraped.
+pub const READY: &str = "infor_relay_ready";
+/// Always 1, with the relay's `version` and the `extension_version` of infor_comm in the
+/// database (empty until the relay has read it).
+pub const BUILD_INFO: &str = "infor_relay_build_info";
+
+/// The outcomes of applied inbound messages, the values of [`INBOUND`]'s `outcome` label.
+pub const INBOUND_OUTCOMES: [&str; 5] = ["reply", "push", "duplicate", "orphan", "rejected"];
+
+/// Every metric with its kind and its `# HELP` text.
+pub const DESCRIPTIONS: [(&str, Kind, &str); 14] = [
+    (PUBLISHED, Kind::Counter, "Requests published: acked by the broker and not returned."),
+    (PUBLISH_FAILED, Kind::Counter, "Publishes that failed: nacked, returned (unroutable), not written or not confirmed within --confirm-timeout. The request is retried."),
+    (INBOUND, Kind::Counter, "Inbound messages applied, by outcome: reply, push, duplicate, orphan (a push before its reply), rejected (journaled with its reason)."),
+    (INBOUND_APPLY_FAILED, Kind::Counter, "Inbound applies that failed; the message was held back and retried, or handed back to the queue."),
+    (INBOUND_OVERSIZED, Kind::Counter, "Inbound bodies over --max-message-bytes, journaled as rejected by size, SHA-256 and head."),
+    (INBOUND_SET_ASIDE, Kind::Counter, "Inbound messages set aside after their apply kept failing, by where they went: inbox (journaled as rejected) or dead_letter (the dead-letter queue)."),
+    (OUTBOX_BACKLOG, Kind::Gauge, "Requests not yet published, read from the database every --poll-interval; NaN while it cannot be read. The same for every relay of a database: aggregate with max."),
+    (OUTBOX_OLDEST_AGE, Kind::Gauge, "Age in seconds of the oldest request not yet published (0 when none), read every --poll-interval; NaN while the database cannot be read. Aggregate with max."),
+    (CONNECTION_UP, Kind::Gauge, "1 when the connection is up, by connection (database, broker) and direction (outbound, inbound)."),
+    (OUTBOUND_UNROUTABLE, Kind::Gauge, "1 while the broker returns published requests as unroutable (the outbound queue is missing)."),
+    (BROKER_BLOCKED, Kind::Gauge, "1 while the broker blocks the outbound connection (connection.blocked: a memory or disk alarm)."),
+    (RECONNECTS, Kind::Counter, "Reconnection attempts, by connection and direction."),
+    (READY, Kind::Gauge, "1 when /ready answers 200: every connection up, the queue routable, the broker not blocking, the extension accepting the relay; else 0."),
+    (BUILD_INFO, Kind::Gauge, "Always 1: the relay's version and the version of the infor_comm extension in the database (empty until read)."),
+];
+
+/// A metric's Prometheus type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// Installs the Prometheus recorder (once per process) and returns its handle.
+/// Installs the Prometheus recorder (once per process), describes every metric and exports
+/// each series at its starting value, so that a relay that never connected still exports its
+/// state (its connections down) and a counter's first increase is seen by `increase()`.
 pub fn install() -> Result<PrometheusHandle, String> {
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
@@ -50,7 +87,72 @@ pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    for (name, kind, help) in DESCRIPTIONS {
+        match (kind, name) {
+            // Rendered at scrape time by `route`, not recorded.
+            (_, READY | BUILD_INFO) => {}
+            (Kind::Counter, _) => metrics::describe_counter!(name, help),
+            (Kind::Gauge, _) => metrics::describe_gauge!(name, help),
+        }
+    }
+    for counter in [
+        PUBLISHED,
+        PUBLISH_FAILED,
+        INBOUND_APPLY_FAILED,
+        INBOUND_OVERSIZED,
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
+    for outcome in INBOUND_OUTCOMES {
+        metrics::counter!(INBOUND, "outcome" => outcome).increment(0);
+    }
+    for to in ["inbox", "dead_letter"] {
+        metrics::counter!(INBOUND_SET_ASIDE, "to" => to).increment(0);
+    }
+    for link in [Link::Database, Link::Broker] {
+        for direction in [Direction::Outbound, Direction::Inbound] {
+            let labels = [
+                ("connection", link.label()),
+                ("direction", direction.label()),
+            ];
+            metrics::gauge!(CONNECTION_UP, &labels).set(0.0);
+            metrics::counter!(RECONNECTS, &labels).increment(0);
+        }
+    }
+    metrics::gauge!(OUTBOUND_UNROUTABLE).set(0.0);
+    metrics::gauge!(BROKER_BLOCKED).set(0.0);
+    metrics::gauge!(OUTBOX_BACKLOG).set(f64::NAN);
+    metrics::gauge!(OUTBOX_OLDEST_AGE).set(f64::NAN);
     Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// The metrics computed when scraped, in the exposition format: [`READY`] and [`BUILD_INFO`].
+fn scrape_time_metrics(health: &Health) -> String {
+    let help = |name: &str| {
+        DESCRIPTIONS
+            .iter()
+            .find(|(described, _, _)| *described == name)
+            .map_or("", |(_, _, help)| help)
+    };
+    let extension_version = health.extension_version().unwrap_or_default();
+    format!(
+        "# HELP {READY} {}\n# TYPE {READY} gauge\n{READY} {}\n\
+         # HELP {BUILD_INFO} {}\n# TYPE {BUILD_INFO} gauge\n\
+         {BUILD_INFO}{{version=\"{}\",extension_version=\"{}\"}} 1\n",
+        help(READY),
+        u8::from(health.ready()),
+        help(BUILD_INFO),
+        label_value(env!("CARGO_PKG_VERSION")),
+        label_value(&extension_version),
+    )
+}
+
+/// A label value in the exposition format: backslash, double quote and newline escaped.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Which side of the relay a connection serves.
@@ -101,6 +203,8 @@ pub struct Health {
     blocked: std::sync::Mutex<Option<String>>,
     /// The extension's refusal of the relay, until one of its calls succeeds again.
     refused: std::sync::Mutex<Option<String>>,
+    /// The version of infor_comm in the database, once read.
+    extension_version: std::sync::Mutex<Option<String>>,
 }
 
 impl Health {
@@ -138,6 +242,34 @@ impl Health {
             .refused
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
+    }
+
+    /// Records the version of infor_comm the database has.
+    pub fn set_extension_version(&self, version: &str) {
+        *self
+            .extension_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(version.to_string());
+    }
+
+    /// The version of infor_comm the database has, once read.
+    pub fn extension_version(&self) -> Option<String> {
+        self.extension_version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// [`Health::set_refused`], and whether that changed the refusal: of two sides finding
+    /// the same refusal, only the first is told it is new.
+    pub fn replace_refused(&self, reason: Option<String>) -> bool {
+        let mut refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = *refused != reason;
+        *refused = reason;
+        changed
     }
 
     /// The extension's refusal of the relay, while it lasts.
@@ -192,7 +324,11 @@ fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Ful
 
 fn route(path: &str, handle: &PrometheusHandle, health: &Health) -> Response<Full<Bytes>> {
     match path {
-        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
+        "/metrics" => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            handle.render() + &scrape_time_metrics(health),
+        ),
         "/health" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         "/ready" if health.ready() => respond(StatusCode::OK, "text/plain", "ready\n".into()),
         "/ready" => respond(
@@ -395,6 +531,30 @@ mod tests {
         assert_eq!(answer, "HTTP/1.1 200 OK");
         trigger.trigger();
         server.await.expect("server stops");
+    }
+
+    #[test]
+    fn every_metric_has_its_help_and_type_from_the_start() {
+        let handle = install().expect("recorder");
+        let health = Health::default();
+        health.set_extension_version("0.3.0\"\n");
+        let text = handle.render() + &scrape_time_metrics(&health);
+        for (name, kind, _) in DESCRIPTIONS {
+            let kind = match kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+            };
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}: {text}");
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name}: {text}"
+            );
+        }
+        assert!(text.contains("\ninfor_relay_ready 0\n"), "{text}");
+        assert!(
+            text.contains("extension_version=\"0.3.0\\\"\\n\"} 1\n"),
+            "a label value is escaped: {text}"
+        );
     }
 
     #[test]

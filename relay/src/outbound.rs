@@ -88,7 +88,6 @@ impl Side for Outbound {
             };
             if rows.is_empty() {
                 sessions.put(session);
-                report_backlog(&database).await;
                 let woke = tokio::select! {
                     woke = database.wait_for_work(config.poll_interval) => woke,
                     _ = shutdown.recv() => return SessionEnd::Shutdown,
@@ -645,16 +644,6 @@ async fn close_batch(context: &Context, broker: &Broker, publisher: &Publisher, 
     context
         .health
         .set(Link::Broker, Direction::Outbound, broker.is_connected());
-}
-
-async fn report_backlog(database: &Database) {
-    match database.backlog().await {
-        Ok((pending, oldest)) => {
-            ::metrics::gauge!(metrics::OUTBOX_BACKLOG).set(pending as f64);
-            ::metrics::gauge!(metrics::OUTBOX_OLDEST_AGE).set(oldest);
-        }
-        Err(error) => tracing::debug!(error = %Chain(&error), "outbound: cannot read the backlog"),
-    }
 }
 
 #[cfg(test)]

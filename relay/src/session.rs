@@ -122,8 +122,50 @@ pub async fn supervise<S: Side>(context: Context, mut shutdown: Shutdown) {
         else {
             break;
         };
+        // The extension's version first: against one the relay does not know, nothing is
+        // claimed or applied (its messages wait in the queue) until the two agree.
+        match database.extension_version().await {
+            Ok(version) => {
+                if let Some(version) = &version {
+                    health.set_extension_version(version);
+                }
+                if let Err(refusal) = crate::database::check_extension_version(version.as_deref()) {
+                    // Said once, by the first side to find it.
+                    if health.replace_refused(Some(refusal.clone())) {
+                        tracing::error!("{}: {refusal}", direction.label());
+                    }
+                    drop(database);
+                    if !shutdown
+                        .sleep(config.poll_interval.max(Duration::from_secs(1)))
+                        .await
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                if health
+                    .refused()
+                    .is_some_and(|refusal| refusal.starts_with(crate::database::VERSION_REFUSAL))
+                    && health.replace_refused(None)
+                {
+                    tracing::info!(
+                        version = version.as_deref().unwrap_or_default(),
+                        "{}: the extension's version is one this relay knows now; going on",
+                        direction.label()
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::errors::Chain(&error), "{}: cannot read the extension's version; reconnecting", direction.label());
+                health.reconnecting(Link::Database, direction);
+                if !shutdown.sleep(backoff.next_delay()).await {
+                    break;
+                }
+                continue;
+            }
+        }
         let connect_broker = || async {
-            let broker = Broker::connect(&config.amqp_url, &name).await?;
+            let broker = Broker::connect(config.amqp_url(), &name).await?;
             let channel = S::open(&broker, &context).await?;
             Ok::<_, BrokerError>((broker, channel))
         };
@@ -131,7 +173,7 @@ pub async fn supervise<S: Side>(context: Context, mut shutdown: Shutdown) {
             connect_broker,
             Link::Broker,
             direction,
-            &config.amqp_url,
+            config.amqp_url(),
             health,
             &mut backoff,
             &mut shutdown,

@@ -52,6 +52,8 @@ impl Process {
             .env_remove("DATABASE_URL")
             .env_remove("AMQP_URL")
             .env_remove("DATABASE_CA_FILE")
+            .env_remove("DATABASE_URL_FILE")
+            .env_remove("AMQP_URL_FILE")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
