@@ -1,14 +1,15 @@
--- The roles infor_comm_relay, infor_comm_reader, infor_comm_job and infor_comm_writer, before
+-- The roles infor_comm_relay, infor_comm_reader, infor_comm_job, infor_comm_writer and
+-- infor_comm_operator, before
 -- anything is granted to them: each role's grants are beside its entry points (pg_ext/src/api/),
 -- and what is revoked from PUBLIC is in privileges.sql, which runs last.
 
--- The four roles (cluster-wide; kept when the extension is dropped). Another database may be
+-- The five roles (cluster-wide; kept when the extension is dropped). Another database may be
 -- creating them at the same moment: that is fine.
 DO $roles$
 DECLARE
     role_name text;
 BEGIN
-    FOREACH role_name IN ARRAY ARRAY['infor_comm_relay', 'infor_comm_reader', 'infor_comm_job', 'infor_comm_writer'] LOOP
+    FOREACH role_name IN ARRAY ARRAY['infor_comm_relay', 'infor_comm_reader', 'infor_comm_job', 'infor_comm_writer', 'infor_comm_operator'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = role_name) THEN
             BEGIN
                 -- infor_comm_writer bypasses row-level security (below).

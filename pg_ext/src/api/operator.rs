@@ -3,6 +3,10 @@
 //! check of the host tables (`require_host_tables`; [`crate::host_tables`]), and, in
 //! `pg_ext/sql/roles.sql`, `grant_host_tables_to_writer()`, run again once the host tables exist.
 //! `infor_comm.health` (a report, [`crate::api::reader`]) says what needs the DBA.
+//!
+//! The repair kit, granted to `infor_comm_operator` and nothing else
+//! (`pg_ext/sql/api/operator.sql`): `retry_now` and `withdraw`, each recorded in
+//! `infor_comm.operator_actions` (docs/operations.md).
 
 use crate::host_tables::HostTables;
 use pgrx::prelude::*;
@@ -62,4 +66,26 @@ COMMENT ON FUNCTION infor_comm.require_host_tables() IS
 "#,
     name = "require_host_tables_comment",
     requires = [require_host_tables],
+);
+
+extension_sql_file!(
+    "../../sql/api/operator.sql",
+    name = "operator_functions",
+    requires = [
+        "roles",
+        "outbox_table",
+        login_scope::require_login_for_database_sql
+    ],
+);
+
+extension_sql!(
+    r#"
+-- The operator may run the repair kit and nothing else (its audit trail is the DBA's to read).
+GRANT EXECUTE ON FUNCTION
+    infor_comm.retry_now(text[]),
+    infor_comm.withdraw(text, text)
+    TO infor_comm_operator;
+"#,
+    name = "operator_grants",
+    requires = ["operator_functions"],
 );

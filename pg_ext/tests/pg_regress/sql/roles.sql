@@ -2,7 +2,7 @@
 -- the task table, the views and the delivery state (not the payload); the daily job's role may
 -- run the job and nothing else; infor_comm_writer, which the job's writing functions run as
 -- (they belong to it), writes what the job writes. PUBLIC may do nothing.
-WITH role_name(role) AS (VALUES ('infor_comm_relay'), ('infor_comm_reader'), ('infor_comm_job'), ('infor_comm_writer'), ('public')),
+WITH role_name(role) AS (VALUES ('infor_comm_relay'), ('infor_comm_reader'), ('infor_comm_job'), ('infor_comm_writer'), ('infor_comm_operator'), ('public')),
 relation(name) AS (
     SELECT c.oid::regclass::text FROM pg_class c
      WHERE c.relnamespace = 'infor_comm'::regnamespace AND c.relkind IN ('r', 'v')
@@ -18,7 +18,7 @@ SELECT r.name,
  GROUP BY r.name ORDER BY r.name;
 SELECT has_column_privilege('infor_comm_reader', 'infor_comm.outbox', 'payload', 'SELECT') AS reader_reads_payload,
        has_column_privilege('infor_comm_reader', 'infor_comm.outbox', 'published_at', 'SELECT') AS reader_reads_published_at;
-WITH role_name(role) AS (VALUES ('infor_comm_relay'), ('infor_comm_reader'), ('infor_comm_job'), ('infor_comm_writer'), ('public'))
+WITH role_name(role) AS (VALUES ('infor_comm_relay'), ('infor_comm_reader'), ('infor_comm_job'), ('infor_comm_writer'), ('infor_comm_operator'), ('public'))
 SELECT p.oid::regprocedure AS routine,
        coalesce(string_agg(role, ' ' ORDER BY role) FILTER (WHERE has_function_privilege(role, p.oid, 'EXECUTE')), '-') AS may_execute,
        p.prosecdef AS security_definer,
