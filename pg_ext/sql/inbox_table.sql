@@ -29,6 +29,7 @@ CREATE TABLE infor_comm.inbox (
     message_id_bytes bytea,
     body_size       bigint,
     body_sha256     bytea,
+    blanked_at      timestamptz,
     -- kind and outcome from their lists; one body (text or bytes) and one message id; a reason
     -- for a rejected message; an oversized body's size and SHA-256 together, only on a rejected
     -- message whose text is not kept. One function, because PostgreSQL compiles every CHECK of
@@ -47,8 +48,9 @@ COMMENT ON COLUMN infor_comm.inbox.reason IS 'Why it was rejected, kept back, or
 COMMENT ON COLUMN infor_comm.inbox.task_row_id IS 'The infor_communication_task row it matched.';
 COMMENT ON COLUMN infor_comm.inbox.message_dt IS 'dt of a push (the later one wins).';
 COMMENT ON COLUMN infor_comm.inbox.message_id_bytes IS 'The broker''s message id as it came, when it was not text PostgreSQL can store (a NUL byte, or not UTF-8); message_id is then NULL.';
-COMMENT ON COLUMN infor_comm.inbox.body_size IS 'For a body over the relay''s size limit: its size in bytes (body_bytes keeps its first 64 KiB).';
-COMMENT ON COLUMN infor_comm.inbox.body_sha256 IS 'For a body over the relay''s size limit: the SHA-256 of the whole body.';
+COMMENT ON COLUMN infor_comm.inbox.body_size IS 'For a body over the relay''s size limit (body_bytes keeps its first 64 KiB), or one the retention blanked: its size in bytes.';
+COMMENT ON COLUMN infor_comm.inbox.body_sha256 IS 'For a body over the relay''s size limit, or one the retention blanked: the SHA-256 of the whole body.';
+COMMENT ON COLUMN infor_comm.inbox.blanked_at IS 'When the retention (infor_comm.retention) blanked the body; NULL while it is kept.';
 COMMENT ON COLUMN infor_comm.inbox.applied_at IS 'When it changed its task row (for an orphan push: when its reply landed).';
 
 CREATE INDEX inbox_task_row_idx ON infor_comm.inbox (task_row_id, kind);

@@ -443,7 +443,10 @@ WITH requests AS (
       FROM requests r WHERE r.published_at IS NULL AND r.closed_at IS NULL AND r.created_at IS NOT NULL
     UNION ALL
     SELECT i.received_at, 3, i.inbox_id, 'inbound ' || i.kind, r.vtbc_request_id, i.outcome, i.reason,
-           coalesce(pg_catalog.left(i.body, 2000), '(not UTF-8 text: ' || pg_catalog.length(i.body_bytes) || ' bytes)')
+           coalesce(pg_catalog.left(i.body, 2000),
+                    '(blanked by the retention on ' || i.blanked_at::date || ': ' || i.body_size
+                    || ' bytes, SHA-256 ' || pg_catalog.encode(i.body_sha256, 'hex') || ')',
+                    '(not UTF-8 text: ' || pg_catalog.length(i.body_bytes) || ' bytes)')
       FROM requests r
       JOIN infor_comm.inbox i ON i.task_row_id = r.id
     UNION ALL
@@ -497,6 +500,7 @@ DECLARE
     due           timestamptz;
     last_success_started_at timestamptz;
     writer_problem text;
+    retention_job_active boolean;
 BEGIN
     PERFORM infor_comm.require_login_for_database();
     checked_at := pg_catalog.now();
@@ -556,6 +560,9 @@ BEGIN
                   ORDER BY j.jobid LIMIT 1'
            INTO job_id, cron_job_active, job_user, job_command, job_superuser, job_schedule;
         cron_job_exists := job_id IS NOT NULL;
+        EXECUTE 'SELECT pg_catalog.bool_or(j.active) FROM cron.job j
+                  WHERE j.jobname = ''infor_comm_retention'' AND j.database = pg_catalog.current_database()'
+           INTO retention_job_active;
         IF cron_job_exists AND pg_catalog.to_regclass('cron.job_run_details') IS NOT NULL THEN
             EXECUTE 'SELECT d.start_time, d.status, d.return_message FROM cron.job_run_details d
                       WHERE d.jobid = $1 ORDER BY d.runid DESC LIMIT 1'
@@ -608,6 +615,12 @@ BEGIN
     IF cron_job_exists AND job_command IS DISTINCT FROM 'CALL infor_comm.run_daily()' THEN
         problems := problems || pg_catalog.format('the pg_cron job infor_comm_daily runs %L, not CALL infor_comm.run_daily() (infor_comm.schedule_daily() sets it back)',
                                                   job_command);
+    END IF;
+    -- The retention job goes with the daily one (schedule_daily makes both).
+    IF cron_job_exists AND retention_job_active IS NULL THEN
+        problems := problems || 'pg_cron has no job infor_comm_retention in this database: payloads and bodies past infor_comm.retention are kept (SELECT infor_comm.schedule_daily(<its schedule>) adds it)'::text;
+    ELSIF cron_job_exists AND NOT retention_job_active THEN
+        problems := problems || 'the pg_cron job infor_comm_retention is inactive: payloads and bodies past infor_comm.retention are kept (infor_comm.schedule_daily() activates it)'::text;
     END IF;
     IF job_superuser THEN
         problems := problems || pg_catalog.format('the pg_cron job infor_comm_daily runs as the superuser %I: the job should run as a role made for it (SELECT infor_comm.schedule_daily(<its schedule>) as a superuser moves it to infor_comm_daily; docs/security.md)',
@@ -728,7 +741,7 @@ LANGUAGE c
 SET search_path TO pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'forget_daily_job_on_drop_wrapper';
 COMMENT ON FUNCTION infor_comm.forget_daily_job_on_drop() IS
-    'The event trigger infor_comm_forget_daily_job: removes the pg_cron job infor_comm_daily of this database when DROP EXTENSION infor_comm (or DROP SCHEMA infor_comm) runs.';
+    'The event trigger infor_comm_forget_daily_job: removes the pg_cron jobs infor_comm_daily and infor_comm_retention of this database when DROP EXTENSION infor_comm (or DROP SCHEMA infor_comm) runs.';
 REVOKE ALL ON FUNCTION infor_comm.forget_daily_job_on_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER infor_comm_forget_daily_job ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
@@ -888,3 +901,82 @@ REVOKE ALL ON TABLE infor_comm.operator_actions FROM PUBLIC;
 REVOKE ALL ON SEQUENCE infor_comm.operator_actions_action_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION infor_comm.retry_now(text[]), infor_comm.withdraw(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION infor_comm.retry_now(text[]), infor_comm.withdraw(text, text) TO infor_comm_operator;
+
+-- The retention of personal data: infor_comm.retention, apply_retention() and the columns that
+-- keep a blanked payload's or body's SHA-256 and size. The inbox's rule (inbox_row_is_valid,
+-- the same function) now also accepts a size and digest on a message whose body was blanked.
+CREATE FUNCTION infor_comm.setting_retention() RETURNS interval
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'setting_retention_wrapper';
+COMMENT ON FUNCTION infor_comm.setting_retention() IS 'The infor_comm.retention in force, validated.';
+REVOKE ALL ON FUNCTION infor_comm.setting_retention() FROM PUBLIC;
+ALTER TABLE infor_comm.outbox
+    ALTER COLUMN payload DROP NOT NULL,
+    ADD COLUMN payload_sha256 bytea,
+    ADD COLUMN payload_size integer,
+    ADD COLUMN blanked_at timestamptz;
+COMMENT ON COLUMN infor_comm.outbox.payload IS 'The request JSON, published byte for byte; NULL once the retention blanked it (see payload_sha256).';
+COMMENT ON COLUMN infor_comm.outbox.payload_sha256 IS 'The SHA-256 of the payload the retention blanked (infor_comm.retention).';
+COMMENT ON COLUMN infor_comm.outbox.payload_size IS 'The size in bytes of the payload the retention blanked.';
+COMMENT ON COLUMN infor_comm.outbox.blanked_at IS 'When the retention blanked the payload (NULL while it is kept).';
+ALTER TABLE infor_comm.inbox ADD COLUMN blanked_at timestamptz;
+COMMENT ON COLUMN infor_comm.inbox.body_size IS 'For a body over the relay''s size limit (body_bytes keeps its first 64 KiB), or one the retention blanked: its size in bytes.';
+COMMENT ON COLUMN infor_comm.inbox.body_sha256 IS 'For a body over the relay''s size limit, or one the retention blanked: the SHA-256 of the whole body.';
+COMMENT ON COLUMN infor_comm.inbox.blanked_at IS 'When the retention (infor_comm.retention) blanked the body; NULL while it is kept.';
+-- Blanks, as of as_of: the payload of every closed request (answered, timed out or withdrawn)
+-- created more than infor_comm.retention before, and the body of every inbound message received
+-- more than infor_comm.retention before, except an orphan push still waiting for its reply (it
+-- is applied when the reply lands; health reports it after a day). Returns how many of each it
+-- blanked now; running it again blanks nothing more.
+CREATE FUNCTION infor_comm.apply_retention(as_of timestamptz DEFAULT now())
+RETURNS TABLE (requests_blanked bigint, messages_blanked bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    cutoff timestamptz;
+BEGIN
+    PERFORM infor_comm.require_login_for_database();
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'infor_comm: apply_retention needs as_of'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Leave it out for now().';
+    END IF;
+    cutoff := as_of - infor_comm.setting_retention();
+    WITH blanked AS (
+        UPDATE infor_comm.outbox o
+           SET payload_sha256 = pg_catalog.sha256(pg_catalog.convert_to(o.payload::text, 'UTF8')),
+               payload_size = pg_catalog.octet_length(o.payload::text),
+               payload = NULL,
+               blanked_at = as_of
+         WHERE o.created_at < cutoff
+           AND o.closed_at IS NOT NULL
+           AND o.payload IS NOT NULL
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) INTO requests_blanked FROM blanked;
+    -- A body over the relay's limit keeps the size and digest of the whole body; its head goes.
+    WITH blanked AS (
+        UPDATE infor_comm.inbox i
+           SET body_sha256 = coalesce(i.body_sha256,
+                                      pg_catalog.sha256(coalesce(pg_catalog.convert_to(i.body, 'UTF8'), i.body_bytes))),
+               body_size = coalesce(i.body_size,
+                                    pg_catalog.octet_length(coalesce(pg_catalog.convert_to(i.body, 'UTF8'), i.body_bytes))),
+               body = NULL,
+               body_bytes = NULL,
+               blanked_at = as_of
+         WHERE i.received_at < cutoff
+           AND (i.body IS NOT NULL OR i.body_bytes IS NOT NULL)
+           AND NOT (i.outcome = 'orphan' AND i.applied_at IS NULL)
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) INTO messages_blanked FROM blanked;
+    RETURN NEXT;
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.apply_retention(timestamptz) IS
+    'Blanks the payloads of closed requests and the bodies of inbound messages older than infor_comm.retention (an orphan push waiting for its reply excepted), keeping their SHA-256, size, ids and outcomes; returns how many of each. The pg_cron job infor_comm_retention runs it.';
+REVOKE ALL ON FUNCTION infor_comm.apply_retention(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION infor_comm.apply_retention(timestamptz) TO infor_comm_job;

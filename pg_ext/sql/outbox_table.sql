@@ -16,7 +16,7 @@ CREATE TABLE infor_comm.outbox (
     task_row_id     varchar(200) NOT NULL UNIQUE
                     REFERENCES infor_comm.infor_communication_task (id),
     organization_id varchar(200) NOT NULL,
-    payload         json NOT NULL,
+    payload         json,
     created_at      timestamptz NOT NULL DEFAULT now(),
     available_at    timestamptz NOT NULL DEFAULT now(),
     attempts        integer NOT NULL DEFAULT 0,
@@ -24,6 +24,9 @@ CREATE TABLE infor_comm.outbox (
     published_at    timestamptz,
     closed_at       timestamptz,
     close_reason    text,
+    payload_sha256  bytea,
+    payload_size    integer,
+    blanked_at      timestamptz,
     -- A closed request has its close_reason (answered, timed_out, withdrawn), an open one none.
     -- One function, because PostgreSQL compiles every CHECK of a table again for each statement
     -- that writes it (row_checks.rs).
@@ -35,7 +38,10 @@ CREATE TABLE infor_comm.outbox (
 WITH (fillfactor = 50);
 COMMENT ON TABLE infor_comm.outbox IS
     'Requests to publish to InforCRM; the relay claims, publishes and marks them. A request is open until it is answered or times out.';
-COMMENT ON COLUMN infor_comm.outbox.payload IS 'The request JSON, published byte for byte.';
+COMMENT ON COLUMN infor_comm.outbox.payload IS 'The request JSON, published byte for byte; NULL once the retention blanked it (see payload_sha256).';
+COMMENT ON COLUMN infor_comm.outbox.payload_sha256 IS 'The SHA-256 of the payload the retention blanked (infor_comm.retention).';
+COMMENT ON COLUMN infor_comm.outbox.payload_size IS 'The size in bytes of the payload the retention blanked.';
+COMMENT ON COLUMN infor_comm.outbox.blanked_at IS 'When the retention blanked the payload (NULL while it is kept).';
 COMMENT ON COLUMN infor_comm.outbox.available_at IS 'Not handed to a relay before this time (lease or back-off).';
 COMMENT ON COLUMN infor_comm.outbox.published_at IS 'When the broker confirmed the message; NULL while unpublished.';
 COMMENT ON COLUMN infor_comm.outbox.closed_at IS 'When the request stopped being open (answered, or no reply within infor_comm.response_timeout).';

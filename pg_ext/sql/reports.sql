@@ -121,7 +121,10 @@ WITH requests AS (
       FROM requests r WHERE r.published_at IS NULL AND r.closed_at IS NULL AND r.created_at IS NOT NULL
     UNION ALL
     SELECT i.received_at, 3, i.inbox_id, 'inbound ' || i.kind, r.vtbc_request_id, i.outcome, i.reason,
-           coalesce(pg_catalog.left(i.body, 2000), '(not UTF-8 text: ' || pg_catalog.length(i.body_bytes) || ' bytes)')
+           coalesce(pg_catalog.left(i.body, 2000),
+                    '(blanked by the retention on ' || i.blanked_at::date || ': ' || i.body_size
+                    || ' bytes, SHA-256 ' || pg_catalog.encode(i.body_sha256, 'hex') || ')',
+                    '(not UTF-8 text: ' || pg_catalog.length(i.body_bytes) || ' bytes)')
       FROM requests r
       JOIN infor_comm.inbox i ON i.task_row_id = r.id
     UNION ALL
@@ -219,6 +222,7 @@ DECLARE
     due           timestamptz;
     last_success_started_at timestamptz;
     writer_problem text;
+    retention_job_active boolean;
 BEGIN
     PERFORM infor_comm.require_login_for_database();
     checked_at := pg_catalog.now();
@@ -278,6 +282,9 @@ BEGIN
                   ORDER BY j.jobid LIMIT 1'
            INTO job_id, cron_job_active, job_user, job_command, job_superuser, job_schedule;
         cron_job_exists := job_id IS NOT NULL;
+        EXECUTE 'SELECT pg_catalog.bool_or(j.active) FROM cron.job j
+                  WHERE j.jobname = ''infor_comm_retention'' AND j.database = pg_catalog.current_database()'
+           INTO retention_job_active;
         IF cron_job_exists AND pg_catalog.to_regclass('cron.job_run_details') IS NOT NULL THEN
             EXECUTE 'SELECT d.start_time, d.status, d.return_message FROM cron.job_run_details d
                       WHERE d.jobid = $1 ORDER BY d.runid DESC LIMIT 1'
@@ -330,6 +337,12 @@ BEGIN
     IF cron_job_exists AND job_command IS DISTINCT FROM 'CALL infor_comm.run_daily()' THEN
         problems := problems || pg_catalog.format('the pg_cron job infor_comm_daily runs %L, not CALL infor_comm.run_daily() (infor_comm.schedule_daily() sets it back)',
                                                   job_command);
+    END IF;
+    -- The retention job goes with the daily one (schedule_daily makes both).
+    IF cron_job_exists AND retention_job_active IS NULL THEN
+        problems := problems || 'pg_cron has no job infor_comm_retention in this database: payloads and bodies past infor_comm.retention are kept (SELECT infor_comm.schedule_daily(<its schedule>) adds it)'::text;
+    ELSIF cron_job_exists AND NOT retention_job_active THEN
+        problems := problems || 'the pg_cron job infor_comm_retention is inactive: payloads and bodies past infor_comm.retention are kept (infor_comm.schedule_daily() activates it)'::text;
     END IF;
     IF job_superuser THEN
         problems := problems || pg_catalog.format('the pg_cron job infor_comm_daily runs as the superuser %I: the job should run as a role made for it (SELECT infor_comm.schedule_daily(<its schedule>) as a superuser moves it to infor_comm_daily; docs/security.md)',

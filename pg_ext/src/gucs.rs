@@ -33,6 +33,8 @@ static HOST_SCHEMA: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"public"));
 static MAX_PUSH_DT_AHEAD: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"1 day"));
+static RETENTION: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"180 days"));
 
 thread_local! {
     /// True while `_PG_init` defines the settings: values stored earlier as placeholders are
@@ -53,6 +55,8 @@ pub enum Setting {
     HostSchema,
     /// `infor_comm.max_push_dt_ahead`
     MaxPushDtAhead,
+    /// `infor_comm.retention`
+    Retention,
 }
 
 impl Setting {
@@ -64,6 +68,7 @@ impl Setting {
             Setting::ResponseTimeout => "infor_comm.response_timeout",
             Setting::HostSchema => "infor_comm.host_schema",
             Setting::MaxPushDtAhead => "infor_comm.max_push_dt_ahead",
+            Setting::Retention => "infor_comm.retention",
         }
     }
 
@@ -79,6 +84,7 @@ impl Setting {
             Setting::MaxPushDtAhead => {
                 "a positive interval, such as '1 day' or '6 hours' (a month counts as 30 days)"
             }
+            Setting::Retention => "a positive interval, such as '180 days' or '3 years'",
         }
     }
 
@@ -90,6 +96,7 @@ impl Setting {
             Setting::ResponseTimeout => "1 day",
             Setting::HostSchema => "public",
             Setting::MaxPushDtAhead => "1 day",
+            Setting::Retention => "180 days",
         }
     }
 
@@ -100,6 +107,7 @@ impl Setting {
             Setting::ResponseTimeout => &RESPONSE_TIMEOUT,
             Setting::HostSchema => &HOST_SCHEMA,
             Setting::MaxPushDtAhead => &MAX_PUSH_DT_AHEAD,
+            Setting::Retention => &RETENTION,
         }
     }
 
@@ -119,6 +127,7 @@ impl Setting {
             Setting::ResponseTimeout => parse_response_timeout(value).map(|_| ()),
             Setting::HostSchema => parse_host_schema(value).map(|_| ()),
             Setting::MaxPushDtAhead => parse_response_timeout(value).map(|_| ()),
+            Setting::Retention => parse_response_timeout(value).map(|_| ()),
         }
     }
 
@@ -244,6 +253,13 @@ pub fn max_push_dt_ahead() -> Option<chrono::Duration> {
         .checked_add(&chrono::Duration::microseconds(interval.micros()))
 }
 
+/// How long the payloads of closed requests and the bodies of inbound messages are kept
+/// (`infor_comm.retention`).
+pub fn retention() -> Interval {
+    let raw = Setting::Retention.raw();
+    parse_response_timeout(&raw).unwrap_or_else(|why| Setting::Retention.invalid(&raw, &why))
+}
+
 /// Checks every setting, raising the error of the first bad one.
 pub fn check_all() {
     thinking_days();
@@ -324,6 +340,15 @@ unsafe extern "C-unwind" fn check_max_push_dt_ahead(
 }
 
 #[pg_guard]
+unsafe extern "C-unwind" fn check_retention(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    check_setting(Setting::Retention, newval, source)
+}
+
+#[pg_guard]
 unsafe extern "C-unwind" fn check_response_timeout(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
@@ -392,6 +417,17 @@ pub fn register() {
             None,
             None,
         );
+        GucRegistry::define_string_guc_with_hooks(
+            c"infor_comm.retention",
+            c"How long the payloads of closed requests and the bodies of inbound messages are kept.",
+            c"Past it, infor_comm.apply_retention() blanks them and keeps their SHA-256, size, ids and outcomes. A positive interval.",
+            &RETENTION,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_retention),
+            None,
+            None,
+        );
         pg_sys::MarkGUCPrefixReserved(c"infor_comm".as_ptr());
     }
     DEFINING.with(|defining| defining.set(false));
@@ -434,6 +470,7 @@ mod unit_tests {
             Setting::ResponseTimeout,
             Setting::HostSchema,
             Setting::MaxPushDtAhead,
+            Setting::Retention,
         ] {
             let row = format!("| `{}` | `{}` |", setting.name(), setting.default_text());
             assert!(install.contains(&row), "docs/install.md has no row {row}");
@@ -469,6 +506,7 @@ mod unit_tests {
             Setting::ResponseTimeout,
             Setting::HostSchema,
             Setting::MaxPushDtAhead,
+            Setting::Retention,
         ] {
             assert!(setting.name().starts_with("infor_comm."));
             assert!(!setting.expected().is_empty());

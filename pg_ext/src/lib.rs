@@ -20,6 +20,7 @@
 //! - [`reports`]: the reference table of client reactions, the report views and the reports
 //!   (`daily_funnel`, `effectiveness`, `client_history`, `health`; docs/reports.md);
 //! - [`run_history`]: the run history of the daily job (`daily_runs`);
+//! - [`retention`]: the retention of personal data (`apply_retention`, `infor_comm.retention`);
 //! - [`roles`]: the roles, and what PUBLIC may not do;
 //! - [`row_checks`]: the rules of an inbox row and of an outbox row's closing (their CHECKs);
 //! - [`cron_schedule`]: when the pg_cron schedule was last due (what `health` expects a run since);
@@ -43,6 +44,7 @@ pub mod login_scope;
 pub mod outbox;
 pub mod reports;
 pub mod request;
+pub mod retention;
 pub mod roles;
 pub mod row_checks;
 pub mod run_history;

@@ -35,7 +35,10 @@ pub struct InboxRow<'a> {
 /// - `outcome <> 'rejected' OR reason IS NOT NULL`;
 /// - `message_id IS NULL OR message_id_bytes IS NULL`;
 /// - `(body_size IS NULL) = (body_sha256 IS NULL)
-///    AND (body_sha256 IS NULL OR (outcome = 'rejected' AND body IS NULL))`.
+///    AND (body_sha256 IS NULL OR (body IS NULL AND (outcome = 'rejected' OR body_bytes IS NULL)))`:
+///   a body's size and SHA-256 stand in for it on a rejected message over the relay's limit
+///   (its head in `body_bytes`), or on any message whose body the retention blanked (since 0.3.0;
+///   before, only the first).
 pub fn inbox_row_is_valid(row: &InboxRow<'_>) -> bool {
     let kind_ok = row
         .kind
@@ -53,7 +56,8 @@ pub fn inbox_row_is_valid(row: &InboxRow<'_>) -> bool {
     // (outcome = 'rejected' AND body IS NULL) is false when the body is there, else the
     // comparison (NULL when outcome is NULL).
     let oversized_ok = row.has_body_size == row.has_body_sha256
-        && (!row.has_body_sha256 || (!row.has_body && rejected != Some(false)));
+        && (!row.has_body_sha256
+            || (!row.has_body && (rejected != Some(false) || !row.has_body_bytes)));
     kind_ok && outcome_ok && one_body && rejected_has_reason && one_message_id && oversized_ok
 }
 
@@ -198,11 +202,16 @@ mod tests {
                 "kind, outcome, reason, body_bytes, body_size, body_sha256",
                 "'push', 'orphan', 'why', 'x', 9, sha256('x')",
             ),
+            // A reply whose body the retention blanked: its size and digest stand in for it.
+            insert(
+                "kind, outcome, body_size, body_sha256",
+                "'reply', 'reply', 9, sha256('x')",
+            ),
         ];
         let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
         assert_eq!(
             verdicts(&statements),
-            "ok refused refused refused refused ok refused refused ok refused refused"
+            "ok refused refused refused refused ok refused refused ok refused refused ok"
         );
     }
 
@@ -225,8 +234,9 @@ mod tests {
 mod unit_tests {
     use super::*;
 
-    /// The inbox's former constraints, in SQL's three-valued logic (None = NULL), each as
-    /// PostgreSQL evaluated it; a row passed unless one was false.
+    /// The inbox's rules as readable constraints (those of 0.1.0, the last one widened in 0.3.0
+    /// for blanked bodies), in SQL's three-valued logic (None = NULL), each as PostgreSQL
+    /// evaluates it; a row passes unless one is false.
     fn former_inbox_rules(row: &InboxRow<'_>) -> bool {
         fn or(a: Option<bool>, b: Option<bool>) -> Option<bool> {
             match (a, b) {
@@ -257,7 +267,7 @@ mod unit_tests {
                 Some(row.has_body_size == row.has_body_sha256),
                 or(
                     Some(!row.has_body_sha256),
-                    and(rejected, Some(!row.has_body)),
+                    and(Some(!row.has_body), or(rejected, Some(!row.has_body_bytes))),
                 ),
             ),
         ];

@@ -11,6 +11,11 @@ pub const JOB_NAME: &str = "infor_comm_daily";
 
 /// The command the pg_cron job runs.
 pub const JOB_COMMAND: &str = "CALL infor_comm.run_daily()";
+/// The pg_cron job that `schedule_daily` keeps beside the daily one, with the same schedule and
+/// role: the retention of personal data ([`crate::retention`]).
+pub const RETENTION_JOB_NAME: &str = "infor_comm_retention";
+/// What the retention job runs.
+pub const RETENTION_JOB_COMMAND: &str = "SELECT infor_comm.apply_retention()";
 
 /// The role `schedule_daily` runs the job as when no `run_as` is given: a login member of
 /// `infor_comm_job`, created when missing. It can run the job and nothing else.
@@ -45,14 +50,15 @@ fn is_superuser() -> bool {
         .unwrap_or(false)
 }
 
-/// Raises unless the current role may remove every `infor_comm_daily` job of this database.
+/// Raises unless the current role may remove every `infor_comm_daily` and
+/// `infor_comm_retention` job of this database.
 fn require_may_replace_jobs(action: &str) {
     let others = Spi::get_one_with_args::<String>(
         "SELECT pg_catalog.string_agg(DISTINCT username, ', ')
            FROM cron.job
-          WHERE jobname = $1 AND database = pg_catalog.current_database()
+          WHERE jobname IN ($1, $2) AND database = pg_catalog.current_database()
             AND username <> current_user",
-        &[JOB_NAME.into()],
+        &[JOB_NAME.into(), RETENTION_JOB_NAME.into()],
     )
     .unwrap_or_else(|e| spi_fault("reading cron.job", e));
     if let Some(others) = others {
@@ -203,6 +209,15 @@ pub fn schedule(cron: Option<&str>, run_as: Option<&str>) -> i64 {
             );
         }
     }
+    let job_id = keep_one_job(JOB_NAME, cron, JOB_COMMAND, &run_as);
+    keep_one_job(RETENTION_JOB_NAME, cron, RETENTION_JOB_COMMAND, &run_as);
+    job_id
+}
+
+/// Creates, or replaces in place, the one pg_cron job `name` of this database: `command` on
+/// `cron`, as `run_as`, active; returns its id. Of several jobs of that name, the oldest stays
+/// (its id too) and the others are removed.
+fn keep_one_job(name: &str, cron: &str, command: &str, run_as: &str) -> i64 {
     Spi::connect_mut(|client| {
         // Keep the oldest job of this database (its id stays), remove any other.
         let existing = client
@@ -210,7 +225,7 @@ pub fn schedule(cron: Option<&str>, run_as: Option<&str>) -> i64 {
                 "SELECT pg_catalog.min(jobid) FROM cron.job
                   WHERE jobname = $1 AND database = pg_catalog.current_database()",
                 None,
-                &[JOB_NAME.into()],
+                &[name.into()],
             )?
             .first()
             .get::<i64>(1)?;
@@ -219,12 +234,7 @@ pub fn schedule(cron: Option<&str>, run_as: Option<&str>) -> i64 {
                 .update(
                     "SELECT cron.schedule_in_database($1, $2, $3, pg_catalog.current_database(), $4, true)",
                     None,
-                    &[
-                        JOB_NAME.into(),
-                        cron.into(),
-                        JOB_COMMAND.into(),
-                        run_as.as_str().into(),
-                    ],
+                    &[name.into(), cron.into(), command.into(), run_as.into()],
                 )?
                 .first()
                 .get::<i64>(1);
@@ -233,17 +243,12 @@ pub fn schedule(cron: Option<&str>, run_as: Option<&str>) -> i64 {
             "SELECT cron.unschedule(jobid) FROM cron.job
               WHERE jobname = $1 AND database = pg_catalog.current_database() AND jobid <> $2",
             None,
-            &[JOB_NAME.into(), job_id.into()],
+            &[name.into(), job_id.into()],
         )?;
         client.update(
             "SELECT cron.alter_job($1, $2, $3, pg_catalog.current_database(), $4, true)",
             None,
-            &[
-                job_id.into(),
-                cron.into(),
-                JOB_COMMAND.into(),
-                run_as.as_str().into(),
-            ],
+            &[job_id.into(), cron.into(), command.into(), run_as.into()],
         )?;
         Ok(Some(job_id))
     })
@@ -252,23 +257,24 @@ pub fn schedule(cron: Option<&str>, run_as: Option<&str>) -> i64 {
         raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             "infor_comm: cron.schedule_in_database returned no job id",
-            format!("schedule: {cron}"),
+            format!("job {name}, schedule: {cron}"),
             "Check the pg_cron installation (infor_comm needs pg_cron 1.4 or later).",
         )
     })
 }
 
-/// Removes the pg_cron job of `schedule_daily` from this database, whoever scheduled it;
-/// returns false when there was none.
+/// Removes the pg_cron jobs of `schedule_daily` (the daily job and the retention job) from this
+/// database, whoever scheduled them; returns false when there was no daily job.
 pub fn unschedule() -> bool {
     crate::entry_checks();
     require_pg_cron();
     require_may_replace_jobs("remove");
     Spi::get_one_with_args::<bool>(
-        "SELECT coalesce(bool_or(cron.unschedule(jobid)), false)
-           FROM cron.job
-          WHERE jobname = $1 AND database = pg_catalog.current_database()",
-        &[JOB_NAME.into()],
+        "SELECT coalesce(bool_or(jobname = $1), false)
+           FROM (SELECT jobname, cron.unschedule(jobid)
+                   FROM cron.job
+                  WHERE jobname IN ($1, $2) AND database = pg_catalog.current_database()) removed",
+        &[JOB_NAME.into(), RETENTION_JOB_NAME.into()],
     )
     .unwrap_or_else(|e| spi_fault("cron.unschedule", e))
     .unwrap_or(false)
@@ -315,7 +321,7 @@ LANGUAGE c
 SET search_path TO pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 COMMENT ON FUNCTION infor_comm.forget_daily_job_on_drop() IS
-    'The event trigger infor_comm_forget_daily_job: removes the pg_cron job infor_comm_daily of this database when DROP EXTENSION infor_comm (or DROP SCHEMA infor_comm) runs.';
+    'The event trigger infor_comm_forget_daily_job: removes the pg_cron jobs infor_comm_daily and infor_comm_retention of this database when DROP EXTENSION infor_comm (or DROP SCHEMA infor_comm) runs.';
 CREATE EVENT TRIGGER infor_comm_forget_daily_job ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
     EXECUTE FUNCTION infor_comm.forget_daily_job_on_drop();
@@ -331,8 +337,8 @@ fn forget_daily_job_on_drop(fcinfo: pg_sys::FunctionCallInfo) {
     if has_jobs {
         Spi::run_with_args(
             "SELECT cron.unschedule(jobid) FROM cron.job
-              WHERE jobname = $1 AND database = pg_catalog.current_database()",
-            &[JOB_NAME.into()],
+              WHERE jobname IN ($1, $2) AND database = pg_catalog.current_database()",
+            &[JOB_NAME.into(), RETENTION_JOB_NAME.into()],
         )
         .unwrap_or_else(|e| spi_fault("removing the pg_cron job", e));
     }
@@ -376,12 +382,20 @@ mod tests {
             int("SELECT count(*) FROM cron.job WHERE jobname = 'infor_comm_daily'"),
             1
         );
+        // The retention job beside it: the same schedule and role, replaced with it.
+        assert_eq!(
+            text(
+                "SELECT string_agg(schedule || ' ' || command || ' ' || username, ';')
+                   FROM cron.job WHERE jobname = 'infor_comm_retention'"
+            ),
+            Some("30 6 * * * SELECT infor_comm.apply_retention() infor_comm_daily".into())
+        );
         assert_eq!(
             text("SELECT infor_comm.unschedule_daily()::text"),
             Some("true".into())
         );
         assert_eq!(
-            int("SELECT count(*) FROM cron.job WHERE jobname = 'infor_comm_daily'"),
+            int("SELECT count(*) FROM cron.job WHERE jobname IN ('infor_comm_daily', 'infor_comm_retention')"),
             0
         );
         assert_eq!(
@@ -481,6 +495,11 @@ mod tests {
             "SELECT cron.alter_job({job}, command => 'SELECT 1', active => false)"
         ));
         assert!(problems().contains("the pg_cron job infor_comm_daily is inactive"));
+        assert!(
+            problems().contains("pg_cron has no job infor_comm_retention in this database"),
+            "{}",
+            problems()
+        );
         assert!(problems().contains(
             "the pg_cron job infor_comm_daily runs 'SELECT 1', not CALL infor_comm.run_daily()"
         ));

@@ -298,6 +298,52 @@ impl TestDb {
         db
     }
 
+    /// Runs a file of hand-run SQL (`sql/…`, from the repository's root) with psql, its
+    /// variables set (`-v name=value`), and panics with psql's output when it fails.
+    pub fn run_sql_file(&self, file: &str, variables: &[(&str, &str)]) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+        let script =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let mut command = pg_command(&pg_bin_dir(), "psql");
+        command.args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.cluster.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            &self.name,
+        ]);
+        for (name, value) in variables {
+            command.args(["-v", &format!("{name}={value}")]);
+        }
+        let mut child = command
+            .arg("-f")
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start psql");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("psql's stdin");
+            stdin.write_all(&script).expect("write the script to psql");
+        }
+        let output = child.wait_with_output().expect("psql");
+        assert!(
+            output.status.success(),
+            "psql -f {file} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// A new session on this database.
     pub async fn connect(&self) -> Client {
         self.cluster.connect(&self.name).await
