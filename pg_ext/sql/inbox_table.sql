@@ -30,6 +30,9 @@ CREATE TABLE infor_comm.inbox (
     body_size       bigint,
     body_sha256     bytea,
     blanked_at      timestamptz,
+    reapplied_at    timestamptz,
+    reapplied_by    text,
+    reapplied_as    bigint,
     -- kind and outcome from their lists; one body (text or bytes) and one message id; a reason
     -- for a rejected message; an oversized body's size and SHA-256 together, only on a rejected
     -- message whose text is not kept. One function, because PostgreSQL compiles every CHECK of
@@ -51,6 +54,9 @@ COMMENT ON COLUMN infor_comm.inbox.message_id_bytes IS 'The broker''s message id
 COMMENT ON COLUMN infor_comm.inbox.body_size IS 'For a body over the relay''s size limit (body_bytes keeps its first 64 KiB), or one the retention blanked: its size in bytes.';
 COMMENT ON COLUMN infor_comm.inbox.body_sha256 IS 'For a body over the relay''s size limit, or one the retention blanked: the SHA-256 of the whole body.';
 COMMENT ON COLUMN infor_comm.inbox.blanked_at IS 'When the retention (infor_comm.retention) blanked the body; NULL while it is kept.';
+COMMENT ON COLUMN infor_comm.inbox.reapplied_at IS 'For a rejected message: when infor_comm.reapply_rejected re-applied it (by reapplied_by, as the row reapplied_as).';
+COMMENT ON COLUMN infor_comm.inbox.reapplied_by IS 'The login that re-applied this rejected message.';
+COMMENT ON COLUMN infor_comm.inbox.reapplied_as IS 'The inbox row of the re-applied message.';
 COMMENT ON COLUMN infor_comm.inbox.applied_at IS 'When it changed its task row (for an orphan push: when its reply landed).';
 
 CREATE INDEX inbox_task_row_idx ON infor_comm.inbox (task_row_id, kind);

@@ -980,3 +980,106 @@ COMMENT ON FUNCTION infor_comm.apply_retention(timestamptz) IS
     'Blanks the payloads of closed requests and the bodies of inbound messages older than infor_comm.retention (an orphan push waiting for its reply excepted), keeping their SHA-256, size, ids and outcomes; returns how many of each. The pg_cron job infor_comm_retention runs it.';
 REVOKE ALL ON FUNCTION infor_comm.apply_retention(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION infor_comm.apply_retention(timestamptz) TO infor_comm_job;
+
+-- The repair kit re-applies rejected inbound messages: each records when, by whom and as which
+-- new row.
+ALTER TABLE infor_comm.inbox
+    ADD COLUMN reapplied_at timestamptz,
+    ADD COLUMN reapplied_by text,
+    ADD COLUMN reapplied_as bigint;
+COMMENT ON COLUMN infor_comm.inbox.reapplied_at IS 'For a rejected message: when infor_comm.reapply_rejected re-applied it (by reapplied_by, as the row reapplied_as).';
+COMMENT ON COLUMN infor_comm.inbox.reapplied_by IS 'The login that re-applied this rejected message.';
+COMMENT ON COLUMN infor_comm.inbox.reapplied_as IS 'The inbox row of the re-applied message.';
+-- Re-runs rejected inbound messages through today's rules (after an update fixed what rejected
+-- them, say): those of inbox_ids, or of reason_code (infor_comm.inbox_reason_code), or received
+-- from received_from (inclusive) to received_to (exclusive); every filter given must hold.
+-- A dry run by default: each message is applied and the apply rolled back, so the outcome shown
+-- is the one it would have now, and nothing changes. With dry_run => false, each message is
+-- journaled and applied as if it arrived now (a new inbox row), and its rejected row records
+-- that it was re-applied (reapplied_at, reapplied_by, reapplied_as: the new row): once, however
+-- many times this runs. A body kept only in part (over the relay's limit) or blanked by the
+-- retention cannot be re-applied and is listed as such.
+CREATE FUNCTION infor_comm.reapply_rejected(
+    inbox_ids     bigint[]    DEFAULT NULL,
+    reason_code   text        DEFAULT NULL,
+    received_from timestamptz DEFAULT NULL,
+    received_to   timestamptz DEFAULT NULL,
+    dry_run       boolean     DEFAULT true)
+RETURNS TABLE (inbox_id bigint, was_reason text, outcome text, reason text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    message record;
+    changed jsonb := '[]'::jsonb;
+    affected integer := 0;
+    new_inbox_id bigint;
+BEGIN
+    PERFORM infor_comm.require_login_for_database();
+    IF dry_run IS NULL THEN
+        RAISE EXCEPTION 'infor_comm: reapply_rejected needs dry_run true or false'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Leave it out for a dry run, or pass dry_run => false to re-apply.';
+    END IF;
+    -- In inbox_id order, each rejected row locked: a second operator re-applying the same
+    -- messages waits, then finds them re-applied and skips them.
+    FOR message IN
+        SELECT i.inbox_id, i.reason, i.body, i.body_bytes, i.body_size, i.blanked_at,
+               coalesce(i.message_id_bytes, pg_catalog.convert_to(i.message_id, 'UTF8')) AS message_id
+          FROM infor_comm.inbox i
+         WHERE i.outcome = 'rejected'
+           AND i.reapplied_at IS NULL
+           AND (reapply_rejected.inbox_ids IS NULL OR i.inbox_id = ANY (reapply_rejected.inbox_ids))
+           AND (reapply_rejected.reason_code IS NULL
+                OR infor_comm.inbox_reason_code(i.reason) = reapply_rejected.reason_code)
+           AND (received_from IS NULL OR i.received_at >= received_from)
+           AND (received_to IS NULL OR i.received_at < received_to)
+         ORDER BY i.inbox_id
+           FOR UPDATE OF i
+    LOOP
+        inbox_id := message.inbox_id;
+        was_reason := message.reason;
+        IF message.blanked_at IS NOT NULL OR message.body_size IS NOT NULL THEN
+            outcome := NULL;
+            reason := CASE WHEN message.blanked_at IS NOT NULL
+                           THEN 'not re-applied: its body was blanked by the retention'
+                           ELSE 'not re-applied: only the head of its body was kept (over the relay''s size limit)' END;
+            changed := changed || pg_catalog.jsonb_build_object('inbox_id', inbox_id, 'was_reason', was_reason,
+                                                                 'outcome', outcome, 'reason', reason);
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        BEGIN
+            outcome := infor_comm.apply_delivery(
+                coalesce(message.body_bytes, pg_catalog.convert_to(message.body, 'UTF8')),
+                message.message_id);
+            new_inbox_id := pg_catalog.currval('infor_comm.inbox_inbox_id_seq');
+            SELECT i.reason INTO reason FROM infor_comm.inbox i WHERE i.inbox_id = new_inbox_id;
+            IF dry_run THEN
+                -- Undo the apply: the outcome is the one the message would have now.
+                RAISE EXCEPTION USING ERRCODE = 'ICDRY';
+            END IF;
+            UPDATE infor_comm.inbox i
+               SET reapplied_at = pg_catalog.now(), reapplied_by = pg_catalog.session_user(),
+                   reapplied_as = new_inbox_id
+             WHERE i.inbox_id = message.inbox_id;
+            affected := affected + 1;
+        EXCEPTION WHEN SQLSTATE 'ICDRY' THEN
+            new_inbox_id := NULL;
+        END;
+        changed := changed || pg_catalog.jsonb_build_object('inbox_id', inbox_id, 'was_reason', was_reason,
+                                                             'outcome', outcome, 'reason', reason,
+                                                             'new_inbox_id', new_inbox_id);
+        RETURN NEXT;
+    END LOOP;
+    INSERT INTO infor_comm.operator_actions (action, arguments, dry_run, affected, details)
+    VALUES ('reapply_rejected',
+            pg_catalog.jsonb_build_object('inbox_ids', inbox_ids, 'reason_code', reason_code,
+                                          'received_from', received_from, 'received_to', received_to),
+            reapply_rejected.dry_run, affected, changed);
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.reapply_rejected(bigint[], text, timestamptz, timestamptz, boolean) IS
+    'Re-runs rejected inbound messages (by inbox_ids, reason_code, received time) through today''s rules: a dry run by default (the outcome each would have now); with dry_run => false each is applied as if it arrived now, once, and its row records reapplied_at/by/as. Recorded in operator_actions.';
+REVOKE ALL ON FUNCTION infor_comm.reapply_rejected(bigint[], text, timestamptz, timestamptz, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION infor_comm.reapply_rejected(bigint[], text, timestamptz, timestamptz, boolean) TO infor_comm_operator;

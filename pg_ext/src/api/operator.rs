@@ -5,7 +5,7 @@
 //! `infor_comm.health` (a report, [`crate::api::reader`]) says what needs the DBA.
 //!
 //! The repair kit, granted to `infor_comm_operator` and nothing else
-//! (`pg_ext/sql/api/operator.sql`): `retry_now` and `withdraw`, each recorded in
+//! (`pg_ext/sql/api/operator.sql`): `retry_now`, `withdraw` and `reapply_rejected`, each recorded in
 //! `infor_comm.operator_actions` (docs/operations.md).
 
 use crate::host_tables::HostTables;
@@ -74,6 +74,10 @@ extension_sql_file!(
     requires = [
         "roles",
         "outbox_table",
+        "inbox_table",
+        "relay_functions",
+        apply_delivery,
+        inbox_reason_code,
         login_scope::require_login_for_database_sql
     ],
 );
@@ -83,7 +87,8 @@ extension_sql!(
 -- The operator may run the repair kit and nothing else (its audit trail is the DBA's to read).
 GRANT EXECUTE ON FUNCTION
     infor_comm.retry_now(text[]),
-    infor_comm.withdraw(text, text)
+    infor_comm.withdraw(text, text),
+    infor_comm.reapply_rejected(bigint[], text, timestamptz, timestamptz, boolean)
     TO infor_comm_operator;
 "#,
     name = "operator_grants",
