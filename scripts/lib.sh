@@ -57,6 +57,47 @@ install_cargo_pgrx() {
     fi
 }
 
+# Where install_prometheus_tools unpacks Debian's prometheus and prometheus-postgres-exporter
+# (their binaries in usr/bin/); tests/tests/alerts.rs reads the same variable, with the same
+# default.
+export INFOR_PROMETHEUS_TOOLS=${INFOR_PROMETHEUS_TOOLS:-$HOME/.cache/infor-comm/prometheus-tools}
+PROMETHEUS_PACKAGES=(prometheus prometheus-postgres-exporter)
+
+# Unpacks Debian 12's prometheus (prometheus, promtool) and prometheus-postgres-exporter into
+# INFOR_PROMETHEUS_TOOLS, for the alert tests. They are downloaded (apt-get download) and
+# unpacked (dpkg-deb -x), never installed: no service is started, no port taken, no system user
+# made. Does nothing when the binaries are there.
+install_prometheus_tools() {
+    local dir=$INFOR_PROMETHEUS_TOOLS binary missing=0
+    for binary in prometheus promtool prometheus-postgres-exporter; do
+        [[ -x $dir/usr/bin/$binary ]] || missing=1
+    done
+    ((missing)) || return 0
+    log "unpacking Debian's ${PROMETHEUS_PACKAGES[*]} into $dir (not installed, nothing started)"
+    # apt-get download needs the package lists, which apt-get update (root) fetches.
+    if ! apt-cache show "${PROMETHEUS_PACKAGES[@]}" >/dev/null 2>&1; then
+        as_root apt-get update -qq
+    fi
+    local download deb sandbox=()
+    mkdir -p "$dir"
+    download=$(mktemp -d "$dir/.download.XXXXXX")
+    # As root, apt would hand the download to its user _apt, which cannot write in a folder of
+    # root's home: it downloads as root instead, and says so unless told to.
+    [[ $(id -u) -ne 0 ]] || sandbox=(-o APT::Sandbox::User=root)
+    (cd "$download" && apt-get download -qq "${sandbox[@]}" "${PROMETHEUS_PACKAGES[@]}" >/dev/null)
+    for deb in "$download"/*.deb; do
+        dpkg-deb -x "$deb" "$dir"
+        basename "$deb" >>"$dir/packages.txt"
+    done
+    rm -rf "$download"
+    for binary in prometheus promtool prometheus-postgres-exporter; do
+        if [[ ! -x $dir/usr/bin/$binary ]]; then
+            echo "error: $dir/usr/bin/$binary is missing after unpacking ${PROMETHEUS_PACKAGES[*]}" >&2
+            exit 1
+        fi
+    done
+}
+
 # Everything both commands need.
 setup() {
     install_system_packages
