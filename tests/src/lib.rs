@@ -3,7 +3,8 @@
 //! - a PostgreSQL 15 cluster with pg_cron preloaded, and a fresh database per test with the
 //!   `infor_comm` extension and the bank's host tables ([`postgres`]);
 //! - a RabbitMQ node, and a fresh virtual host per test ([`rabbitmq`]);
-//! - the real `infor-relay` and `infor-crm-sim` binaries as child processes ([`processes`]).
+//! - the real `infor-relay` and `infor-crm-sim` binaries as child processes ([`processes`]);
+//! - Debian's Prometheus, promtool and postgres_exporter for the alert tests ([`prometheus`]).
 //!
 //! The extension must be installed into the PostgreSQL that `PG_CONFIG` (or `pg_config`) names,
 //! and the binaries built: the README's test command does both. PostgreSQL refuses to run as
@@ -11,6 +12,7 @@
 
 pub mod postgres;
 pub mod processes;
+pub mod prometheus;
 pub mod proxy;
 pub mod rabbitmq;
 pub mod raw_amqp;

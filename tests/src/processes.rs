@@ -69,6 +69,46 @@ impl Process {
         }
     }
 
+    /// Starts `program` (any executable, not only the workspace's) with `args` and `env` and
+    /// nothing else of this process's environment but `PATH`, `HOME` and `TMPDIR`; its output
+    /// goes to a log file in the temp directory.
+    pub fn start_program(
+        name: &str,
+        program: &std::path::Path,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> Process {
+        let log = std::env::temp_dir().join(format!(
+            "infor-comm-{}-{name}-{}.log",
+            std::process::id(),
+            crate::postgres::free_port()
+        ));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        for key in ["PATH", "HOME", "TMPDIR"] {
+            if let Some(value) = std::env::var_os(key) {
+                command.env(key, value);
+            }
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+        Process {
+            child: Some(child),
+            name: name.to_string(),
+            log,
+        }
+    }
+
     fn signal(&self, signal: i32) {
         if let Some(child) = &self.child {
             // SAFETY: sends a signal to our own child's pid.
