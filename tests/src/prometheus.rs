@@ -78,7 +78,11 @@ pub fn promtool(args: &[&str]) -> Result<String, String> {
     if out.status.success() {
         Ok(text)
     } else {
-        Err(format!("promtool {} exited with {}:\n{text}", args.join(" "), out.status))
+        Err(format!(
+            "promtool {} exited with {}:\n{text}",
+            args.join(" "),
+            out.status
+        ))
     }
 }
 
@@ -280,7 +284,10 @@ impl Prometheus {
                     .to_string(),
                 state: alert["state"].as_str().unwrap_or_default().to_string(),
                 labels: alert["labels"].as_object().cloned().unwrap_or_default(),
-                annotations: alert["annotations"].as_object().cloned().unwrap_or_default(),
+                annotations: alert["annotations"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect())
     }

@@ -122,7 +122,7 @@ const MARGIN: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_fires_the_shipped_alerts_on_a_real_relay_and_database() {
     let began = Instant::now();
-    // The broker is stopped: a node of this test's own.
+    // The test stops the broker: a node of its own, not the shared one of this test binary.
     let node: &'static RabbitNode = Box::leak(Box::new(
         RabbitNode::start().expect("a RabbitMQ node of this test's own"),
     ));
@@ -201,10 +201,7 @@ async fn a_real_prometheus_fires_the_shipped_alerts_on_a_real_relay_and_database
         .await;
     prometheus
         .expect_result(
-            &format!(
-                "infor_comm_health_ok{{instance=\"{}\"}}",
-                exporter.target()
-            ),
+            &format!("infor_comm_health_ok{{instance=\"{}\"}}", exporter.target()),
             startup,
             &context,
         )
@@ -215,7 +212,10 @@ async fn a_real_prometheus_fires_the_shipped_alerts_on_a_real_relay_and_database
     let (missed, _) = prometheus
         .expect_firing(
             "InforCommDailyJobMissed",
-            &[("instance", good_exporter.as_str()), ("severity", "critical")],
+            &[
+                ("instance", good_exporter.as_str()),
+                ("severity", "critical"),
+            ],
             startup,
             &context,
         )
@@ -257,7 +257,9 @@ async fn a_real_prometheus_fires_the_shipped_alerts_on_a_real_relay_and_database
         .await
         .unwrap_or_default()
         .into_iter()
-        .filter(|a| a.name == "InforCommHealthUnknown" && a.has_labels(&[("instance", &good_exporter)]))
+        .filter(|a| {
+            a.name == "InforCommHealthUnknown" && a.has_labels(&[("instance", &good_exporter)])
+        })
         .count();
     assert_eq!(
         unknown_for_the_granted,
@@ -339,7 +341,10 @@ async fn a_real_prometheus_fires_the_shipped_alerts_on_a_real_relay_and_database
     let (_, took) = prometheus
         .expect_firing(
             "InforCommDailyJobFailed",
-            &[("instance", good_exporter.as_str()), ("severity", "critical")],
+            &[
+                ("instance", good_exporter.as_str()),
+                ("severity", "critical"),
+            ],
             MARGIN,
             &context,
         )
