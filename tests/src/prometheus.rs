@@ -314,6 +314,18 @@ impl Prometheus {
                 let _ = writeln!(report, "targets: {e}");
             }
         }
+        let series =
+            r#"{__name__=~"up|infor_relay_ready|infor_relay_connection_up|infor_comm_health_.*"}"#;
+        match self.query(series).await {
+            Ok(samples) => {
+                for sample in samples {
+                    let _ = writeln!(report, "series {} = {}", sample["metric"], sample["value"]);
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(report, "series: {e}");
+            }
+        }
         match self.api("/api/v1/rules").await {
             Ok(data) => {
                 for group in data["groups"].as_array().into_iter().flatten() {
