@@ -9,7 +9,7 @@
 
 use infor_comm_tests::postgres::free_port;
 use infor_comm_tests::prometheus::{
-    alert_names, promtool, read_shipped, shipped, with_for, PostgresExporter, Prometheus,
+    alert_names, promtool, read_shipped, shipped, tool, with_for, PostgresExporter, Prometheus,
     EXPORTER_JOB, EXPORTER_QUERIES, RELAY_JOB, RULES, RULES_TEST,
 };
 use infor_comm_tests::{RabbitNode, Scenario};
@@ -122,6 +122,9 @@ const MARGIN: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_fires_the_shipped_alerts_on_a_real_relay_and_database() {
     let began = Instant::now();
+    // Missing tools fail the test before anything is started.
+    tool("prometheus");
+    tool("prometheus-postgres-exporter");
     // The test stops the broker: a node of its own, not the shared one of this test binary.
     let node: &'static RabbitNode = Box::leak(Box::new(
         RabbitNode::start().expect("a RabbitMQ node of this test's own"),
