@@ -93,13 +93,16 @@ fn every_alert_has_its_runbook_section_and_unit_tests_that_fire_it_and_keep_it_q
     }
 }
 
-/// The relay's package ships the three files, and docs/packaging.md says where.
+/// The relay's package ships the three files and the runbook, and docs/packaging.md says where.
 #[test]
 fn the_relay_package_ships_the_prometheus_files() {
     let script = include_str!("../../scripts/package");
     let packaging = include_str!("../../docs/packaging.md");
     assert!(script.contains("/usr/share/$RELAY_PACKAGE/prometheus"));
     assert!(packaging.contains("/usr/share/infor-relay/prometheus/"));
+    // The runbook the alerts' descriptions name, beside relay.md.
+    assert!(script.contains("install -m 0644 docs/operations.md"));
+    assert!(packaging.contains("`docs/operations.md`"));
     for file in [RULES, RULES_TEST, EXPORTER_QUERIES] {
         assert!(
             script.contains(&format!("packaging/prometheus/{file}")),
