@@ -463,7 +463,10 @@ SELECT e.at, e.event, e.request_id, e.outcome, e.reason, e.message
   FROM events e
  ORDER BY e.at, e.step, e.inbox_id
 $body$;
-CREATE OR REPLACE FUNCTION infor_comm.health_report()
+-- health gains daily_run_missed (for the alerts): its function and view are made again.
+DROP VIEW infor_comm.health;
+DROP FUNCTION infor_comm.health_report();
+CREATE FUNCTION infor_comm.health_report()
 RETURNS TABLE (
     checked_at                  timestamptz,
     ok                          boolean,
@@ -485,7 +488,8 @@ RETURNS TABLE (
     cron_job_active             boolean,
     cron_last_start             timestamptz,
     cron_last_status            text,
-    cron_last_message           text
+    cron_last_message           text,
+    daily_run_missed            boolean
 )
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -602,10 +606,13 @@ BEGIN
            AND (last_success_started_at IS NULL OR last_success_started_at < due - interval '1 minute') THEN
             problems := problems || pg_catalog.format('no successful daily run since it was due at %s (pg_cron schedule %L)',
                                                       due, job_schedule);
+            daily_run_missed := true;
         END IF;
     ELSIF last_success_finished_at IS NULL OR last_success_finished_at < checked_at - interval '25 hours' THEN
         problems := problems || 'no successful daily run in the last 25 hours'::text;
+        daily_run_missed := true;
     END IF;
+    daily_run_missed := coalesce(daily_run_missed, false);
     IF pg_cron_installed AND NOT cron_job_exists THEN
         problems := problems || 'pg_cron has no job infor_comm_daily in this database (infor_comm.schedule_daily())'::text;
     END IF;
@@ -638,6 +645,16 @@ BEGIN
     RETURN NEXT;
 END
 $body$;
+COMMENT ON FUNCTION infor_comm.health_report() IS
+    'The state of the integration in one row (what an alert reads): backlog, unanswered requests, orphans, rejected messages, the daily runs, the pg_cron job; ok and the problems found.';
+CREATE VIEW infor_comm.health AS
+SELECT * FROM infor_comm.health_report();
+COMMENT ON VIEW infor_comm.health IS
+    'The state of the integration in one row: ok, problems, and the numbers behind them (infor_comm.health_report()).';
+REVOKE ALL ON FUNCTION infor_comm.health_report() FROM PUBLIC;
+REVOKE ALL ON infor_comm.health FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION infor_comm.health_report() TO infor_comm_reader;
+GRANT SELECT ON infor_comm.health TO infor_comm_reader;
 
 -- The reader's views run with the reader's rights, so that its policies apply.
 ALTER VIEW infor_comm.task_reactions SET (security_invoker = true);

@@ -207,7 +207,8 @@ RETURNS TABLE (
     cron_job_active             boolean,
     cron_last_start             timestamptz,
     cron_last_status            text,
-    cron_last_message           text
+    cron_last_message           text,
+    daily_run_missed            boolean
 )
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -324,10 +325,13 @@ BEGIN
            AND (last_success_started_at IS NULL OR last_success_started_at < due - interval '1 minute') THEN
             problems := problems || pg_catalog.format('no successful daily run since it was due at %s (pg_cron schedule %L)',
                                                       due, job_schedule);
+            daily_run_missed := true;
         END IF;
     ELSIF last_success_finished_at IS NULL OR last_success_finished_at < checked_at - interval '25 hours' THEN
         problems := problems || 'no successful daily run in the last 25 hours'::text;
+        daily_run_missed := true;
     END IF;
+    daily_run_missed := coalesce(daily_run_missed, false);
     IF pg_cron_installed AND NOT cron_job_exists THEN
         problems := problems || 'pg_cron has no job infor_comm_daily in this database (infor_comm.schedule_daily())'::text;
     END IF;
