@@ -1100,3 +1100,139 @@ COMMENT ON FUNCTION infor_comm.reapply_rejected(bigint[], text, timestamptz, tim
     'Re-runs rejected inbound messages (by inbox_ids, reason_code, received time) through today''s rules: a dry run by default (the outcome each would have now); with dry_run => false each is applied as if it arrived now, once, and its row records reapplied_at/by/as. Recorded in operator_actions.';
 REVOKE ALL ON FUNCTION infor_comm.reapply_rejected(bigint[], text, timestamptz, timestamptz, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION infor_comm.reapply_rejected(bigint[], text, timestamptz, timestamptz, boolean) TO infor_comm_operator;
+
+-- The hold-out group (infor_comm.holdout_percent, 0 by default): who is held out
+-- (holdout_group), the table of held-out clients, the runs' held_out count, and the preview and
+-- the funnel that show it (made again: their columns change).
+CREATE FUNCTION infor_comm.holdout_group(organization_id text) RETURNS text
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'holdout_group_wrapper';
+COMMENT ON FUNCTION infor_comm.holdout_group(text) IS
+    'The group of a client with the hold-out settings in force (infor_comm.holdout_percent, infor_comm.holdout_salt): held out or asked.';
+REVOKE ALL ON FUNCTION infor_comm.holdout_group(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION infor_comm.holdout_group(text) TO infor_comm_reader;
+CREATE TABLE infor_comm.holdout (
+    organization_id   varchar(200) PRIMARY KEY,
+    first_selected_on date NOT NULL,
+    first_selected_at timestamptz NOT NULL,
+    run_id            bigint,
+    holdout_percent   integer NOT NULL,
+    holdout_salt      text NOT NULL
+);
+COMMENT ON TABLE infor_comm.holdout IS
+    'The thinking clients held out of the calls (infor_comm.holdout_percent), each once: the first day a run held it out, that run, and the percent and salt in force then.';
+COMMENT ON COLUMN infor_comm.holdout.first_selected_on IS 'The day (in infor_comm.timezone) a run first held the client out.';
+COMMENT ON COLUMN infor_comm.holdout.run_id IS 'The daily run (infor_comm.daily_runs) that held it out first; NULL when enqueue_thinking_clients was called by hand.';
+-- pg_dump dumps the rows of this table.
+SELECT pg_catalog.pg_extension_config_dump('infor_comm.holdout', '');
+REVOKE ALL ON TABLE infor_comm.holdout FROM PUBLIC;
+GRANT SELECT, INSERT ON infor_comm.holdout TO infor_comm_writer;
+GRANT SELECT ON infor_comm.holdout TO infor_comm_reader;
+ALTER TABLE infor_comm.holdout ENABLE ROW LEVEL SECURITY;
+CREATE POLICY reader_in_its_databases ON infor_comm.holdout FOR SELECT TO infor_comm_reader
+    USING ((SELECT infor_comm.require_login_for_database()));
+ALTER TABLE infor_comm.daily_runs ADD COLUMN held_out integer;
+COMMENT ON COLUMN infor_comm.daily_runs.held_out IS 'Thinking clients held out of the calls (infor_comm.holdout_percent); NULL before 0.3.0.';
+DROP VIEW infor_comm.daily_funnel;
+CREATE VIEW infor_comm.daily_funnel WITH (security_invoker = true) AS
+SELECT d.day,
+       r.runs,
+       r.thinking_clients,
+       r.skipped,
+       d.requests_sent,
+       d.confirmed_by_broker,
+       d.replied_task_created,
+       d.replied_client_not_found,
+       d.replied_other_error,
+       d.tasks_processed,
+       d.tasks_not_processed,
+       coalesce(f.reactions, '{}'::jsonb) AS reactions_by_first_level,
+       d.waiting_for_reply,
+       d.timed_out,
+       d.withdrawn,
+       r.held_out
+  FROM (SELECT t.time_create::date AS day,
+               pg_catalog.count(*) AS requests_sent,
+               pg_catalog.count(o.published_at) AS confirmed_by_broker,
+               pg_catalog.count(*) FILTER (WHERE t.status_code = '0') AS replied_task_created,
+               pg_catalog.count(*) FILTER (WHERE t.status_code = '1') AS replied_client_not_found,
+               pg_catalog.count(*) FILTER (WHERE t.status_code = '2') AS replied_other_error,
+               pg_catalog.count(*) FILTER (WHERE t.task_status = '3') AS tasks_processed,
+               pg_catalog.count(*) FILTER (WHERE t.task_status = '5') AS tasks_not_processed,
+               pg_catalog.count(*) FILTER (
+                   WHERE t.status_code IS NULL AND o.closed_at IS NULL
+                     AND (o.published_at IS NULL
+                          OR o.published_at > pg_catalog.now() - (SELECT infor_comm.setting_response_timeout()))
+               ) AS waiting_for_reply,
+               pg_catalog.count(*) FILTER (
+                   WHERE t.status_code IS NULL
+                     AND (o.close_reason = 'timed_out'
+                          OR (o.closed_at IS NULL
+                              AND o.published_at <= pg_catalog.now() - (SELECT infor_comm.setting_response_timeout())))
+               ) AS timed_out,
+               pg_catalog.count(*) FILTER (WHERE t.status_code IS NULL AND o.close_reason = 'withdrawn') AS withdrawn
+          FROM infor_comm.infor_communication_task t
+          -- One index probe per task row (LIMIT 1 keeps it a probe): a report of the last days
+          -- costs those days' rows, however many years the outbox holds.
+          LEFT JOIN LATERAL (
+                SELECT o.published_at, o.closed_at, o.close_reason
+                  FROM infor_comm.outbox o
+                 WHERE o.task_row_id = t.id
+                 LIMIT 1) o ON true
+         GROUP BY 1) d
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS runs,
+               pg_catalog.max(x.sent + x.skipped + coalesce(x.held_out, 0)) AS thinking_clients,
+               pg_catalog.max(x.skipped) AS skipped,
+               pg_catalog.max(x.held_out) AS held_out
+          FROM infor_comm.daily_runs x
+         WHERE x.status = 'succeeded'
+           AND (x.as_of AT TIME ZONE (SELECT infor_comm.setting_timezone()))::date = d.day) r ON true
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.jsonb_object_agg(l.first_level, l.pushes ORDER BY l.first_level) AS reactions
+          FROM (SELECT coalesce(nullif(nullif(pg_catalog.btrim(t.first_level_client_reaction), ''), '-'), '-') AS first_level,
+                       pg_catalog.count(*) AS pushes
+                  FROM infor_comm.infor_communication_task t
+                 WHERE t.time_create::date = d.day AND t.task_status IS NOT NULL
+                 GROUP BY 1) l) f ON true;
+COMMENT ON VIEW infor_comm.daily_funnel IS
+    'One row per day of requests (time_create): thinking clients and skipped ones (from daily_runs), requests sent, confirmed by the broker, replies by status_code, tasks processed / not processed, pushes by first-level reaction, still waiting, timed out, withdrawn; clients held out of the calls (infor_comm.holdout_percent).';
+REVOKE ALL ON infor_comm.daily_funnel FROM PUBLIC;
+GRANT SELECT ON infor_comm.daily_funnel TO infor_comm_reader;
+DROP VIEW infor_comm.thinking_clients;
+DROP FUNCTION infor_comm.thinking_clients_at(timestamptz);
+CREATE FUNCTION infor_comm.thinking_clients_at(as_of timestamptz)
+RETURNS TABLE (
+    organization_id varchar,
+    mdm_id          varchar,
+    wizard_status   varchar,
+    status_since    timestamp,
+    full_days       integer,
+    skip_reason     text,
+    holdout_group   text
+)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $body$
+BEGIN
+    RETURN QUERY EXECUTE infor_comm.thinking_clients_query() USING as_of;
+END
+$body$;
+
+COMMENT ON FUNCTION infor_comm.thinking_clients_at(timestamptz) IS
+    'The thinking clients at as_of: who the daily job asks InforCRM to call, with skip_reason when a request cannot be built.';
+
+-- Who qualifies now.
+CREATE VIEW infor_comm.thinking_clients AS
+    SELECT organization_id, status_since, full_days, skip_reason, mdm_id, wizard_status, holdout_group
+      FROM infor_comm.thinking_clients_at(now());
+
+COMMENT ON VIEW infor_comm.thinking_clients IS
+    'The thinking clients now: organization_id, status_since (latest wizard status change), full_days, skip_reason (NULL when the request can be sent), and holdout_group (held out or asked, for a client that can be sent: infor_comm.holdout_percent).';
+REVOKE ALL ON FUNCTION infor_comm.thinking_clients_at(timestamptz) FROM PUBLIC;
+REVOKE ALL ON infor_comm.thinking_clients FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION infor_comm.thinking_clients_at(timestamptz) TO infor_comm_reader;
+GRANT SELECT ON infor_comm.thinking_clients TO infor_comm_reader;

@@ -23,7 +23,8 @@ SELECT d.day,
        coalesce(f.reactions, '{}'::jsonb) AS reactions_by_first_level,
        d.waiting_for_reply,
        d.timed_out,
-       d.withdrawn
+       d.withdrawn,
+       r.held_out
   FROM (SELECT t.time_create::date AS day,
                pg_catalog.count(*) AS requests_sent,
                pg_catalog.count(o.published_at) AS confirmed_by_broker,
@@ -55,8 +56,9 @@ SELECT d.day,
          GROUP BY 1) d
   LEFT JOIN LATERAL (
         SELECT pg_catalog.count(*) AS runs,
-               pg_catalog.max(x.sent + x.skipped) AS thinking_clients,
-               pg_catalog.max(x.skipped) AS skipped
+               pg_catalog.max(x.sent + x.skipped + coalesce(x.held_out, 0)) AS thinking_clients,
+               pg_catalog.max(x.skipped) AS skipped,
+               pg_catalog.max(x.held_out) AS held_out
           FROM infor_comm.daily_runs x
          WHERE x.status = 'succeeded'
            AND (x.as_of AT TIME ZONE (SELECT infor_comm.setting_timezone()))::date = d.day) r ON true
@@ -68,7 +70,7 @@ SELECT d.day,
                  WHERE t.time_create::date = d.day AND t.task_status IS NOT NULL
                  GROUP BY 1) l) f ON true;
 COMMENT ON VIEW infor_comm.daily_funnel IS
-    'One row per day of requests (time_create): thinking clients and skipped ones (from daily_runs), requests sent, confirmed by the broker, replies by status_code, tasks processed / not processed, pushes by first-level reaction, still waiting, timed out, withdrawn.';
+    'One row per day of requests (time_create): thinking clients and skipped ones (from daily_runs), requests sent, confirmed by the broker, replies by status_code, tasks processed / not processed, pushes by first-level reaction, still waiting, timed out, withdrawn; clients held out of the calls (infor_comm.holdout_percent).';
 
 -- The inbound messages that matched no task row (rejected ones, orphans still waiting), by the
 -- ids written in them (infor_comm.inbox_message_ids, in Rust: read from the text without parsing

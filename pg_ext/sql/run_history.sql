@@ -13,6 +13,7 @@ CREATE TABLE infor_comm.daily_runs (
     sent             integer,
     skipped          integer,
     error            text,
+    held_out         integer,
     CONSTRAINT daily_runs_status_check CHECK (status IN ('running', 'succeeded', 'failed')),
     CONSTRAINT daily_runs_finished_check CHECK ((status = 'running') = (finished_at IS NULL))
 );
@@ -25,6 +26,7 @@ COMMENT ON COLUMN infor_comm.daily_runs.backend_pid IS 'The backend that ran it:
 COMMENT ON COLUMN infor_comm.daily_runs.status IS 'running (or interrupted, when its backend is gone), succeeded, failed.';
 COMMENT ON COLUMN infor_comm.daily_runs.sent IS 'Requests enqueued.';
 COMMENT ON COLUMN infor_comm.daily_runs.skipped IS 'Thinking clients whose request cannot be built or stored (thinking_clients.skip_reason).';
+COMMENT ON COLUMN infor_comm.daily_runs.held_out IS 'Thinking clients held out of the calls (infor_comm.holdout_percent); NULL before 0.3.0.';
 COMMENT ON COLUMN infor_comm.daily_runs.error IS 'SQLSTATE and message of the error that stopped a failed run.';
 
 -- "Did yesterday's job run?": the latest runs, and the latest successful one.

@@ -11,7 +11,8 @@ RETURNS TABLE (
     wizard_status   varchar,
     status_since    timestamp,
     full_days       integer,
-    skip_reason     text
+    skip_reason     text,
+    holdout_group   text
 )
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -27,8 +28,8 @@ COMMENT ON FUNCTION infor_comm.thinking_clients_at(timestamptz) IS
 
 -- Who qualifies now.
 CREATE VIEW infor_comm.thinking_clients AS
-    SELECT organization_id, status_since, full_days, skip_reason, mdm_id, wizard_status
+    SELECT organization_id, status_since, full_days, skip_reason, mdm_id, wizard_status, holdout_group
       FROM infor_comm.thinking_clients_at(now());
 
 COMMENT ON VIEW infor_comm.thinking_clients IS
-    'The thinking clients now: organization_id, status_since (latest wizard status change), full_days, and skip_reason (NULL when the request can be sent).';
+    'The thinking clients now: organization_id, status_since (latest wizard status change), full_days, skip_reason (NULL when the request can be sent), and holdout_group (held out or asked, for a client that can be sent: infor_comm.holdout_percent).';

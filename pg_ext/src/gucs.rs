@@ -35,6 +35,12 @@ static MAX_PUSH_DT_AHEAD: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"1 day"));
 static RETENTION: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"180 days"));
+static HOLDOUT_PERCENT: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"0"));
+static HOLDOUT_SALT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+
+/// The largest accepted `infor_comm.holdout_percent`.
+pub const MAX_HOLDOUT_PERCENT: i32 = 50;
 
 thread_local! {
     /// True while `_PG_init` defines the settings: values stored earlier as placeholders are
@@ -57,6 +63,10 @@ pub enum Setting {
     MaxPushDtAhead,
     /// `infor_comm.retention`
     Retention,
+    /// `infor_comm.holdout_percent`
+    HoldoutPercent,
+    /// `infor_comm.holdout_salt`
+    HoldoutSalt,
 }
 
 impl Setting {
@@ -69,6 +79,8 @@ impl Setting {
             Setting::HostSchema => "infor_comm.host_schema",
             Setting::MaxPushDtAhead => "infor_comm.max_push_dt_ahead",
             Setting::Retention => "infor_comm.retention",
+            Setting::HoldoutPercent => "infor_comm.holdout_percent",
+            Setting::HoldoutSalt => "infor_comm.holdout_salt",
         }
     }
 
@@ -85,6 +97,8 @@ impl Setting {
                 "a positive interval, such as '1 day' or '6 hours' (a month counts as 30 days)"
             }
             Setting::Retention => "a positive interval, such as '180 days' or '3 years'",
+            Setting::HoldoutPercent => "a whole number of percent from 0 to 50",
+            Setting::HoldoutSalt => "any text (it only changes which clients are held out)",
         }
     }
 
@@ -97,6 +111,8 @@ impl Setting {
             Setting::HostSchema => "public",
             Setting::MaxPushDtAhead => "1 day",
             Setting::Retention => "180 days",
+            Setting::HoldoutPercent => "0",
+            Setting::HoldoutSalt => "",
         }
     }
 
@@ -108,6 +124,8 @@ impl Setting {
             Setting::HostSchema => &HOST_SCHEMA,
             Setting::MaxPushDtAhead => &MAX_PUSH_DT_AHEAD,
             Setting::Retention => &RETENTION,
+            Setting::HoldoutPercent => &HOLDOUT_PERCENT,
+            Setting::HoldoutSalt => &HOLDOUT_SALT,
         }
     }
 
@@ -128,6 +146,8 @@ impl Setting {
             Setting::HostSchema => parse_host_schema(value).map(|_| ()),
             Setting::MaxPushDtAhead => parse_response_timeout(value).map(|_| ()),
             Setting::Retention => parse_response_timeout(value).map(|_| ()),
+            Setting::HoldoutPercent => parse_holdout_percent(value).map(|_| ()),
+            Setting::HoldoutSalt => Ok(()),
         }
     }
 
@@ -163,6 +183,20 @@ pub fn parse_thinking_days(value: &str) -> Result<i32, String> {
         ));
     }
     Ok(days as i32)
+}
+
+/// Parses `infor_comm.holdout_percent`: a whole number from 0 to [`MAX_HOLDOUT_PERCENT`].
+pub fn parse_holdout_percent(value: &str) -> Result<i32, String> {
+    let trimmed = value.trim();
+    let percent: i64 = trimmed
+        .parse()
+        .map_err(|_| format!("\"{trimmed}\" is not a whole number"))?;
+    if !(0..=i64::from(MAX_HOLDOUT_PERCENT)).contains(&percent) {
+        return Err(format!(
+            "{percent} is outside the range 0 to {MAX_HOLDOUT_PERCENT}"
+        ));
+    }
+    Ok(percent as i32)
 }
 
 /// Parses `infor_comm.timezone`: a name PostgreSQL's time zone database knows.
@@ -260,6 +294,18 @@ pub fn retention() -> Interval {
     parse_response_timeout(&raw).unwrap_or_else(|why| Setting::Retention.invalid(&raw, &why))
 }
 
+/// The share of thinking clients held out of the calls, in percent (`infor_comm.holdout_percent`;
+/// 0, the default, holds out nobody).
+pub fn holdout_percent() -> i32 {
+    let raw = Setting::HoldoutPercent.raw();
+    parse_holdout_percent(&raw).unwrap_or_else(|why| Setting::HoldoutPercent.invalid(&raw, &why))
+}
+
+/// What, with the organization_id, decides who is held out (`infor_comm.holdout_salt`).
+pub fn holdout_salt() -> String {
+    Setting::HoldoutSalt.raw()
+}
+
 /// Checks every setting, raising the error of the first bad one.
 pub fn check_all() {
     thinking_days();
@@ -337,6 +383,15 @@ unsafe extern "C-unwind" fn check_max_push_dt_ahead(
     source: pg_sys::GucSource::Type,
 ) -> bool {
     check_setting(Setting::MaxPushDtAhead, newval, source)
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_holdout_percent(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    check_setting(Setting::HoldoutPercent, newval, source)
 }
 
 #[pg_guard]
@@ -428,6 +483,25 @@ pub fn register() {
             None,
             None,
         );
+        GucRegistry::define_string_guc_with_hooks(
+            c"infor_comm.holdout_percent",
+            c"Percent of the thinking clients held out of the calls, to measure what the calls change.",
+            c"0 to 50; 0 (the default) holds out nobody. A client is held out when a stable hash of infor_comm.holdout_salt and its organization_id falls in the first holdout_percent of the hash range.",
+            &HOLDOUT_PERCENT,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_holdout_percent),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc(
+            c"infor_comm.holdout_salt",
+            c"Text that, with the organization_id, decides which clients are held out.",
+            c"Another salt draws another hold-out group; the same salt keeps every client in its group.",
+            &HOLDOUT_SALT,
+            GucContext::Userset,
+            GucFlags::default(),
+        );
         pg_sys::MarkGUCPrefixReserved(c"infor_comm".as_ptr());
     }
     DEFINING.with(|defining| defining.set(false));
@@ -471,8 +545,15 @@ mod unit_tests {
             Setting::HostSchema,
             Setting::MaxPushDtAhead,
             Setting::Retention,
+            Setting::HoldoutPercent,
+            Setting::HoldoutSalt,
         ] {
-            let row = format!("| `{}` | `{}` |", setting.name(), setting.default_text());
+            // An empty default is written as the SQL literal ''.
+            let default = match setting.default_text() {
+                "" => "''",
+                text => text,
+            };
+            let row = format!("| `{}` | `{default}` |", setting.name());
             assert!(install.contains(&row), "docs/install.md has no row {row}");
             // docs/upgrading.md says which version brought it, and that version's notes say so.
             let row = upgrading
@@ -481,7 +562,7 @@ mod unit_tests {
                 .unwrap_or_else(|| panic!("docs/upgrading.md has no row for {}", setting.name()));
             let version = row.split('|').nth(2).map(str::trim).unwrap_or_default();
             assert!(
-                row.ends_with(&format!("| `{}` |", setting.default_text())),
+                row.ends_with(&format!("| `{default}` |")),
                 "docs/upgrading.md's row of {} does not give its default",
                 setting.name()
             );
@@ -507,10 +588,13 @@ mod unit_tests {
             Setting::HostSchema,
             Setting::MaxPushDtAhead,
             Setting::Retention,
+            Setting::HoldoutPercent,
+            Setting::HoldoutSalt,
         ] {
             assert!(setting.name().starts_with("infor_comm."));
             assert!(!setting.expected().is_empty());
-            assert!(!setting.default_text().is_empty());
+            // Only the salt may be empty by default.
+            assert!(!setting.default_text().is_empty() || setting == Setting::HoldoutSalt);
         }
         assert_eq!(
             parse_thinking_days(Setting::ThinkingDays.default_text()),

@@ -14,6 +14,7 @@
 //! - [`selection`]: who is a thinking client (`thinking_clients`);
 //! - [`request`]: the request JSON (`build_request`);
 //! - [`outbox`]: the daily enqueue;
+//! - [`holdout`]: the hold-out group (`infor_comm.holdout_percent`), whom the job does not ask;
 //! - [`inbound_message`]: parsing and validating InforCRM's replies and pushes;
 //! - [`inbound`]: the inbox and the apply;
 //! - [`login_scope`]: a login uses infor_comm only in the databases it was granted `CONNECT` on;
@@ -37,6 +38,7 @@ pub mod api;
 pub mod cron_schedule;
 pub mod errors;
 pub mod gucs;
+pub mod holdout;
 pub mod host_tables;
 pub mod inbound;
 pub mod inbound_message;

@@ -110,14 +110,33 @@ struct Requests {
     organization_ids: Vec<String>,
     payloads: Vec<String>,
     skipped: usize,
+    /// The clients held out of the calls ([`crate::holdout`]): no request, no task row.
+    held_out: Vec<String>,
 }
 
-/// Reads the candidates, applies the skip rule and renders each request, in Rust.
+/// The hold-out settings of one enqueue, read once.
+struct Holdout<'a> {
+    percent: i32,
+    salt: &'a str,
+}
+
+/// Records the clients held out for the first time, each once: the day (in
+/// `infor_comm.timezone`) and the run that held it out first, with the percent and salt.
+const RECORD_HELD_OUT: &str = "
+    INSERT INTO infor_comm.holdout
+           (organization_id, first_selected_on, first_selected_at, run_id, holdout_percent, holdout_salt)
+    SELECT held.organization_id, ($2 AT TIME ZONE infor_comm.setting_timezone())::date, $2, $3, $4, $5
+      FROM pg_catalog.unnest($1::text[]) AS held (organization_id)
+        ON CONFLICT (organization_id) DO NOTHING";
+
+/// Reads the candidates, applies the skip rule and the hold-out, and renders each request, in
+/// Rust.
 fn render_requests(
     client: &mut pgrx::spi::SpiClient<'_>,
     host: &HostTables,
     as_of: TimestampWithTimeZone,
     dt: &str,
+    holdout: &Holdout<'_>,
 ) -> Result<Requests, pgrx::spi::SpiError> {
     let mut requests = Requests::default();
     for row in client.update(&candidates_sql(host), None, &[as_of.into()])? {
@@ -147,6 +166,10 @@ fn render_requests(
         );
         if skip.is_some() {
             requests.skipped += 1;
+            continue;
+        }
+        if crate::holdout::is_held_out(holdout.salt, &organization_id, holdout.percent) {
+            requests.held_out.push(organization_id);
             continue;
         }
         let (ibso_ids, infor_ids) = (
@@ -199,20 +222,27 @@ fn require_read_committed() {
     }
 }
 
-/// What one enqueue did: requests written, and thinking clients that cannot be sent.
+/// What one enqueue did: requests written, thinking clients that cannot be sent, and those held
+/// out of the calls.
 pub struct Enqueued {
     pub enqueued: i32,
     pub skipped: i32,
+    pub held_out: i32,
 }
 
 /// The daily enqueue, which `enqueue_thinking_clients` and the daily job's `daily_run_enqueue`
-/// ([`crate::api::job`]) run; the latter records both counts.
-pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
+/// ([`crate::api::job`], with its `run_id`) run; the latter records the counts.
+pub fn enqueue(as_of: TimestampWithTimeZone, run_id: Option<i64>) -> Enqueued {
     crate::entry_checks();
     crate::gucs::check_all();
     require_read_committed();
+    let salt = crate::gucs::holdout_salt();
+    let holdout = Holdout {
+        percent: crate::gucs::holdout_percent(),
+        salt: &salt,
+    };
     let host = HostTables::resolve_for_reading();
-    let (enqueued, skipped) = Spi::connect_mut(|client| {
+    let (enqueued, skipped, held_out) = Spi::connect_mut(|client| {
         client.update(
             "SELECT pg_catalog.pg_advisory_xact_lock($1)",
             None,
@@ -231,8 +261,22 @@ pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
             .first();
         let dt = time.get::<String>(1)?.unwrap_or_default();
         let local_time = time.get::<Timestamp>(2)?;
-        let requests = render_requests(client, &host, as_of, &dt)?;
+        let requests = render_requests(client, &host, as_of, &dt, &holdout)?;
         let skipped = requests.skipped;
+        let held_out = requests.held_out.len();
+        if held_out > 0 {
+            client.update(
+                RECORD_HELD_OUT,
+                None,
+                &[
+                    requests.held_out.into(),
+                    as_of.into(),
+                    run_id.into(),
+                    holdout.percent.into(),
+                    holdout.salt.into(),
+                ],
+            )?;
+        }
         let enqueued = client
             .update(
                 INSERT_REQUESTS,
@@ -256,7 +300,7 @@ pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
                 &[OUTBOX_CHANNEL.into(), enqueued.to_string().into()],
             )?;
         }
-        Ok::<_, pgrx::spi::SpiError>((enqueued, skipped))
+        Ok::<_, pgrx::spi::SpiError>((enqueued, skipped, held_out))
     })
     .unwrap_or_else(|e| spi_fault("enqueueing the thinking clients", e));
     if skipped > 0 {
@@ -268,6 +312,7 @@ pub fn enqueue(as_of: TimestampWithTimeZone) -> Enqueued {
     Enqueued {
         enqueued,
         skipped: i32::try_from(skipped).unwrap_or(i32::MAX),
+        held_out: i32::try_from(held_out).unwrap_or(i32::MAX),
     }
 }
 

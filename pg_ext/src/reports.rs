@@ -247,17 +247,18 @@ mod tests {
             "UPDATE infor_comm.outbox SET published_at = now() - interval '1 hour'
               WHERE organization_id = 'F' AND published_at IS NULL",
         );
-        // The runs of the two days (a failed run is not counted).
-        run("INSERT INTO infor_comm.daily_runs (started_at, as_of, run_by, backend_pid, status, finished_at, sent, skipped, error)
-             VALUES ('2026-11-20 12:00+03', '2026-11-20 12:00+03', 'cron', 1, 'succeeded', '2026-11-20 12:00:01+03', 5, 1, NULL),
-                    ('2026-11-21 11:00+03', '2026-11-21 11:00+03', 'cron', 1, 'failed', '2026-11-21 11:00:01+03', NULL, NULL, 'XX000: boom'),
-                    ('2026-11-21 12:00+03', '2026-11-21 12:00+03', 'cron', 1, 'succeeded', '2026-11-21 12:00:01+03', 2, 1, NULL)");
+        // The runs of the two days (a failed run is not counted); the first as 0.2.0 recorded it
+        // (no held_out), the second held two clients out.
+        run("INSERT INTO infor_comm.daily_runs (started_at, as_of, run_by, backend_pid, status, finished_at, sent, skipped, error, held_out)
+             VALUES ('2026-11-20 12:00+03', '2026-11-20 12:00+03', 'cron', 1, 'succeeded', '2026-11-20 12:00:01+03', 5, 1, NULL, NULL),
+                    ('2026-11-21 11:00+03', '2026-11-21 11:00+03', 'cron', 1, 'failed', '2026-11-21 11:00:01+03', NULL, NULL, 'XX000: boom', NULL),
+                    ('2026-11-21 12:00+03', '2026-11-21 12:00+03', 'cron', 1, 'succeeded', '2026-11-21 12:00:01+03', 2, 1, NULL, 2)");
         assert_eq!(
             rows("SELECT * FROM infor_comm.daily_funnel ORDER BY day"),
             vec![
-                // day|runs|thinking|skipped|sent|confirmed|0|1|2|processed|not processed|reactions|waiting|timed out|withdrawn
-                r#"2026-11-20|1|6|1|5|5|3|1|0|2|1|{"-": 1, "Недозвон": 1, "Дозвон - планирует миграцию": 1}|0|1|0"#,
-                "2026-11-21|1|3|1|2|1|0|0|0|0|0|{}|2|0|0",
+                // day|runs|thinking|skipped|sent|confirmed|0|1|2|processed|not processed|reactions|waiting|timed out|withdrawn|held out
+                r#"2026-11-20|1|6|1|5|5|3|1|0|2|1|{"-": 1, "Недозвон": 1, "Дозвон - планирует миграцию": 1}|0|1|0|∅"#,
+                "2026-11-21|1|5|1|2|1|0|0|0|0|0|{}|2|0|0|2",
             ]
         );
         // A report of the last days reads only those days.

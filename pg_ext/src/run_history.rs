@@ -33,18 +33,25 @@ pub fn enqueue_run(run_id: i64) -> i32 {
             "Run the daily job with CALL infor_comm.run_daily().",
         )
     });
-    let done = crate::outbox::enqueue(as_of);
+    let done = crate::outbox::enqueue(as_of, Some(run_id));
     Spi::run_with_args(
         "UPDATE infor_comm.daily_runs
-            SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(), sent = $2, skipped = $3
+            SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(), sent = $2, skipped = $3,
+                held_out = $4
           WHERE run_id = $1",
-        &[run_id.into(), done.enqueued.into(), done.skipped.into()],
+        &[
+            run_id.into(),
+            done.enqueued.into(),
+            done.skipped.into(),
+            done.held_out.into(),
+        ],
     )
     .unwrap_or_else(|e| spi_fault("recording the daily run", e));
     log!(
-        "infor_comm.run_daily: {} request(s) enqueued, {} skipped",
+        "infor_comm.run_daily: {} request(s) enqueued, {} skipped, {} held out",
         done.enqueued,
-        done.skipped
+        done.skipped,
+        done.held_out
     );
     done.enqueued
 }

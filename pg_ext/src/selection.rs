@@ -23,13 +23,17 @@ use crate::host_tables::HostTables;
 use pgrx::prelude::*;
 
 /// The thinking clients at `$1` (a `timestamptz`), in the columns of `thinking_clients_at`:
-/// organization_id, mdm_id, wizard_status, status_since, full_days, skip_reason.
+/// organization_id, mdm_id, wizard_status, status_since, full_days, skip_reason and
+/// holdout_group (`held out` or `asked` for a client that can be sent, [`crate::holdout`]).
 pub fn selection_sql(host: &HostTables) -> String {
     format!(
-        "SELECT organization_id, mdm_id, wizard_status, status_since, full_days,
-       infor_comm.request_skip_reason(organization_id::text, has_snapshot, tin, ogrn, kpp,
-                                      unknown_change) AS skip_reason
-  FROM ({rows}) thinking",
+        "SELECT organization_id, mdm_id, wizard_status, status_since, full_days, skip_reason,
+       CASE WHEN skip_reason IS NULL THEN infor_comm.holdout_group(organization_id::text) END
+           AS holdout_group
+  FROM (SELECT thinking.*,
+               infor_comm.request_skip_reason(organization_id::text, has_snapshot, tin, ogrn, kpp,
+                                              unknown_change) AS skip_reason
+          FROM ({rows}) thinking) thinking",
         rows = thinking_rows_sql(host)
     )
 }
@@ -130,6 +134,7 @@ extension_sql_file!(
         "outbox_table",
         thinking_clients_query,
         request::request_skip_reason,
+        holdout::holdout_group,
         settings::setting_thinking_days,
         settings::setting_timezone,
         settings::setting_response_timeout

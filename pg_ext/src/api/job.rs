@@ -54,7 +54,7 @@ COMMENT ON FUNCTION infor_comm.daily_run_enqueue(bigint) IS
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn enqueue_thinking_clients(as_of: default!(TimestampWithTimeZone, "now()")) -> i32 {
-    outbox::enqueue(as_of).enqueued
+    outbox::enqueue(as_of, None).enqueued
 }
 
 extension_sql!(
@@ -118,6 +118,7 @@ GRANT SELECT, INSERT, UPDATE ON infor_comm.outbox TO infor_comm_writer;
 GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_pending TO infor_comm_writer;
 GRANT SELECT, INSERT, DELETE ON infor_comm.outbox_open TO infor_comm_writer;
 GRANT SELECT, INSERT, UPDATE ON infor_comm.daily_runs TO infor_comm_writer;
+GRANT SELECT, INSERT ON infor_comm.holdout TO infor_comm_writer;
 SELECT infor_comm.grant_host_tables_to_writer();
 "#,
     name = "job_grants",
@@ -127,6 +128,7 @@ SELECT infor_comm.grant_host_tables_to_writer();
         "request_sql",
         "outbox_table",
         "run_history",
+        "holdout_table",
         settings::setting_host_schema,
         daily_run_enqueue,
         enqueue_thinking_clients,

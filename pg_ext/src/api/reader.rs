@@ -22,7 +22,8 @@ GRANT SELECT ON
     infor_comm.outbox_delivery,
     infor_comm.daily_funnel,
     infor_comm.daily_runs,
-    infor_comm.health
+    infor_comm.health,
+    infor_comm.holdout
 TO infor_comm_reader;
 GRANT SELECT (outbox_id, request_id, task_row_id, organization_id, created_at, available_at,
               attempts, last_error, published_at, closed_at, close_reason)
@@ -36,6 +37,7 @@ GRANT EXECUTE ON FUNCTION
     infor_comm.thinking_clients_at(timestamptz),
     infor_comm.thinking_clients_query(),
     infor_comm.request_skip_reason(text, boolean, text, text, text, boolean),
+    infor_comm.holdout_group(text),
     infor_comm.reaction_level(text),
     infor_comm.effectiveness(date, date),
     infor_comm.effectiveness_query(),
@@ -50,6 +52,7 @@ ALTER TABLE infor_comm.infor_communication_task ENABLE ROW LEVEL SECURITY;
 ALTER TABLE infor_comm.outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE infor_comm.outbox_open ENABLE ROW LEVEL SECURITY;
 ALTER TABLE infor_comm.daily_runs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE infor_comm.holdout ENABLE ROW LEVEL SECURITY;
 CREATE POLICY reader_in_its_databases ON infor_comm.infor_communication_task FOR SELECT TO infor_comm_reader
     USING ((SELECT infor_comm.require_login_for_database()));
 CREATE POLICY reader_in_its_databases ON infor_comm.outbox FOR SELECT TO infor_comm_reader
@@ -57,6 +60,8 @@ CREATE POLICY reader_in_its_databases ON infor_comm.outbox FOR SELECT TO infor_c
 CREATE POLICY reader_in_its_databases ON infor_comm.outbox_open FOR SELECT TO infor_comm_reader
     USING ((SELECT infor_comm.require_login_for_database()));
 CREATE POLICY reader_in_its_databases ON infor_comm.daily_runs FOR SELECT TO infor_comm_reader
+    USING ((SELECT infor_comm.require_login_for_database()));
+CREATE POLICY reader_in_its_databases ON infor_comm.holdout FOR SELECT TO infor_comm_reader
     USING ((SELECT infor_comm.require_login_for_database()));
 "#,
     name = "reader_grants",
@@ -69,6 +74,7 @@ CREATE POLICY reader_in_its_databases ON infor_comm.daily_runs FOR SELECT TO inf
         "selection",
         "reports",
         "run_history",
+        "holdout_table",
         login_scope::require_login_for_database_sql,
     ],
 );
