@@ -1236,3 +1236,45 @@ REVOKE ALL ON FUNCTION infor_comm.thinking_clients_at(timestamptz) FROM PUBLIC;
 REVOKE ALL ON infor_comm.thinking_clients FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION infor_comm.thinking_clients_at(timestamptz) TO infor_comm_reader;
 GRANT SELECT ON infor_comm.thinking_clients TO infor_comm_reader;
+
+-- The call centre's forecast (infor_comm.forecast), and its query.
+CREATE FUNCTION infor_comm.forecast_query() RETURNS text
+STRICT STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'forecast_query_wrapper';
+COMMENT ON FUNCTION infor_comm.forecast_query() IS
+    'The query of forecast for the host schema in force ($1: the end of the horizon, $2: the days, $3: the moment it starts from), to read or EXPLAIN.';
+-- day if nothing changes, and how many of them the job would ask, hold out, or could not send.
+-- Its query reads the host tables of infor_comm.host_schema, with the reader's rights.
+CREATE FUNCTION infor_comm.forecast(days integer DEFAULT 14, as_of timestamptz DEFAULT now())
+RETURNS TABLE (
+    day            date,
+    clients        bigint,
+    to_call        bigint,
+    held_out       bigint,
+    cannot_be_sent bigint
+)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $body$
+BEGIN
+    IF days IS NULL OR days < 1 OR days > 366 THEN
+        RAISE EXCEPTION 'infor_comm: invalid days %', coalesce(days::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'forecast looks 1 to 366 days ahead.',
+                  HINT = 'SELECT * FROM infor_comm.forecast(14) for the next two weeks.';
+    END IF;
+    -- The selection runs at the end of the last day (in infor_comm.timezone): whoever becomes
+    -- thinking by then.
+    RETURN QUERY EXECUTE infor_comm.forecast_query()
+        USING ((((as_of AT TIME ZONE infor_comm.setting_timezone())::date + days + 1)::timestamp
+                AT TIME ZONE infor_comm.setting_timezone()) - interval '1 microsecond'),
+              days, as_of;
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.forecast(integer, timestamptz) IS
+    'For each of the next days (in infor_comm.timezone): the clients who become thinking that day if nothing changes (thinking_days full days in their wizard status), and how many the job would ask (to_call), hold out, or could not send.';
+REVOKE ALL ON FUNCTION infor_comm.forecast_query(), infor_comm.forecast(integer, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION infor_comm.forecast_query(), infor_comm.forecast(integer, timestamptz) TO infor_comm_reader;

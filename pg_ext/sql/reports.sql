@@ -399,3 +399,36 @@ END
 $body$;
 COMMENT ON FUNCTION infor_comm.effectiveness(date, date) IS
     'Clients asked about between asked_from and asked_to (request days, inclusive; NULL: unbounded): called or not, by reaction and days since the request, and what became of their migration (host tables).';
+
+-- The call centre's forecast: for each of the next days, the clients who become thinking that
+-- day if nothing changes, and how many of them the job would ask, hold out, or could not send.
+-- Its query reads the host tables of infor_comm.host_schema, with the reader's rights.
+CREATE FUNCTION infor_comm.forecast(days integer DEFAULT 14, as_of timestamptz DEFAULT now())
+RETURNS TABLE (
+    day            date,
+    clients        bigint,
+    to_call        bigint,
+    held_out       bigint,
+    cannot_be_sent bigint
+)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $body$
+BEGIN
+    IF days IS NULL OR days < 1 OR days > 366 THEN
+        RAISE EXCEPTION 'infor_comm: invalid days %', coalesce(days::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'forecast looks 1 to 366 days ahead.',
+                  HINT = 'SELECT * FROM infor_comm.forecast(14) for the next two weeks.';
+    END IF;
+    -- The selection runs at the end of the last day (in infor_comm.timezone): whoever becomes
+    -- thinking by then.
+    RETURN QUERY EXECUTE infor_comm.forecast_query()
+        USING ((((as_of AT TIME ZONE infor_comm.setting_timezone())::date + days + 1)::timestamp
+                AT TIME ZONE infor_comm.setting_timezone()) - interval '1 microsecond'),
+              days, as_of;
+END
+$body$;
+COMMENT ON FUNCTION infor_comm.forecast(integer, timestamptz) IS
+    'For each of the next days (in infor_comm.timezone): the clients who become thinking that day if nothing changes (thinking_days full days in their wizard status), and how many the job would ask (to_call), hold out, or could not send.';

@@ -78,6 +78,52 @@ SELECT (ARRAY['called (task processed)', 'task not processed', 'task created, no
     )
 }
 
+/// The call centre's forecast: for each of the `$2` days after `$3` (a `timestamptz`; days in
+/// `infor_comm.timezone`), the clients who become thinking that day if nothing changes: they
+/// reach `infor_comm.thinking_days` full days in their current wizard status that day, and
+/// meet the selection's other rules. `$1` is the end of the horizon, which the selection is
+/// run at; a client already thinking before the first day is not counted again. Columns: day,
+/// clients, to_call (would be asked), held_out (the hold-out group), cannot_be_sent (a skip
+/// reason).
+pub fn forecast_sql(host: &HostTables) -> String {
+    format!(
+        "WITH thinking AS ({selection}),
+days AS (
+    SELECT ($3 AT TIME ZONE (SELECT infor_comm.setting_timezone()))::date + g.n AS day
+      FROM pg_catalog.generate_series(1, $2) AS g (n)
+)
+SELECT d.day,
+       pg_catalog.count(t.organization_id) AS clients,
+       pg_catalog.count(*) FILTER (WHERE t.holdout_group = 'asked') AS to_call,
+       pg_catalog.count(*) FILTER (WHERE t.holdout_group = 'held out') AS held_out,
+       pg_catalog.count(*) FILTER (WHERE t.skip_reason IS NOT NULL) AS cannot_be_sent
+  FROM days d
+  LEFT JOIN thinking t
+    ON (t.status_since + pg_catalog.make_interval(hours => 24 * (SELECT infor_comm.setting_thinking_days())))::date = d.day
+ GROUP BY d.day
+ ORDER BY d.day",
+        selection = crate::selection::selection_sql(host),
+    )
+}
+
+/// The query behind `forecast`, for the host schema in force (`$1` the end of the horizon, `$2`
+/// the days, `$3` the moment it starts from), to read or `EXPLAIN`.
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn forecast_query() -> String {
+    crate::entry_checks();
+    forecast_sql(&HostTables::resolve())
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION infor_comm.forecast_query() IS
+    'The query of forecast for the host schema in force ($1: the end of the horizon, $2: the days, $3: the moment it starts from), to read or EXPLAIN.';
+"#,
+    name = "forecast_query_comment",
+    requires = [forecast_query],
+);
+
 /// The query behind `effectiveness`, for the host schema in force (`$1`, `$2`: the first and
 /// last day of the requests, NULL for unbounded), to read or `EXPLAIN`.
 #[pg_extern(stable)]
@@ -145,6 +191,8 @@ extension_sql_file!(
         "run_history",
         "reaction_views",
         effectiveness_query,
+        forecast_query,
+        "selection",
         settings::setting_timezone,
         settings::setting_response_timeout
     ],
@@ -156,6 +204,71 @@ mod tests {
     #[allow(unused_imports)]
     use crate::test_support::*;
     use pgrx::prelude::*;
+
+    #[pg_test]
+    fn the_forecast_counts_each_client_on_the_day_it_becomes_thinking() {
+        host_tables();
+        // As of 2026-11-20 12:00 (Moscow), seven full days:
+        client("DAY1", "OK", "2026-11-14 10:00:00"); // thinking on 11-21 at 10:00
+        client("DAY2", "IN_PROGRESS", "2026-11-15 09:00:00"); // on 11-22
+        client("NO_SNAPSHOT", "OK", "2026-11-15 18:00:00"); // on 11-22, cannot be sent
+        run("DELETE FROM clientsnapshot WHERE id = 'NO_SNAPSHOT'");
+        // The clock restarts: thinking since 11-08, its status changed on 11-16 (on 11-23).
+        client("RESTARTED", "OK", "2026-11-01 09:00:00");
+        run("INSERT INTO wizard_status_change_log VALUES ('RESTARTED', 'TO_SIGN', '2026-11-16 12:30:00')");
+        run("UPDATE product_migration_clients SET wizard_status = 'TO_SIGN' WHERE organization_id = 'RESTARTED'");
+        client("ALREADY", "OK", "2026-11-01 09:00:00"); // thinking already: not forecast
+        client("CREATED", "OK", "2026-11-15 09:00:00"); // has its task: never again
+        run("INSERT INTO infor_comm.infor_communication_task
+                    (id, vtbc_request_id, organization_id, request_date, status_code, time_create)
+             VALUES ('t-created', 'r-created', 'CREATED', 'x', '0', '2026-10-01 10:00:00')");
+        client("LATE", "OK", "2026-11-17 09:00:00"); // on 11-24: past a three-day forecast
+        let forecast = || {
+            Spi::connect(|c| {
+                c.select(
+                    &format!(
+                        "SELECT day::text || ' ' || clients || ' ' || to_call || ' ' || held_out
+                                || ' ' || cannot_be_sent
+                           FROM infor_comm.forecast(3, '{AS_OF}')"
+                    ),
+                    None,
+                    &[],
+                )?
+                .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .expect("forecast")
+        };
+        assert_eq!(
+            forecast(),
+            vec![
+                "2026-11-21 1 1 0 0",
+                "2026-11-22 2 1 0 1",
+                "2026-11-23 1 1 0 0"
+            ]
+        );
+        // With a hold-out group, the held-out clients are counted apart.
+        run("SET LOCAL infor_comm.holdout_percent = 50");
+        run("SET LOCAL infor_comm.holdout_salt = 'forecast'");
+        let held = |id: &str| u8::from(crate::holdout::is_held_out("forecast", id, 50));
+        assert_eq!(
+            forecast(),
+            vec![
+                format!("2026-11-21 1 {} {} 0", 1 - held("DAY1"), held("DAY1")),
+                format!("2026-11-22 2 {} {} 1", 1 - held("DAY2"), held("DAY2")),
+                format!(
+                    "2026-11-23 1 {} {} 0",
+                    1 - held("RESTARTED"),
+                    held("RESTARTED")
+                ),
+            ]
+        );
+    }
+
+    #[pg_test(error = "infor_comm: invalid days 0")]
+    fn a_forecast_of_no_day_is_refused() {
+        run("SELECT * FROM infor_comm.forecast(0)");
+    }
 
     #[pg_test]
     fn a_push_with_an_unknown_reaction_is_applied_and_listed() {

@@ -41,6 +41,8 @@ GRANT EXECUTE ON FUNCTION
     infor_comm.reaction_level(text),
     infor_comm.effectiveness(date, date),
     infor_comm.effectiveness_query(),
+    infor_comm.forecast(integer, timestamptz),
+    infor_comm.forecast_query(),
     infor_comm.client_history(text),
     infor_comm.health_report()
 TO infor_comm_reader;
