@@ -1278,3 +1278,30 @@ COMMENT ON FUNCTION infor_comm.forecast(integer, timestamptz) IS
     'For each of the next days (in infor_comm.timezone): the clients who become thinking that day if nothing changes (thinking_days full days in their wizard status), and how many the job would ask (to_call), hold out, or could not send.';
 REVOKE ALL ON FUNCTION infor_comm.forecast_query(), infor_comm.forecast(integer, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION infor_comm.forecast_query(), infor_comm.forecast(integer, timestamptz) TO infor_comm_reader;
+
+-- What the calls changed: the asked against the held-out clients (infor_comm.uplift).
+CREATE FUNCTION infor_comm.uplift(
+    asked_from date DEFAULT NULL,
+    asked_to date DEFAULT NULL,
+    horizon interval DEFAULT '30 days',
+    success_statuses text[] DEFAULT NULL
+) RETURNS TABLE (
+    grp text,
+    reaction text,
+    measure text,
+    clients bigint,
+    successes bigint,
+    rate double precision,
+    uplift double precision,
+    ci_low double precision,
+    ci_high double precision,
+    method text
+)
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'uplift_wrapper';
+COMMENT ON FUNCTION infor_comm.uplift(date, date, interval, text[]) IS
+    'What the calls changed: for the clients first selected (asked or held out) in the window, each group''s successes within the horizon by status and by history, the uplift (asked minus held out) with its 95% interval (Wald, or Newcombe''s hybrid score for small groups), and the asked group by first-level reaction.';
+REVOKE ALL ON FUNCTION infor_comm.uplift(date, date, interval, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION infor_comm.uplift(date, date, interval, text[]) TO infor_comm_reader;

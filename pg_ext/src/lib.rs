@@ -21,6 +21,7 @@
 //! - [`reports`]: the reference table of client reactions, the report views and the reports
 //!   (`daily_funnel`, `effectiveness`, `client_history`, `health`; docs/reports.md);
 //! - [`run_history`]: the run history of the daily job (`daily_runs`);
+//! - [`uplift`]: what the calls changed, the asked against the held-out clients (`uplift`);
 //! - [`retention`]: the retention of personal data (`apply_retention`, `infor_comm.retention`);
 //! - [`roles`]: the roles, and what PUBLIC may not do;
 //! - [`row_checks`]: the rules of an inbox row and of an outbox row's closing (their CHECKs);
@@ -54,6 +55,7 @@ pub mod schedule;
 pub mod schema;
 pub mod selection;
 pub mod sql_version;
+pub mod uplift;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -43,6 +43,7 @@ GRANT EXECUTE ON FUNCTION
     infor_comm.effectiveness_query(),
     infor_comm.forecast(integer, timestamptz),
     infor_comm.forecast_query(),
+    infor_comm.uplift(date, date, interval, text[]),
     infor_comm.client_history(text),
     infor_comm.health_report()
 TO infor_comm_reader;
@@ -77,6 +78,7 @@ CREATE POLICY reader_in_its_databases ON infor_comm.holdout FOR SELECT TO infor_
         "reports",
         "run_history",
         "holdout_table",
+        uplift::uplift,
         login_scope::require_login_for_database_sql,
     ],
 );
