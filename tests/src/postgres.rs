@@ -299,8 +299,9 @@ impl TestDb {
     }
 
     /// Runs a file of hand-run SQL (`sql/…`, from the repository's root) with psql, its
-    /// variables set (`-v name=value`), and panics with psql's output when it fails.
-    pub fn run_sql_file(&self, file: &str, variables: &[(&str, &str)]) {
+    /// variables set (`-v name=value`); returns what it printed (unaligned, tuples only), and
+    /// panics with psql's output when it fails.
+    pub fn run_sql_file(&self, file: &str, variables: &[(&str, &str)]) -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
         let script =
             std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -308,6 +309,8 @@ impl TestDb {
         command.args([
             "-X",
             "-q",
+            "-A",
+            "-t",
             "-v",
             "ON_ERROR_STOP=1",
             "-h",
@@ -342,6 +345,7 @@ impl TestDb {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// A new session on this database.
