@@ -42,6 +42,9 @@ pub struct Args {
     /// Declare both queues (durable) at start.
     #[arg(long)]
     pub declare_queues: bool,
+    /// Declare quorum queues (replicated over a RabbitMQ cluster) instead of classic ones.
+    #[arg(long)]
+    pub quorum_queues: bool,
     /// Requests the broker hands over before they are acked (AMQP prefetch). A request is
     /// acked once its reply is confirmed, so this bounds the replies in flight: keep it at
     /// least --in-flight, for the replies to fill the pipeline; the default, twice that, keeps

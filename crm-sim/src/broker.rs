@@ -118,6 +118,18 @@ pub struct Request {
     acker: Acker,
 }
 
+/// The arguments the queues are declared with: `x-queue-type` for a quorum queue.
+fn queue_arguments(quorum: bool) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    if quorum {
+        arguments.insert(
+            "x-queue-type".into(),
+            lapin::types::AMQPValue::LongString("quorum".into()),
+        );
+    }
+    arguments
+}
+
 /// Where [`Session::open`] connects, and what it sets up there.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup<'a> {
@@ -129,6 +141,8 @@ pub struct Setup<'a> {
     pub requests: &'a str,
     /// Queues to declare (durable) first; empty unless `--declare-queues`.
     pub declare: &'a [&'a str],
+    /// Whether they are quorum queues (`--quorum-queues`).
+    pub quorum: bool,
     /// The most requests unacknowledged at once (`--prefetch`).
     pub prefetch: u16,
 }
@@ -193,7 +207,7 @@ impl Session {
                         durable: true,
                         ..QueueDeclareOptions::default()
                     },
-                    FieldTable::default(),
+                    queue_arguments(setup.quorum),
                 ),
             )
             .await?;

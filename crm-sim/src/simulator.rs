@@ -70,6 +70,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         name: NAME,
         requests: &queues.outbound,
         declare: &declare,
+        quorum: args.quorum_queues,
         prefetch: args.prefetch,
     };
     let mut simulator = Simulator::new(&args, queues.inbound.clone(), reactions, stop);

@@ -7,6 +7,7 @@
 //!   `mandatory`, so an unroutable message comes back).
 //! - [`Consumer`]: manual acknowledgements with a bounded prefetch.
 
+use crate::config::QueueType;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -24,6 +25,49 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct BrokerError(#[from] lapin::Error);
+
+/// The arguments a queue of `queue_type` is declared with.
+fn queue_arguments(queue_type: QueueType) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    if queue_type == QueueType::Quorum {
+        arguments.insert(
+            "x-queue-type".into(),
+            lapin::types::AMQPValue::LongString("quorum".into()),
+        );
+    }
+    arguments
+}
+
+/// The broker refused to declare a queue: it exists with other arguments (another type, say),
+/// or the login may not declare it. Says which queue, the type asked for, and the broker's
+/// reason (which names the argument, what was asked and what the queue has).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot declare the queue {queue:?} as a {asked} queue (--queue-type {asked}): {source}")]
+pub struct DeclareError {
+    /// The queue.
+    pub queue: String,
+    /// The type asked for.
+    pub asked: &'static str,
+    /// The broker's answer.
+    #[source]
+    pub source: BrokerError,
+}
+
+impl DeclareError {
+    fn of(queue: &str, queue_type: QueueType, error: lapin::Error) -> DeclareError {
+        DeclareError {
+            queue: queue.to_string(),
+            asked: queue_type.name(),
+            source: error.into(),
+        }
+    }
+
+    /// True when the broker refused the declaration itself (an existing queue with other
+    /// arguments, or no permission), not when the connection failed.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self.source.0.kind(), lapin::ErrorKind::ProtocolError(_))
+    }
+}
 
 /// A connection to the broker.
 pub struct Broker {
@@ -243,16 +287,25 @@ impl Broker {
     }
 
     /// Declares the queues durable (for RabbitMQ; TIBCO's queues are created by its admins).
-    pub async fn declare_queues(&self, queues: &[&str]) -> Result<(), BrokerError> {
-        let channel = self.connection.create_channel().await?;
+    pub async fn declare_queues(
+        &self,
+        queues: &[&str],
+        queue_type: QueueType,
+    ) -> Result<(), DeclareError> {
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .map_err(|error| DeclareError::of("", queue_type, error))?;
         for queue in queues {
             channel
                 .queue_declare(
                     (*queue).into(),
                     QueueDeclareOptions::durable(),
-                    FieldTable::default(),
+                    queue_arguments(queue_type),
                 )
-                .await?;
+                .await
+                .map_err(|error| DeclareError::of(queue, queue_type, error))?;
         }
         let _ = channel.close(200, "declared".into()).await;
         Ok(())
@@ -400,12 +453,12 @@ pub struct Publisher {
 
 impl Publisher {
     /// Declares `queue` durable on this channel (for RabbitMQ, with `--declare-queues`).
-    pub async fn declare(&self, queue: &str) -> Result<(), BrokerError> {
+    pub async fn declare(&self, queue: &str, queue_type: QueueType) -> Result<(), BrokerError> {
         self.channel
             .queue_declare(
                 queue.into(),
                 QueueDeclareOptions::durable(),
-                FieldTable::default(),
+                queue_arguments(queue_type),
             )
             .await?;
         Ok(())

@@ -109,6 +109,11 @@ pub struct Config {
     #[arg(long, env = "INFOR_DECLARE_QUEUES")]
     pub declare_queues: bool,
 
+    /// The type of the queues --declare-queues declares: classic (one broker node) or quorum
+    /// (replicated over a RabbitMQ cluster).
+    #[arg(long, env = "INFOR_QUEUE_TYPE", value_enum, default_value_t = QueueType::Classic)]
+    pub queue_type: QueueType,
+
     /// Longest pause between reconnection attempts.
     #[arg(long, env = "INFOR_MAX_BACKOFF", default_value = "30s", value_parser = parse_duration)]
     pub max_backoff: Duration,
@@ -122,6 +127,25 @@ pub struct Config {
     /// RUST_LOG setting can put client data into the log.
     #[arg(long, env = "INFOR_LOG_CLIENT_DATA")]
     pub log_client_data: bool,
+}
+
+/// The type of the queues the relay declares.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueType {
+    /// RabbitMQ's classic queue: on one node.
+    Classic,
+    /// A quorum queue: replicated over the nodes of a RabbitMQ cluster (`x-queue-type`).
+    Quorum,
+}
+
+impl QueueType {
+    /// As RabbitMQ names it (`x-queue-type`).
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
 }
 
 /// How logs are written.

@@ -50,7 +50,10 @@ impl Side for Inbound {
             // On every connection, not only at start: a queue deleted meanwhile comes back.
             let mut queues = vec![context.queue.as_str()];
             queues.extend(config.dead_letter_queue.as_deref());
-            broker.declare_queues(&queues).await?;
+            broker
+                .declare_queues(&queues, config.queue_type)
+                .await
+                .map_err(|error| error.source)?;
         }
         broker
             .consumer(&context.queue, config.prefetch, "infor-relay")

@@ -185,9 +185,19 @@ async fn declare_queues(config: &Config, queues: &[&str]) -> Result<(), StartErr
     loop {
         match broker::Broker::connect(config.amqp_url(), "infor-relay declare").await {
             Ok(broker) => {
-                let declared = broker.declare_queues(queues).await;
+                let declared = broker.declare_queues(queues, config.queue_type).await;
                 broker.close().await;
-                return declared.map_err(|e| StartError::Declare(Chain(&e).to_string()));
+                match declared {
+                    Ok(()) => return Ok(()),
+                    // The broker answered no: another try would get the same answer.
+                    Err(error) if error.is_refusal() => {
+                        return Err(StartError::Declare(Chain(&error).to_string()))
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %Chain(&error), "the connection failed while declaring the queues; retrying");
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
+                }
             }
             Err(error) => {
                 tracing::warn!(

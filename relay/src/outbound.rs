@@ -44,7 +44,9 @@ impl Side for Outbound {
         let publisher = broker.publisher().await?;
         if context.config.declare_queues {
             // On every connection, not only at start: a queue deleted meanwhile comes back.
-            publisher.declare(&context.queue).await?;
+            publisher
+                .declare(&context.queue, context.config.queue_type)
+                .await?;
         }
         Ok(publisher)
     }
@@ -628,7 +630,10 @@ async fn close_batch(context: &Context, broker: &Broker, publisher: &Publisher, 
         .set_unroutable(batch.unroutable > 0 && confirmed == 0);
     if batch.unroutable > 0 && context.config.declare_queues {
         // The queue was deleted under us: declare it again, as at start.
-        if let Err(error) = publisher.declare(&context.queue).await {
+        if let Err(error) = publisher
+            .declare(&context.queue, context.config.queue_type)
+            .await
+        {
             tracing::warn!(error = %Chain(&error), "outbound: cannot declare the queue again");
         }
     } else if was_unroutable && batch.unroutable == 0 && confirmed > 0 {

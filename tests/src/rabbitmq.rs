@@ -170,6 +170,26 @@ impl RabbitNode {
             .expect("delete_queue");
     }
 
+    /// The type of a queue of a virtual host (`classic`, `quorum`), if it exists.
+    pub fn queue_type(&self, vhost_url: &str, queue: &str) -> Option<String> {
+        let vhost = vhost_url.rsplit('/').next().unwrap_or("/");
+        let out = self
+            .ctl(&[
+                "list_queues",
+                "-p",
+                vhost,
+                "--quiet",
+                "--no-table-headers",
+                "name",
+                "type",
+            ])
+            .unwrap_or_default();
+        out.lines()
+            .filter_map(|line| line.split_once('\t'))
+            .find(|(name, _)| *name == queue)
+            .map(|(_, kind)| kind.trim().to_string())
+    }
+
     /// Messages ready in a queue of a virtual host.
     pub fn queue_depth(&self, vhost_url: &str, queue: &str) -> u64 {
         let vhost = vhost_url.rsplit('/').next().unwrap_or("/");

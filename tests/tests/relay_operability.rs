@@ -328,3 +328,39 @@ async fn an_extension_version_the_relay_does_not_know_holds_everything_until_the
     );
     assert!(relay.output().contains("going on"), "{}", relay.output());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queues_are_declared_and_a_queue_of_another_type_stops_the_relay_once() {
+    let scenario = Scenario::new(3).await;
+    let quorum = scenario.relay("quorum", &["--queue-type", "quorum"]);
+    scenario
+        .expect_published(3, Duration::from_secs(60), &quorum)
+        .await;
+    let rabbit = scenario.rabbit;
+    for queue in [scenario.outbound_queue(), scenario.inbound_queue()] {
+        assert_eq!(
+            rabbit.queue_type(&scenario.amqp_url, &queue).as_deref(),
+            Some("quorum"),
+            "{queue}"
+        );
+    }
+    drop(quorum);
+    // The same queues asked for as classic ones: one error that says which queue, what was
+    // asked and what it is, and the relay stops instead of retrying.
+    let classic = scenario.relay("classic", &["--queue-type", "classic"]);
+    let output = expect_config_exit(classic, "a queue of another type");
+    assert!(
+        output.contains(&format!(
+            "cannot declare the queue \"{}\" as a classic queue",
+            scenario.outbound_queue()
+        )),
+        "{output}"
+    );
+    assert!(output.contains("x-queue-type"), "{output}");
+    assert!(output.contains("quorum"), "{output}");
+    assert_eq!(
+        output.matches("cannot declare the queue").count(),
+        1,
+        "{output}"
+    );
+}
