@@ -1,6 +1,5 @@
 //! Capped exponential back-off with jitter, and connecting with it.
 
-use crate::config::redact;
 use crate::errors::Chain;
 use crate::metrics::{Direction, Health, Link};
 use crate::shutdown::Shutdown;
@@ -55,13 +54,13 @@ impl Backoff {
 pub const STABLE_SESSION: Duration = Duration::from_secs(10);
 
 /// Calls `connect` until it succeeds, pausing with `backoff` between attempts; `None` when
-/// shutdown came first. Each failure is logged (with the password of `url` hidden) and counted
+/// shutdown came first. Each failure is logged (with `shown`, the address without its password) and counted
 /// as a reconnect of `link`; success marks the link up.
 pub async fn connect_until_up<T, E, F, Fut>(
     connect: F,
     link: Link,
     direction: Direction,
-    url: &str,
+    shown: &str,
     health: &Health,
     backoff: &mut Backoff,
     shutdown: &mut Shutdown,
@@ -83,7 +82,7 @@ where
             Err(error) => {
                 tracing::warn!(
                     error = %Chain(&error),
-                    url = %redact(url),
+                    url = %shown,
                     "{}: cannot connect to the {}; retrying",
                     direction.label(),
                     link.label()

@@ -205,6 +205,44 @@ pub const FRAME_MAX: u32 = 16 * 1024;
 pub const MAX_HEADER_NESTING: usize = lapin::types::parsing::MAX_NESTING;
 
 impl Broker {
+    /// Connects to the first node of `urls` that answers, starting with the one at `from`
+    /// (modulo their number) and going round; returns it and its place in `urls`. A node that
+    /// does not answer is logged, and the next one tried; the error is the last node's.
+    pub async fn connect_first(
+        urls: &[&str],
+        from: usize,
+        name: &str,
+    ) -> Result<(Broker, usize), BrokerError> {
+        let mut last = None;
+        for step in 0..urls.len() {
+            let node = (from + step) % urls.len();
+            match Broker::connect(urls[node], name).await {
+                Ok(broker) => {
+                    if urls.len() > 1 {
+                        tracing::info!(url = %crate::config::redact(urls[node]), "{name}: connected to this broker node");
+                    }
+                    return Ok((broker, node));
+                }
+                Err(error) => {
+                    if urls.len() > 1 {
+                        tracing::warn!(
+                            error = %crate::errors::Chain(&error),
+                            url = %crate::config::redact(urls[node]),
+                            "{name}: cannot connect to this broker node; trying the next"
+                        );
+                    }
+                    last = Some(error);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            BrokerError(lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no broker URL",
+            )))
+        }))
+    }
+
     /// Connects; `name` shows in the broker's connection list. Unless the URL says
     /// `frame_max`, frames are at most [`FRAME_MAX`] bytes.
     pub async fn connect(url: &str, name: &str) -> Result<Broker, BrokerError> {

@@ -261,9 +261,28 @@ impl Config {
     }
 
     /// The broker's URL (empty before [`Config::read_secret_files`] when only its file is
-    /// given).
+    /// given): one, or several separated by commas, the nodes of a cluster.
     pub fn amqp_url(&self) -> &str {
         self.amqp_url.as_deref().unwrap_or_default()
+    }
+
+    /// The broker's nodes: the URLs of `--amqp-url`, in order (a comma inside a user name or a
+    /// password is written `%2C`).
+    pub fn amqp_urls(&self) -> Vec<&str> {
+        self.amqp_url()
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect()
+    }
+
+    /// The broker's nodes without their passwords, for the log.
+    pub fn amqp_urls_shown(&self) -> String {
+        self.amqp_urls()
+            .into_iter()
+            .map(redact)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

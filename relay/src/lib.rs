@@ -79,7 +79,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         database::DatabaseTarget::new(config.database_url(), config.database_ca_file.as_deref())
             .map_err(StartError::Config)?
             .with_timeout(config.database_timeout);
-    broker::Broker::check_url(config.amqp_url()).map_err(StartError::Config)?;
+    if config.amqp_urls().is_empty() {
+        return Err(StartError::Config("AMQP_URL (--amqp-url) is empty".into()));
+    }
+    for url in config.amqp_urls() {
+        broker::Broker::check_url(url).map_err(StartError::Config)?;
+    }
     let handle = metrics::install().map_err(StartError::Config)?;
     let listener =
         metrics::bind(config.metrics_addr)
@@ -92,7 +97,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         version = env!("CARGO_PKG_VERSION"),
         database = %redact(config.database_url()),
         database_tls = database.uses_tls(),
-        broker = %redact(config.amqp_url()),
+        broker = %config.amqp_urls_shown(),
         outbound = %queues.outbound,
         inbound = %queues.inbound,
         metrics = %config.metrics_addr,
@@ -183,8 +188,8 @@ async fn declare_queues(config: &Config, queues: &[&str]) -> Result<(), StartErr
     let mut backoff =
         backoff::Backoff::new(std::time::Duration::from_millis(200), config.max_backoff);
     loop {
-        match broker::Broker::connect(config.amqp_url(), "infor-relay declare").await {
-            Ok(broker) => {
+        match broker::Broker::connect_first(&config.amqp_urls(), 0, "infor-relay declare").await {
+            Ok((broker, _)) => {
                 let declared = broker.declare_queues(queues, config.queue_type).await;
                 broker.close().await;
                 match declared {
@@ -202,7 +207,7 @@ async fn declare_queues(config: &Config, queues: &[&str]) -> Result<(), StartErr
             Err(error) => {
                 tracing::warn!(
                     error = %Chain(&error),
-                    url = %redact(config.amqp_url()),
+                    url = %config.amqp_urls_shown(),
                     "cannot reach the broker to declare the queues; retrying"
                 );
                 tokio::time::sleep(backoff.next_delay()).await;

@@ -108,12 +108,14 @@ pub async fn supervise<S: Side>(context: Context, mut shutdown: Shutdown) {
     let config = &context.config;
     let health = &context.health;
     let mut backoff = Backoff::new(Duration::from_millis(200), config.max_backoff);
+    // The broker node (of --amqp-url's list) the next connection tries first.
+    let mut next_node = 0;
     while !shutdown.is_shutdown() {
         let Some(database) = connect_until_up(
             || Database::connect(&context.target, &name, S::LISTEN),
             Link::Database,
             direction,
-            context.target.url(),
+            &crate::config::redact(context.target.url()),
             health,
             &mut backoff,
             &mut shutdown,
@@ -164,16 +166,17 @@ pub async fn supervise<S: Side>(context: Context, mut shutdown: Shutdown) {
                 continue;
             }
         }
+        let urls = config.amqp_urls();
         let connect_broker = || async {
-            let broker = Broker::connect(config.amqp_url(), &name).await?;
+            let (broker, node) = Broker::connect_first(&urls, next_node, &name).await?;
             let channel = S::open(&broker, &context).await?;
-            Ok::<_, BrokerError>((broker, channel))
+            Ok::<_, BrokerError>((broker, channel, node))
         };
-        let Some((broker, channel)) = connect_until_up(
+        let Some((broker, channel, node)) = connect_until_up(
             connect_broker,
             Link::Broker,
             direction,
-            config.amqp_url(),
+            &config.amqp_urls_shown(),
             health,
             &mut backoff,
             &mut shutdown,
@@ -195,6 +198,10 @@ pub async fn supervise<S: Side>(context: Context, mut shutdown: Shutdown) {
                 break;
             }
             SessionEnd::Lost(lost) => {
+                // A broker node that failed: the next connection starts with the next node.
+                if lost.link == Link::Broker {
+                    next_node = node + 1;
+                }
                 match &lost.error {
                     Some(error) => tracing::warn!(%error, "{}: {}", direction.label(), lost.what),
                     None => tracing::warn!("{}: {}", direction.label(), lost.what),

@@ -364,3 +364,25 @@ async fn quorum_queues_are_declared_and_a_queue_of_another_type_stops_the_relay_
         "{output}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_of_broker_nodes_is_tried_in_turn() {
+    let scenario = Scenario::new(4).await;
+    // The first node of the list does not answer (nothing listens there); the second does.
+    let dead = format!("amqp://guest:guest@127.0.0.1:{}/nowhere", free_port());
+    let nodes = format!("{dead},{}", scenario.amqp_url);
+    let relay = scenario.relay_with_env("two-nodes", &[], &[("AMQP_URL", &nodes)]);
+    scenario
+        .expect_published(4, Duration::from_secs(60), &relay)
+        .await;
+    let output = relay.output();
+    assert!(
+        output.contains("cannot connect to this broker node; trying the next"),
+        "{output}"
+    );
+    assert!(output.contains("connected to this broker node"), "{output}");
+    assert!(
+        !output.contains("guest:guest"),
+        "no password in the log: {output}"
+    );
+}
