@@ -64,6 +64,16 @@ pub const EXTENSION_VERSIONS: &[&str] = &["0.3.0"];
 /// How a refusal of the extension's version begins (`/ready` and the log say it).
 pub const VERSION_REFUSAL: &str = "infor_comm's version in the database is";
 
+/// How the refusal of a standby begins (`/ready` and the log say it).
+pub const STANDBY_REFUSAL: &str = "the database server is a standby (in recovery)";
+
+/// What the relay says of a standby it connected to: it works only on a primary.
+pub fn standby_refusal() -> String {
+    format!(
+        "{STANDBY_REFUSAL}: the relay claims and applies nothing through it and tries again (list every node of the cluster in --database-url with target_session_attrs=read-write, and it finds the primary)"
+    )
+}
+
 /// Accepts a version of the extension in [`EXTENSION_VERSIONS`]; else says which, against
 /// which, and what to do.
 pub fn check_extension_version(found: Option<&str>) -> Result<(), String> {
@@ -310,15 +320,17 @@ impl Database {
         }
     }
 
-    /// The version of infor_comm created in this database, if any.
-    pub async fn extension_version(&self) -> Result<Option<String>, DatabaseError> {
+    /// The version of infor_comm created in this database, if any, and whether the server is a
+    /// standby (in recovery).
+    pub async fn extension_version(&self) -> Result<(Option<String>, bool), DatabaseError> {
         let row = self
-            .bounded(self.client.query_opt(
-                "SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'infor_comm'",
+            .bounded(self.client.query_one(
+                "SELECT (SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'infor_comm'),
+                        pg_catalog.pg_is_in_recovery()",
                 &[],
             ))
             .await?;
-        Ok(row.map(|row| row.get(0)))
+        Ok((row.get(0), row.get(1)))
     }
 
     /// One round trip (`SELECT 1`), to find out that a connection idle for a while still works.

@@ -127,11 +127,17 @@ pub async fn supervise<S: Side>(context: Context, mut shutdown: Shutdown) {
         // The extension's version first: against one the relay does not know, nothing is
         // claimed or applied (its messages wait in the queue) until the two agree.
         match database.extension_version().await {
-            Ok(version) => {
+            Ok((version, standby)) => {
                 if let Some(version) = &version {
                     health.set_extension_version(version);
                 }
-                if let Err(refusal) = crate::database::check_extension_version(version.as_deref()) {
+                // Never through a standby: a server demoted under a relay, or a URL naming one.
+                let checked = if standby {
+                    Err(crate::database::standby_refusal())
+                } else {
+                    crate::database::check_extension_version(version.as_deref())
+                };
+                if let Err(refusal) = checked {
                     // Said once, by the first side to find it.
                     if health.replace_refused(Some(refusal.clone())) {
                         tracing::error!("{}: {refusal}", direction.label());
@@ -145,14 +151,14 @@ pub async fn supervise<S: Side>(context: Context, mut shutdown: Shutdown) {
                     }
                     continue;
                 }
-                if health
-                    .refused()
-                    .is_some_and(|refusal| refusal.starts_with(crate::database::VERSION_REFUSAL))
-                    && health.replace_refused(None)
+                if health.refused().is_some_and(|refusal| {
+                    refusal.starts_with(crate::database::VERSION_REFUSAL)
+                        || refusal.starts_with(crate::database::STANDBY_REFUSAL)
+                }) && health.replace_refused(None)
                 {
                     tracing::info!(
                         version = version.as_deref().unwrap_or_default(),
-                        "{}: the extension's version is one this relay knows now; going on",
+                        "{}: the database is a primary with an extension this relay knows; going on",
                         direction.label()
                     );
                 }

@@ -226,6 +226,85 @@ impl PgCluster {
         Ok(())
     }
 
+    /// A streaming standby of this cluster (pg_basebackup -R), started on a port of its own;
+    /// stopped when the process exits.
+    pub fn standby(&self) -> Result<PgCluster, String> {
+        let base = std::env::temp_dir().join(format!(
+            "infor-comm-standby-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+        if running_as_root() {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&base)
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !status.success() {
+                return Err("chown postgres failed".into());
+            }
+        }
+        let data_dir = base.join("data");
+        let out = pg_command(&self.bin_dir, "pg_basebackup")
+            .arg("-D")
+            .arg(&data_dir)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-R", "-X", "stream", "--no-sync", "--checkpoint=fast"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "pg_basebackup: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let port = free_port();
+        let conf_path = data_dir.join("postgresql.conf");
+        let mut conf = std::fs::read_to_string(&conf_path).map_err(|e| e.to_string())?;
+        conf.push_str(&format!(
+            "\nport = {port}\nunix_socket_directories = '{}'\n",
+            base.display()
+        ));
+        std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+        let standby = PgCluster {
+            data_dir,
+            port,
+            ca_file: self.ca_file.clone(),
+            bin_dir: self.bin_dir.clone(),
+        };
+        standby.pg_ctl_start()?;
+        STARTED
+            .lock()
+            .map_err(|e| e.to_string())?
+            .push((standby.bin_dir.clone(), standby.data_dir.clone()));
+        Ok(standby)
+    }
+
+    /// Promotes a standby to a primary and waits until it is one.
+    pub fn promote(&self) -> Result<(), String> {
+        let out = pg_command(&self.bin_dir, "pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-w", "-t", "60", "promote"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "pg_ctl promote: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    }
+
     /// Stops the cluster (fast shutdown), e.g. to test what survives a restart.
     pub fn stop(&self) {
         let _ = pg_command(&self.bin_dir, "pg_ctl")

@@ -203,6 +203,17 @@ impl Scenario {
         self.start_relay(name, extra, metrics_port, &[])
     }
 
+    /// Starts a relay whose metrics listen on `metrics_port`, with more environment variables.
+    pub fn relay_with_metrics_env(
+        &self,
+        name: &str,
+        extra: &[&str],
+        metrics_port: u16,
+        env: &[(&str, &str)],
+    ) -> Process {
+        self.start_relay(name, extra, metrics_port, env)
+    }
+
     fn start_relay(
         &self,
         name: &str,

@@ -386,3 +386,126 @@ async fn a_list_of_broker_nodes_is_tried_in_turn() {
         "no password in the log: {output}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_never_works_through_a_standby_and_follows_it_when_it_is_promoted() {
+    let scenario = Scenario::new(3).await;
+    let primary = scenario.db.cluster;
+    let standby = tokio::task::block_in_place(|| primary.standby()).expect("a standby");
+    let on = |port: u16| {
+        format!(
+            "postgresql://relay_login@127.0.0.1:{port}/{}",
+            scenario.db.name
+        )
+    };
+    let published_on = |port: u16| {
+        let url = format!(
+            "postgresql://postgres@127.0.0.1:{port}/{}",
+            scenario.db.name
+        );
+        async move {
+            infor_comm_tests::postgres::connect(&url)
+                .await
+                .query_one(
+                    "SELECT count(*) FROM infor_comm.outbox WHERE published_at IS NOT NULL",
+                    &[],
+                )
+                .await
+                .map(|row| row.get::<_, i64>(0))
+                .unwrap_or(-1)
+        }
+    };
+    // Wait until the standby has replayed the requests.
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            infor_comm_tests::postgres::connect(&format!(
+                "postgresql://postgres@127.0.0.1:{}/{}",
+                standby.port, scenario.db.name
+            ))
+            .await
+            .query_one("SELECT count(*) FROM infor_comm.outbox", &[])
+            .await
+            .is_ok_and(|row| row.get::<_, i64>(0) == 3)
+        })
+        .await,
+        "the standby replays the requests"
+    );
+
+    // Given the standby alone, the relay claims nothing, and says why once.
+    let port = free_port();
+    let relay = scenario.relay_with_metrics_env(
+        "standby-only",
+        &[],
+        port,
+        &[("DATABASE_URL", &on(standby.port))],
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            http_get(port, "/ready")
+                .await
+                .is_some_and(|(status, body)| status == 503 && body.contains("standby"))
+        })
+        .await,
+        "{:?}\n{}",
+        http_get(port, "/ready").await,
+        relay.output()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(published_on(primary.port).await, 0, "{}", relay.output());
+    assert_eq!(
+        relay
+            .output()
+            .matches("the database server is a standby (in recovery)")
+            .count(),
+        1,
+        "said once: {}",
+        relay.output()
+    );
+
+    // The cluster's nodes, standby first, with target_session_attrs=read-write: the primary.
+    let both = format!(
+        "postgresql://relay_login@127.0.0.1:{},127.0.0.1:{}/{}?target_session_attrs=read-write",
+        standby.port, primary.port, scenario.db.name
+    );
+    let listed = scenario.relay_with_env("both-nodes", &[], &[("DATABASE_URL", &both)]);
+    scenario
+        .expect_published(3, Duration::from_secs(60), &listed)
+        .await;
+    drop(listed);
+
+    // The standby is promoted (the primary's published marks were replayed): the first relay
+    // finds a primary and goes on by itself.
+    scenario.enqueue_more("after", 2).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            infor_comm_tests::postgres::connect(&format!(
+                "postgresql://postgres@127.0.0.1:{}/{}",
+                standby.port, scenario.db.name
+            ))
+            .await
+            .query_one("SELECT count(*) FROM infor_comm.outbox", &[])
+            .await
+            .is_ok_and(|row| row.get::<_, i64>(0) == 5)
+        })
+        .await,
+        "the standby replays the new requests"
+    );
+    tokio::task::block_in_place(|| standby.promote()).expect("promote");
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            published_on(standby.port).await == 5
+        })
+        .await,
+        "{}",
+        relay.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            http_get(port, "/ready").await.map(|(status, _)| status) == Some(200)
+        })
+        .await,
+        "{}",
+        relay.output()
+    );
+    assert!(relay.output().contains("going on"), "{}", relay.output());
+}
