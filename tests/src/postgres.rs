@@ -124,6 +124,24 @@ fn make_test_certificates(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A new directory for a cluster, in the temporary directory, owned by `postgres`.
+fn new_base_dir(prefix: &str) -> Result<PathBuf, String> {
+    let base =
+        std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+    if running_as_root() {
+        let status = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&base)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err("chown postgres failed".into());
+        }
+    }
+    Ok(base)
+}
+
 impl PgCluster {
     /// The cluster of this test process, started on first use.
     pub fn shared() -> &'static PgCluster {
@@ -133,22 +151,7 @@ impl PgCluster {
     /// Initialises and starts a new cluster with pg_cron preloaded.
     pub fn start() -> Result<PgCluster, String> {
         let bin_dir = pg_bin_dir();
-        let base = std::env::temp_dir().join(format!(
-            "infor-comm-pg-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
-        if running_as_root() {
-            let status = Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(&base)
-                .status()
-                .map_err(|e| e.to_string())?;
-            if !status.success() {
-                return Err("chown postgres failed".into());
-            }
-        }
+        let base = new_base_dir("infor-comm-pg")?;
         let tls_dir = base.join("tls");
         make_test_certificates(&tls_dir)?;
         let data_dir = base.join("data");
@@ -229,22 +232,7 @@ impl PgCluster {
     /// A streaming standby of this cluster (pg_basebackup -R), started on a port of its own;
     /// stopped when the process exits.
     pub fn standby(&self) -> Result<PgCluster, String> {
-        let base = std::env::temp_dir().join(format!(
-            "infor-comm-standby-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
-        if running_as_root() {
-            let status = Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(&base)
-                .status()
-                .map_err(|e| e.to_string())?;
-            if !status.success() {
-                return Err("chown postgres failed".into());
-            }
-        }
+        let base = new_base_dir("infor-comm-standby")?;
         let data_dir = base.join("data");
         let out = pg_command(&self.bin_dir, "pg_basebackup")
             .arg("-D")

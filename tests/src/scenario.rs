@@ -195,26 +195,17 @@ impl Scenario {
 
     /// Starts a relay with more environment variables (`RUST_LOG`, say).
     pub fn relay_with_env(&self, name: &str, extra: &[&str], env: &[(&str, &str)]) -> Process {
-        self.start_relay(name, extra, free_port(), env)
+        self.relay_with_metrics_env(name, extra, free_port(), env)
     }
 
     /// Starts a relay whose /metrics, /health and /ready listen on `metrics_port`.
     pub fn relay_with_metrics(&self, name: &str, extra: &[&str], metrics_port: u16) -> Process {
-        self.start_relay(name, extra, metrics_port, &[])
+        self.relay_with_metrics_env(name, extra, metrics_port, &[])
     }
 
-    /// Starts a relay whose metrics listen on `metrics_port`, with more environment variables.
+    /// Starts a relay whose metrics listen on `metrics_port`, with more environment variables
+    /// (which win over the scenario's: `DATABASE_URL`, say).
     pub fn relay_with_metrics_env(
-        &self,
-        name: &str,
-        extra: &[&str],
-        metrics_port: u16,
-        env: &[(&str, &str)],
-    ) -> Process {
-        self.start_relay(name, extra, metrics_port, env)
-    }
-
-    fn start_relay(
         &self,
         name: &str,
         extra: &[&str],
