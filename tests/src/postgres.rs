@@ -302,6 +302,16 @@ impl PgCluster {
             .output();
     }
 
+    /// Stops the cluster at once, as a crash would (`pg_ctl stop -m immediate`): no shutdown
+    /// checkpoint, sessions cut.
+    pub fn crash(&self) {
+        let _ = pg_command(&self.bin_dir, "pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+
     /// Starts the cluster again after [`PgCluster::stop`].
     pub fn restart(&self) -> Result<(), String> {
         self.pg_ctl_start()
