@@ -238,10 +238,7 @@ impl Health {
     /// different versions, or this login may not use it here), or that a call succeeded again:
     /// `/ready` is false meanwhile, and says why.
     pub fn set_refused(&self, reason: Option<String>) {
-        *self
-            .refused
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = reason;
+        self.replace_refused(reason);
     }
 
     /// Records the version of infor_comm the database has.

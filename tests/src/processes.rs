@@ -40,12 +40,6 @@ impl Process {
         args: &[String],
         env: &[(&str, String)],
     ) -> Process {
-        let log = std::env::temp_dir().join(format!(
-            "infor-comm-{}-{name}-{}.log",
-            std::process::id(),
-            crate::postgres::free_port()
-        ));
-        let file = std::fs::File::create(&log).expect("log file");
         let mut command = Command::new(binary(binary_name));
         command
             .args(args)
@@ -54,19 +48,8 @@ impl Process {
             .env_remove("DATABASE_CA_FILE")
             .env_remove("DATABASE_URL_FILE")
             .env_remove("AMQP_URL_FILE")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command.spawn().expect("spawn");
-        Process {
-            child: Some(child),
-            name: name.to_string(),
-            log,
-        }
+            .env("RUST_LOG", "info");
+        Process::spawn(name, command, env)
     }
 
     /// Starts `program` (any executable, not only the workspace's) with `args` and `env` and
@@ -78,30 +61,34 @@ impl Process {
         args: &[String],
         env: &[(&str, String)],
     ) -> Process {
+        let mut command = Command::new(program);
+        command.args(args).env_clear();
+        for key in ["PATH", "HOME", "TMPDIR"] {
+            if let Some(value) = std::env::var_os(key) {
+                command.env(key, value);
+            }
+        }
+        Process::spawn(name, command, env)
+    }
+
+    /// Spawns `command` with `env` added, its output to a new log file in the temp directory.
+    fn spawn(name: &str, mut command: Command, env: &[(&str, String)]) -> Process {
         let log = std::env::temp_dir().join(format!(
             "infor-comm-{}-{name}-{}.log",
             std::process::id(),
             crate::postgres::free_port()
         ));
         let file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(program);
         command
-            .args(args)
-            .env_clear()
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file);
-        for key in ["PATH", "HOME", "TMPDIR"] {
-            if let Some(value) = std::env::var_os(key) {
-                command.env(key, value);
-            }
-        }
         for (key, value) in env {
             command.env(key, value);
         }
         let child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+            .unwrap_or_else(|e| panic!("start {:?}: {e}", command.get_program()));
         Process {
             child: Some(child),
             name: name.to_string(),

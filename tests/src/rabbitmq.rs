@@ -170,8 +170,9 @@ impl RabbitNode {
             .expect("delete_queue");
     }
 
-    /// The type of a queue of a virtual host (`classic`, `quorum`), if it exists.
-    pub fn queue_type(&self, vhost_url: &str, queue: &str) -> Option<String> {
+    /// A column of `rabbitmqctl list_queues` (`type`, `messages`, …) for a queue of a virtual
+    /// host, if the queue exists.
+    fn queue_column(&self, vhost_url: &str, queue: &str, column: &str) -> Option<String> {
         let vhost = vhost_url.rsplit('/').next().unwrap_or("/");
         let out = self
             .ctl(&[
@@ -181,33 +182,24 @@ impl RabbitNode {
                 "--quiet",
                 "--no-table-headers",
                 "name",
-                "type",
+                column,
             ])
             .unwrap_or_default();
         out.lines()
             .filter_map(|line| line.split_once('\t'))
             .find(|(name, _)| *name == queue)
-            .map(|(_, kind)| kind.trim().to_string())
+            .map(|(_, value)| value.trim().to_string())
+    }
+
+    /// The type of a queue of a virtual host (`classic`, `quorum`), if it exists.
+    pub fn queue_type(&self, vhost_url: &str, queue: &str) -> Option<String> {
+        self.queue_column(vhost_url, queue, "type")
     }
 
     /// Messages ready in a queue of a virtual host.
     pub fn queue_depth(&self, vhost_url: &str, queue: &str) -> u64 {
-        let vhost = vhost_url.rsplit('/').next().unwrap_or("/");
-        let out = self
-            .ctl(&[
-                "list_queues",
-                "-p",
-                vhost,
-                "--quiet",
-                "--no-table-headers",
-                "name",
-                "messages",
-            ])
-            .unwrap_or_default();
-        out.lines()
-            .filter_map(|line| line.split_once('\t'))
-            .find(|(name, _)| *name == queue)
-            .and_then(|(_, n)| n.trim().parse().ok())
+        self.queue_column(vhost_url, queue, "messages")
+            .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     }
 }

@@ -44,6 +44,29 @@ async fn metrics(port: u16) -> String {
         .unwrap_or_default()
 }
 
+/// The relay's `/ready` answers 200 within 20 s, and its log says it went on by itself.
+async fn expect_ready_again(port: u16, relay: &Process) {
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            http_get(port, "/ready").await.map(|(status, _)| status) == Some(200)
+        })
+        .await,
+        "{}",
+        relay.output()
+    );
+    assert!(relay.output().contains("going on"), "{}", relay.output());
+}
+
+/// `count` (a `SELECT count(*) …`) in database `db` of the server on `port`; -1 when it cannot
+/// be read.
+async fn count_on(port: u16, db: &str, count: &str) -> i64 {
+    infor_comm_tests::postgres::connect(&format!("postgresql://postgres@127.0.0.1:{port}/{db}"))
+        .await
+        .query_one(count, &[])
+        .await
+        .map_or(-1, |row| row.get(0))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_that_can_never_work_exit_78_and_say_which_once() {
     let amqp = ("AMQP_URL", "amqp://guest:guest@127.0.0.1:1/v".to_string());
@@ -318,15 +341,7 @@ async fn an_extension_version_the_relay_does_not_know_holds_everything_until_the
         "the message waiting in the queue is applied: {}",
         relay.output()
     );
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            http_get(port, "/ready").await.map(|(status, _)| status) == Some(200)
-        })
-        .await,
-        "{}",
-        relay.output()
-    );
-    assert!(relay.output().contains("going on"), "{}", relay.output());
+    expect_ready_again(port, &relay).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,34 +413,13 @@ async fn the_relay_never_works_through_a_standby_and_follows_it_when_it_is_promo
             scenario.db.name
         )
     };
-    let published_on = |port: u16| {
-        let url = format!(
-            "postgresql://postgres@127.0.0.1:{port}/{}",
-            scenario.db.name
-        );
-        async move {
-            infor_comm_tests::postgres::connect(&url)
-                .await
-                .query_one(
-                    "SELECT count(*) FROM infor_comm.outbox WHERE published_at IS NOT NULL",
-                    &[],
-                )
-                .await
-                .map(|row| row.get::<_, i64>(0))
-                .unwrap_or(-1)
-        }
-    };
+    let db = scenario.db.name.as_str();
+    const REQUESTS: &str = "SELECT count(*) FROM infor_comm.outbox";
+    const PUBLISHED: &str = "SELECT count(*) FROM infor_comm.outbox WHERE published_at IS NOT NULL";
     // Wait until the standby has replayed the requests.
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            infor_comm_tests::postgres::connect(&format!(
-                "postgresql://postgres@127.0.0.1:{}/{}",
-                standby.port, scenario.db.name
-            ))
-            .await
-            .query_one("SELECT count(*) FROM infor_comm.outbox", &[])
-            .await
-            .is_ok_and(|row| row.get::<_, i64>(0) == 3)
+            count_on(standby.port, db, REQUESTS).await == 3
         })
         .await,
         "the standby replays the requests"
@@ -451,7 +445,12 @@ async fn the_relay_never_works_through_a_standby_and_follows_it_when_it_is_promo
         relay.output()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(published_on(primary.port).await, 0, "{}", relay.output());
+    assert_eq!(
+        count_on(primary.port, db, PUBLISHED).await,
+        0,
+        "{}",
+        relay.output()
+    );
     assert_eq!(
         relay
             .output()
@@ -478,14 +477,7 @@ async fn the_relay_never_works_through_a_standby_and_follows_it_when_it_is_promo
     scenario.enqueue_more("after", 2).await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
-            infor_comm_tests::postgres::connect(&format!(
-                "postgresql://postgres@127.0.0.1:{}/{}",
-                standby.port, scenario.db.name
-            ))
-            .await
-            .query_one("SELECT count(*) FROM infor_comm.outbox", &[])
-            .await
-            .is_ok_and(|row| row.get::<_, i64>(0) == 5)
+            count_on(standby.port, db, REQUESTS).await == 5
         })
         .await,
         "the standby replays the new requests"
@@ -493,19 +485,11 @@ async fn the_relay_never_works_through_a_standby_and_follows_it_when_it_is_promo
     tokio::task::block_in_place(|| standby.promote()).expect("promote");
     assert!(
         wait_until(Duration::from_secs(60), || async {
-            published_on(standby.port).await == 5
+            count_on(standby.port, db, PUBLISHED).await == 5
         })
         .await,
         "{}",
         relay.output()
     );
-    assert!(
-        wait_until(Duration::from_secs(20), || async {
-            http_get(port, "/ready").await.map(|(status, _)| status) == Some(200)
-        })
-        .await,
-        "{}",
-        relay.output()
-    );
-    assert!(relay.output().contains("going on"), "{}", relay.output());
+    expect_ready_again(port, &relay).await;
 }
