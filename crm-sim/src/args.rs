@@ -58,6 +58,12 @@ pub struct Args {
     #[arg(long, env = "CRM_SIM_IN_FLIGHT", default_value_t = 512,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub in_flight: u16,
+    /// Appends a line to this file for each request received and each reply and push the
+    /// broker confirmed (tab-separated: `request <requestID> <redelivered 0|1>`,
+    /// `reply <message id> <requestID>`, `push <message id>`), for tests that count what was
+    /// sent against what was applied.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<std::path::PathBuf>,
 }
 
 impl Args {

@@ -115,6 +115,8 @@ pub struct Requests {
 pub struct Request {
     /// The body, as the relay published it.
     pub body: Vec<u8>,
+    /// True when the broker hands it out again (it was delivered before, and not acked).
+    pub redelivered: bool,
     acker: Acker,
 }
 
@@ -335,6 +337,7 @@ impl From<Delivery> for Request {
     fn from(delivery: Delivery) -> Request {
         Request {
             body: delivery.data,
+            redelivered: delivery.redelivered,
             acker: delivery.acker,
         }
     }

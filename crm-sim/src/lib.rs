@@ -21,6 +21,8 @@
 //! - [`ids`]: the ids the simulator makes up, none ever given twice;
 //! - [`in_flight`]: the replies and pushes published and not yet confirmed, up to
 //!   `--in-flight` of them;
+//! - [`journal`]: `--journal`, the file a test counts the requests received and the replies and
+//!   pushes sent from;
 //! - [`reactions`]: reading the client reactions the pushes draw from;
 //! - [`report`]: errors with their causes, and connection strings without their passwords,
 //!   for the log;
@@ -36,6 +38,7 @@ pub mod contract;
 pub mod deliveries;
 pub mod ids;
 pub mod in_flight;
+pub mod journal;
 pub mod reactions;
 pub mod report;
 pub mod simulator;

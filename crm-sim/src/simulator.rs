@@ -17,6 +17,7 @@ use crate::broker::{parse_url, BrokerError, Request, Requests, Session, Setup};
 use crate::contract::{now_dt, push, reply, Reaction};
 use crate::deliveries::Deliveries;
 use crate::in_flight::InFlight;
+use crate::journal::Journal;
 use crate::reactions::load_reactions;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -39,8 +40,12 @@ type DuePush = (String, serde_json::Value);
 #[derive(Debug)]
 enum Sent {
     /// The reply to the request numbered `delivery` in the session's [`Deliveries`], which
-    /// names our `requestID` as `reply_uid`.
-    Reply { delivery: u64, reply_uid: String },
+    /// names our `requestID` as `reply_uid`; `message_id` is the reply's.
+    Reply {
+        delivery: u64,
+        reply_uid: String,
+        message_id: String,
+    },
     /// A push.
     Push(DuePush),
 }
@@ -73,7 +78,8 @@ pub async fn run(args: Args) -> Result<(), String> {
         quorum: args.quorum_queues,
         prefetch: args.prefetch,
     };
-    let mut simulator = Simulator::new(&args, queues.inbound.clone(), reactions, stop);
+    let journal = Journal::open(args.journal.as_deref())?;
+    let mut simulator = Simulator::new(&args, queues.inbound.clone(), reactions, stop, journal);
     let mut pause = Pause::new();
     loop {
         let (session, mut requests) = match Session::open(setup).await {
@@ -128,6 +134,8 @@ struct Simulator {
     stop: watch::Receiver<bool>,
     /// True once the stop was seen: no more requests are taken.
     stopping: bool,
+    /// `--journal`.
+    journal: Journal,
 }
 
 impl Simulator {
@@ -137,6 +145,7 @@ impl Simulator {
         answers_queue: String,
         reactions: Vec<Reaction>,
         stop: watch::Receiver<bool>,
+        journal: Journal,
     ) -> Simulator {
         let (due_sender, due) = mpsc::unbounded_channel();
         Simulator {
@@ -151,6 +160,7 @@ impl Simulator {
             unsent: Vec::new(),
             stop,
             stopping: false,
+            journal,
         }
     }
 
@@ -251,6 +261,7 @@ impl Simulator {
             taken.done(delivery);
             return ack_done(taken).await;
         };
+        self.journal.request(&answer.reply_uid, request.redelivered);
         let body = reply(
             &answer.crm_request_id,
             &answer.reply_uid,
@@ -260,11 +271,11 @@ impl Simulator {
         match self.publish(session, &answer.crm_request_id, &body).await {
             Ok(confirm) => {
                 let delivery = taken.push(request);
-                let reply_uid = answer.reply_uid;
                 in_flight.add(
                     Sent::Reply {
                         delivery,
-                        reply_uid,
+                        reply_uid: answer.reply_uid,
+                        message_id: answer.crm_request_id,
                     },
                     confirm,
                 );
@@ -325,13 +336,17 @@ impl Simulator {
     ) -> bool {
         if settled.iter().all(|(_, outcome)| outcome.is_ok()) {
             for (sent, _) in settled {
-                if let Sent::Reply {
-                    delivery,
-                    reply_uid,
-                } = sent
-                {
-                    self.schedule_push(&reply_uid);
-                    taken.done(delivery);
+                match sent {
+                    Sent::Reply {
+                        delivery,
+                        reply_uid,
+                        message_id,
+                    } => {
+                        self.journal.reply(&message_id, &reply_uid);
+                        self.schedule_push(&reply_uid);
+                        taken.done(delivery);
+                    }
+                    Sent::Push((message_id, _)) => self.journal.push(&message_id),
                 }
             }
             return true;
@@ -534,7 +549,13 @@ mod unit_tests {
             second_level_free_text: false,
         };
         let (_raise, stop) = watch::channel(false);
-        Simulator::new(&args, "answers".into(), vec![reaction], stop)
+        Simulator::new(
+            &args,
+            "answers".into(),
+            vec![reaction],
+            stop,
+            Journal::default(),
+        )
     }
 
     /// The request of the `n`th client, as the broker hands it over.
@@ -558,6 +579,7 @@ mod unit_tests {
         Sent::Reply {
             delivery: taken.push(request),
             reply_uid: answer.reply_uid,
+            message_id: answer.crm_request_id,
         }
     }
 
