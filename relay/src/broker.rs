@@ -645,6 +645,8 @@ pub struct Incoming {
     pub message_id_bytes: Option<Vec<u8>>,
     /// True when the broker delivered it before.
     pub redelivered: bool,
+    /// Its delivery tag on its channel: the order the broker handed the messages over in.
+    pub delivery_tag: u64,
     /// Set when the body was over the limit of [`limit_body_size`].
     pub oversized: Option<Oversized>,
     /// Set, to the reason, when the message's header table is over the relay's limits
@@ -743,6 +745,7 @@ impl Consumer {
                     .map(lapin::types::parsing::unescape_invalid_utf8),
                 message_id,
                 redelivered: delivery.redelivered,
+                delivery_tag: delivery.delivery_tag,
                 oversized: delivery.oversized.map(|o| Oversized {
                     size: o.size,
                     sha256: o.sha256,

@@ -295,9 +295,12 @@ impl Work<'_> {
         }
         // If an ack is lost, the message comes again and is journaled as a duplicate.
         if failed.is_empty() && self.held.is_empty() && !retry {
-            // Every message delivered before the last of this batch is in it or acked already
-            // (a batch takes the oldest in hand; none is held back): one frame acks them all.
-            if let Some(last) = committed.last() {
+            // Every message delivered before the batch's last delivered one is in the batch or
+            // acked already (a batch takes the oldest in hand; none is held back): one frame acks
+            // them all. The last delivered, not the last applied: the batch was sorted by the
+            // CRM's ids, and a multiple ack of its last message would leave the ones delivered
+            // after it unacked, held by this relay until a later batch's ack covered them.
+            if let Some(last) = committed.iter().max_by_key(|message| message.delivery_tag) {
                 last.ack_up_to().await.map_err(broker_lost)?;
             }
         } else {

@@ -114,6 +114,49 @@ async fn malformed_inbound_messages_are_kept_and_the_relay_goes_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_applied_in_another_order_than_delivered_is_acked_whole() {
+    // Messages whose CRM ids sort in the reverse of their delivery order, taken in one batch:
+    // the relay applies them sorted by those ids, and must still ack every one of them. A
+    // multiple ack of the batch's last applied message acked only the first delivered.
+    let scenario = Scenario::new(0).await;
+    let mut relay = scenario.relay("relay", &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            scenario
+                .rabbit
+                .queue_type(&scenario.amqp_url, &scenario.inbound_queue())
+                .is_some()
+        })
+        .await,
+        "the relay declared the inbound queue"
+    );
+    relay.terminate(Duration::from_secs(30));
+    let bodies: Vec<String> = (0..20)
+        .rev()
+        .map(|n| format!(r#"{{"replyUID": "nobody", "requestID": "crm-{n:02}", "statusCode": "0", "taskID": "t"}}"#))
+        .collect();
+    let bodies: Vec<&[u8]> = bodies.iter().map(|b| b.as_bytes()).collect();
+    scenario.publish_inbound(&bodies, "reversed").await;
+    let _relay = scenario.relay("relay-again", &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            scenario.inbox_count("rejected").await + scenario.inbox_count("orphan").await == 20
+        })
+        .await,
+        "{:?}",
+        scenario.inbox_outcomes().await
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            scenario.inbound_depth() == 0
+        })
+        .await,
+        "messages ready or unacked after all were recorded: {}",
+        scenario.inbound_depth()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_share_the_outbox_without_publishing_a_row_twice() {
     let scenario = Scenario::new(1000).await;
     let _first = scenario.relay("relay-1", &["--batch-size", "20"]);
