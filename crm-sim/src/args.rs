@@ -12,7 +12,8 @@ use std::time::Duration;
     about = "A simulator of InforCRM for demos and tests"
 )]
 pub struct Args {
-    /// AMQP URL of the broker.
+    /// AMQP URL of the broker; the nodes of a cluster as a list separated by commas (after a
+    /// failure, the next session opens on the next node).
     #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     pub amqp_url: String,
     /// Database with infor_comm, to read the client reactions from.

@@ -59,7 +59,13 @@ type Taken = Deliveries<Request>;
 /// Runs the simulator until SIGTERM or SIGINT, then sends the pushes still due and returns.
 pub async fn run(args: Args) -> Result<(), String> {
     let queues = args.queues()?;
-    parse_url(&args.amqp_url)?;
+    // A list of nodes of one cluster, separated by commas: a session opens on one of them, and
+    // the next session after a failure on the next.
+    let urls: Vec<&str> = args.amqp_url.split(',').map(str::trim).collect();
+    for url in &urls {
+        parse_url(url)?;
+    }
+    let mut node = 0;
     let stop = stop_on_signal();
     let reactions = load_reactions(&args.database_url).await?;
     if reactions.is_empty() {
@@ -70,8 +76,8 @@ pub async fn run(args: Args) -> Result<(), String> {
     } else {
         Vec::new()
     };
-    let setup = Setup {
-        url: &args.amqp_url,
+    let mut setup = Setup {
+        url: urls[0],
         name: NAME,
         requests: &queues.outbound,
         declare: &declare,
@@ -82,10 +88,12 @@ pub async fn run(args: Args) -> Result<(), String> {
     let mut simulator = Simulator::new(&args, queues.inbound.clone(), reactions, stop, journal);
     let mut pause = Pause::new();
     loop {
+        setup.url = urls[node % urls.len()];
         let (session, mut requests) = match Session::open(setup).await {
             Ok(opened) => opened,
             Err(error) => {
                 tracing::warn!(%error, "cannot open a session with the broker; retrying");
+                node += 1;
                 if sleep_unless_stopped(pause.next(), &mut simulator.stop).await {
                     continue;
                 }
@@ -100,6 +108,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         if let Ended::Stopped = ended {
             return Ok(());
         }
+        node += 1;
         tokio::time::sleep(pause.next()).await;
     }
 }

@@ -3,6 +3,7 @@
 //! - a PostgreSQL 15 cluster with pg_cron preloaded, and a fresh database per test with the
 //!   `infor_comm` extension and the bank's host tables ([`postgres`]);
 //! - a RabbitMQ node, and a fresh virtual host per test ([`rabbitmq`]);
+//! - for the high-availability test, etcd and PostgreSQL nodes under Patroni ([`patroni`]);
 //! - the real `infor-relay` and `infor-crm-sim` binaries as child processes ([`processes`]);
 //! - Debian's Prometheus, promtool and postgres_exporter for the alert tests ([`prometheus`]).
 //!
@@ -10,16 +11,19 @@
 //! and the binaries built: the README's test command does both. PostgreSQL refuses to run as
 //! root: when the tests run as root, the server runs as the `postgres` user.
 
+pub mod patroni;
 pub mod postgres;
 pub mod processes;
 pub mod prometheus;
 pub mod proxy;
+pub mod rabbit_cluster;
 pub mod rabbitmq;
 pub mod raw_amqp;
 pub mod scenario;
 
 pub use postgres::{insert_thinking_clients, PgCluster, TestDb};
 pub use processes::Process;
+pub use rabbit_cluster::RabbitCluster;
 pub use rabbitmq::RabbitNode;
 pub use scenario::{Progress, Scenario};
 

@@ -27,7 +27,7 @@ static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
 static STARTED: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
 static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
-fn pg_bin_dir() -> PathBuf {
+pub(crate) fn pg_bin_dir() -> PathBuf {
     let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| "pg_config".into());
     let out = Command::new(pg_config)
         .arg("--bindir")
@@ -36,13 +36,13 @@ fn pg_bin_dir() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Runs a PostgreSQL program, as the `postgres` user when we are root.
-fn pg_command(bin_dir: &Path, program: &str) -> Command {
+pub(crate) fn pg_command(bin_dir: &Path, program: &str) -> Command {
     let path = bin_dir.join(program);
     if running_as_root() {
         let mut cmd = Command::new("runuser");
@@ -125,7 +125,7 @@ fn make_test_certificates(dir: &Path) -> Result<(), String> {
 }
 
 /// A new directory for a cluster, in the temporary directory, owned by `postgres`.
-fn new_base_dir(prefix: &str) -> Result<PathBuf, String> {
+pub(crate) fn new_base_dir(prefix: &str) -> Result<PathBuf, String> {
     let base =
         std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;

@@ -22,6 +22,22 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `command` to its end: its output (standard output, then standard error) when it exits
+/// 0, else an error naming it as `what`, with its exit status and output.
+pub fn run_to_end(mut command: Command, what: &str) -> Result<String, String> {
+    let out = command.output().map_err(|e| format!("{what}: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{what} exited with {}:\n{text}", out.status))
+    }
+}
+
 /// A child process killed when dropped, with its output in a log file.
 #[derive(Debug)]
 pub struct Process {
@@ -49,7 +65,7 @@ impl Process {
             .env_remove("DATABASE_URL_FILE")
             .env_remove("AMQP_URL_FILE")
             .env("RUST_LOG", "info");
-        Process::spawn(name, command, env)
+        Process::spawn_command(name, command, env)
     }
 
     /// Starts `program` (any executable, not only the workspace's) with `args` and `env` and
@@ -68,11 +84,11 @@ impl Process {
                 command.env(key, value);
             }
         }
-        Process::spawn(name, command, env)
+        Process::spawn_command(name, command, env)
     }
 
     /// Spawns `command` with `env` added, its output to a new log file in the temp directory.
-    fn spawn(name: &str, mut command: Command, env: &[(&str, String)]) -> Process {
+    pub fn spawn_command(name: &str, mut command: Command, env: &[(&str, String)]) -> Process {
         let log = std::env::temp_dir().join(format!(
             "infor-comm-{}-{name}-{}.log",
             std::process::id(),

@@ -66,24 +66,9 @@ pub fn read_shipped(file: &str) -> String {
 
 /// Runs promtool with `args`: its output when it exits 0, else its status and output.
 pub fn promtool(args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new(tool("promtool"))
-        .args(args)
-        .output()
-        .map_err(|e| format!("promtool: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!(
-            "promtool {} exited with {}:\n{text}",
-            args.join(" "),
-            out.status
-        ))
-    }
+    let mut command = std::process::Command::new(tool("promtool"));
+    command.args(args);
+    crate::processes::run_to_end(command, &format!("promtool {}", args.join(" ")))
 }
 
 /// The names of the alerts of a rules file, in order (`- alert: NAME` lines).

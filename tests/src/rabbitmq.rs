@@ -38,6 +38,79 @@ fn ctl_command(dir: &std::path::Path, node: &str) -> Command {
     command
 }
 
+/// Starts `rabbitmq-server` for `node` in `dir` (its HOME, data and logs; output to
+/// `server.out`) on `port` (AMQP) and `dist_port` (Erlang distribution), both on 127.0.0.1, and
+/// registers the node to be stopped and its directory removed at process exit. Does not wait.
+pub(crate) fn spawn_server(
+    dir: &std::path::Path,
+    node: &str,
+    port: u16,
+    dist_port: u16,
+) -> Result<(), String> {
+    let log = std::fs::File::create(dir.join("server.out")).map_err(|e| e.to_string())?;
+    Command::new(format!("{RABBITMQ_BIN}/rabbitmq-server"))
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("RABBITMQ_NODENAME", node)
+        .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+        .env("RABBITMQ_NODE_PORT", port.to_string())
+        .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+        .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+        .env("RABBITMQ_LOG_BASE", dir.join("log"))
+        .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+        .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+        .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
+        .env("RABBITMQ_PID_FILE", dir.join("pid"))
+        .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("rabbitmq-server: {e} (install rabbitmq-server)"))?;
+    let mut started = STARTED.lock().map_err(|e| e.to_string())?;
+    if started.is_empty() {
+        // SAFETY: registers a plain extern "C" function, run once at process exit.
+        unsafe { libc::atexit(stop_nodes) };
+    }
+    started.push((node.to_string(), dir.to_path_buf()));
+    Ok(())
+}
+
+/// Waits (up to 90 s) until the broker application of `node` runs.
+pub(crate) fn await_startup(dir: &std::path::Path, node: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        let ok = ctl_command(dir, node)
+            .args(["await_startup", "--timeout", "5"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ok {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = std::fs::read_to_string(dir.join("server.out")).unwrap_or_default();
+    Err(format!("RabbitMQ node {node} did not start: {out}"))
+}
+
+/// Runs `rabbitmqctl` with `args` against `node`; its standard output, or an error with its
+/// standard error.
+pub(crate) fn ctl(dir: &std::path::Path, node: &str, args: &[&str]) -> Result<String, String> {
+    let out = ctl_command(dir, node)
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "rabbitmqctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 impl RabbitNode {
     /// The node of this test process, started on first use.
     pub fn shared() -> &'static RabbitNode {
@@ -62,69 +135,18 @@ impl RabbitNode {
         if !conf.is_empty() {
             std::fs::write(dir.join("rabbitmq.conf"), conf).map_err(|e| e.to_string())?;
         }
-        let log = std::fs::File::create(dir.join("server.out")).map_err(|e| e.to_string())?;
-        Command::new(format!("{RABBITMQ_BIN}/rabbitmq-server"))
-            .current_dir(&dir)
-            .env("HOME", &dir)
-            .env("RABBITMQ_NODENAME", &node)
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", port.to_string())
-            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
-            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", dir.join("log"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
-            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
-            .env("RABBITMQ_PID_FILE", dir.join("pid"))
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("rabbitmq-server: {e} (install rabbitmq-server)"))?;
+        spawn_server(&dir, &node, port, dist_port)?;
         let rabbit = RabbitNode { node, port, dir };
-        {
-            let mut started = STARTED.lock().map_err(|e| e.to_string())?;
-            if started.is_empty() {
-                // SAFETY: registers a plain extern "C" function, run once at process exit.
-                unsafe { libc::atexit(stop_nodes) };
-            }
-            started.push((rabbit.node.clone(), rabbit.dir.clone()));
-        }
         rabbit.await_startup()?;
         Ok(rabbit)
     }
 
     fn await_startup(&self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while Instant::now() < deadline {
-            let ok = ctl_command(&self.dir, &self.node)
-                .args(["await_startup", "--timeout", "5"])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if ok {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        let out = std::fs::read_to_string(self.dir.join("server.out")).unwrap_or_default();
-        Err(format!("RabbitMQ node {} did not start: {out}", self.node))
+        await_startup(&self.dir, &self.node)
     }
 
     fn ctl(&self, args: &[&str]) -> Result<String, String> {
-        let out = ctl_command(&self.dir, &self.node)
-            .args(args)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "rabbitmqctl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+        ctl(&self.dir, &self.node, args)
     }
 
     /// Raises (or clears) a memory alarm: the node blocks every connection that publishes
