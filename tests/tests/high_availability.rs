@@ -115,9 +115,15 @@ struct Ha {
     inbox_seen: i64,
 }
 
-/// Connects to the primary through the relay's kind of URL, retrying for up to 60 s.
+/// Connects to the test's database on the primary.
 async fn primary(pg: &PatroniCluster) -> Client {
-    let url = pg.url("postgres", DATABASE);
+    primary_of(pg, DATABASE).await
+}
+
+/// Connects to `database` on the primary through the relay's kind of URL (every node,
+/// `target_session_attrs=read-write`), retrying for up to 60 s while a failover goes on.
+async fn primary_of(pg: &PatroniCluster, database: &str) -> Client {
+    let url = pg.url("postgres", database);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
@@ -125,8 +131,7 @@ async fn primary(pg: &PatroniCluster) -> Client {
                 tokio::spawn(connection);
                 return client;
             }
-            Err(error) if Instant::now() < deadline => {
-                let _ = error;
+            Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(error) => panic!("no primary through {url}: {error}\n{}", pg.logs()),
@@ -145,8 +150,7 @@ async fn query_primary<T>(
         let client = primary(pg).await;
         match client.query(sql, &[]).await {
             Ok(rows) => return read(&rows),
-            Err(error) if Instant::now() < deadline => {
-                let _ = error;
+            Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(error) => panic!("{sql}: {error}"),
@@ -710,16 +714,6 @@ impl Ha {
     }
 }
 
-/// Connects to `database` on the primary.
-async fn primary_of(pg: &PatroniCluster, database: &str) -> Client {
-    let url = pg.url("postgres", database);
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    tokio::spawn(connection);
-    client
-}
-
 fn table(rows: &[Row]) -> String {
     let mut text = String::from(
         "| Fault | Standby | Time to recover | Requests | Replies | Pushes | Resent | Lost | Orphaned pushes | Applied twice |\n\
@@ -786,7 +780,7 @@ async fn failovers_and_broker_node_stops_lose_nothing_with_a_synchronous_standby
         );
         rows.push(row);
     }
-    let promoted_last = chrono::Utc::now();
+    let after_last_failover = chrono::Utc::now();
 
     // pg_cron runs the daily job on the node promoted last (its runs are recorded in
     // cron.job_run_details, which only a primary writes).
@@ -797,7 +791,7 @@ async fn failovers_and_broker_node_stops_lose_nothing_with_a_synchronous_standby
                 "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid)
                   WHERE j.jobname = 'infor_comm_daily' AND d.status = 'succeeded'
                     AND d.start_time > '{}'",
-                promoted_last.to_rfc3339()
+                after_last_failover.to_rfc3339()
             ),
         )
         .await
