@@ -806,7 +806,6 @@ async fn failovers_and_broker_node_stops_lose_nothing_with_a_synchronous_standby
     .await;
 
     let text = table(&rows);
-    println!("{text}");
     eprintln!(
         "{text}\nwhole run: {:.0} s",
         started.elapsed().as_secs_f64()
