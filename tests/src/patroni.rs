@@ -356,14 +356,6 @@ impl PatroniCluster {
         )
     }
 
-    /// A connection string to `database` on node `index` alone.
-    pub fn node_url(&self, index: usize, database: &str) -> String {
-        format!(
-            "postgresql://postgres@127.0.0.1:{}/{database}",
-            self.nodes[index].pg_port
-        )
-    }
-
     fn patronictl(&self, args: &[&str]) -> Result<String, String> {
         let mut command = Command::new("/usr/bin/patronictl");
         command

@@ -751,6 +751,18 @@ async fn failovers_and_broker_node_stops_lose_nothing_with_a_synchronous_standby
         .unwrap_or(CLIENTS);
     let mut ha = Ha::start(clients).await;
     eprintln!("cluster up in {:.0} s", started.elapsed().as_secs_f64());
+    assert!(
+        infor_comm_tests::wait_until(Duration::from_secs(60), || ha.all_ready()).await,
+        "the relays are not ready:\n{}",
+        ha.relay_logs()
+    );
+    for queue in ha.queues() {
+        assert_eq!(
+            ha.rabbit.queue_type(&ha.vhost, &queue).as_deref(),
+            Some("quorum"),
+            "{queue}"
+        );
+    }
 
     let rounds = [
         ("R1", Fault::PlannedFailover, true),
