@@ -16,6 +16,15 @@ extension_sql_file!(
     requires = ["task_table", "client_reaction"],
 );
 
+/// The order that puts a client's decisive request first among its task rows `t`: the one that
+/// created a task, else the latest. The effectiveness report and the uplift count a client by it.
+pub(crate) const DECISIVE_REQUEST_FIRST: &str =
+    "coalesce(t.status_code = '0', false) DESC, t.time_create DESC";
+
+/// The first-level reaction of task row `t`, NULL when InforCRM sent none (empty or '-').
+pub(crate) const FIRST_LEVEL_REACTION: &str =
+    "nullif(nullif(pg_catalog.btrim(t.first_level_client_reaction), ''), '-')";
+
 /// The effectiveness report for the host tables of `host`: `$1` and `$2` (dates, NULL for
 /// unbounded) are the first and last day of the requests looked at. Each client asked about
 /// counts once, by its decisive request: the one that created a task, else the latest. Its
@@ -26,10 +35,10 @@ pub fn effectiveness_sql(host: &HostTables) -> String {
         "WITH asked AS (
     SELECT DISTINCT ON (t.organization_id)
            t.organization_id, t.time_create AS asked_at, t.status_code, t.task_status,
-           nullif(nullif(pg_catalog.btrim(t.first_level_client_reaction), ''), '-') AS first_level
+           {FIRST_LEVEL_REACTION} AS first_level
       FROM infor_comm.infor_communication_task t
      WHERE t.time_create::date BETWEEN coalesce($1::date, '-infinity'::date) AND coalesce($2::date, 'infinity'::date)
-     ORDER BY t.organization_id, coalesce(t.status_code = '0', false) DESC, t.time_create DESC
+     ORDER BY t.organization_id, {DECISIVE_REQUEST_FIRST}
 ), judged AS (
     SELECT CASE WHEN a.status_code = '0' AND a.task_status = '3' THEN 1
                 WHEN a.status_code = '0' AND a.task_status = '5' THEN 2

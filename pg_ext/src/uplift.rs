@@ -13,6 +13,7 @@
 //! Wilson score intervals), which keeps its coverage for small groups and rates near 0 or 1.
 
 use crate::host_tables::HostTables;
+use crate::reports::{DECISIVE_REQUEST_FIRST, FIRST_LEVEL_REACTION};
 use pgrx::datum::Interval;
 use pgrx::prelude::*;
 
@@ -111,10 +112,10 @@ pub fn counts_sql(host: &HostTables) -> String {
       -- The first-level reaction of the client's decisive request: the one that created a task,
       -- else the latest.
       LEFT JOIN LATERAL (
-            SELECT nullif(nullif(pg_catalog.btrim(t.first_level_client_reaction), ''), '-') AS first_level
+            SELECT {FIRST_LEVEL_REACTION} AS first_level
               FROM infor_comm.infor_communication_task t
              WHERE t.organization_id = c.organization_id
-             ORDER BY coalesce(t.status_code = '0', false) DESC, t.time_create DESC
+             ORDER BY {DECISIVE_REQUEST_FIRST}
              LIMIT 1) r ON true
       LEFT JOIN LATERAL (
             SELECT CASE WHEN $4::text[] IS NULL THEN m.status <> 'in_wizard'
