@@ -28,18 +28,18 @@ SELECT concat(
     (SELECT string_agg(concat(
         format('<text x="%s" y="48" font-weight="bold">%s</text>', 40 + g.n * 340, g.title),
         format('<line x1="%s" y1="300" x2="%s" y2="300" stroke="#444"/>', 30 + g.n * 340, 330 + g.n * 340),
-        format('<rect x="%s" y="%s" width="70" height="%s" fill="#3182bd"><title>asked: %s of %s clients</title></rect>',
-               50 + g.n * 340, 300 - round(240 * coalesce(g.asked, 0)), round(240 * coalesce(g.asked, 0)),
-               coalesce(g.asked, 0), coalesce(g.asked_n, 0)),
-        format('<text x="%s" y="%s" text-anchor="middle">%s%%</text>', 85 + g.n * 340,
-               295 - round(240 * coalesce(g.asked, 0)), round(100 * coalesce(g.asked, 0), 1)),
-        format('<text x="%s" y="318" text-anchor="middle">asked (%s)</text>', 85 + g.n * 340, coalesce(g.asked_n, 0)),
-        format('<rect x="%s" y="%s" width="70" height="%s" fill="#bdbdbd"><title>held out: %s of %s clients</title></rect>',
-               140 + g.n * 340, 300 - round(240 * coalesce(g.held_out, 0)), round(240 * coalesce(g.held_out, 0)),
-               coalesce(g.held_out, 0), coalesce(g.held_out_n, 0)),
-        format('<text x="%s" y="%s" text-anchor="middle">%s%%</text>', 175 + g.n * 340,
-               295 - round(240 * coalesce(g.held_out, 0)), round(100 * coalesce(g.held_out, 0), 1)),
-        format('<text x="%s" y="318" text-anchor="middle">held out (%s)</text>', 175 + g.n * 340, coalesce(g.held_out_n, 0)),
+        -- The asked group's bar, then the held-out group's, 90 px to its right.
+        (SELECT string_agg(concat(
+            format('<rect x="%s" y="%s" width="70" height="%s" fill="%s"><title>%s: %s of %s clients</title></rect>',
+                   50 + b.k * 90 + g.n * 340, 300 - round(240 * b.rate), round(240 * b.rate),
+                   b.fill, b.grp, b.rate, b.clients),
+            format('<text x="%s" y="%s" text-anchor="middle">%s%%</text>', 85 + b.k * 90 + g.n * 340,
+                   295 - round(240 * b.rate), round(100 * b.rate, 1)),
+            format('<text x="%s" y="318" text-anchor="middle">%s (%s)</text>', 85 + b.k * 90 + g.n * 340,
+                   b.grp, b.clients)), '' ORDER BY b.k)
+           FROM (VALUES (0, 'asked', '#3182bd', coalesce(g.asked, 0), coalesce(g.asked_n, 0)),
+                        (1, 'held out', '#bdbdbd', coalesce(g.held_out, 0), coalesce(g.held_out_n, 0)))
+                AS b (k, grp, fill, rate, clients)),
         CASE WHEN g.uplift IS NOT NULL THEN concat(
             format('<rect x="%s" y="%s" width="70" height="%s" fill="#31a354"><title>uplift %s, 95%% interval %s to %s (%s)</title></rect>',
                    230 + g.n * 340, 300 - round(240 * greatest(g.uplift, 0)), round(240 * abs(g.uplift)),

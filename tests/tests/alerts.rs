@@ -275,19 +275,17 @@ async fn a_real_prometheus_fires_the_shipped_alerts_on_a_real_relay_and_database
     );
     eprintln!("baseline checked after {:?}", began.elapsed());
 
+    // The labels of the relay's critical alerts.
+    let relay_critical = [
+        ("instance", relay_target.as_str()),
+        ("job", RELAY_JOB),
+        ("severity", "critical"),
+    ];
+
     // The broker stops: the relay is not ready.
     tokio::task::block_in_place(|| node.stop_app());
     let (not_ready, took) = prometheus
-        .expect_firing(
-            "InforRelayNotReady",
-            &[
-                ("instance", relay_target.as_str()),
-                ("job", RELAY_JOB),
-                ("severity", "critical"),
-            ],
-            MARGIN,
-            &context,
-        )
+        .expect_firing("InforRelayNotReady", &relay_critical, MARGIN, &context)
         .await;
     eprintln!("InforRelayNotReady fired {took:?} after the broker stopped");
     assert!(
@@ -310,16 +308,7 @@ async fn a_real_prometheus_fires_the_shipped_alerts_on_a_real_relay_and_database
     // The relay stops: it is absent.
     relay.terminate(Duration::from_secs(30));
     let (_, took) = prometheus
-        .expect_firing(
-            "InforRelayAbsent",
-            &[
-                ("instance", relay_target.as_str()),
-                ("job", RELAY_JOB),
-                ("severity", "critical"),
-            ],
-            MARGIN,
-            &context,
-        )
+        .expect_firing("InforRelayAbsent", &relay_critical, MARGIN, &context)
         .await;
     eprintln!("InforRelayAbsent fired {took:?} after the relay stopped");
 
