@@ -500,9 +500,10 @@ impl Ha {
                     problems.push(error);
                 }
             }
-            Fault::PrimaryKilled => self.pg.kill_postmaster(leader).expect("kill the primary"),
+            Fault::PrimaryKilled | Fault::Both(_) => {
+                self.pg.kill_postmaster(leader).expect("kill the primary")
+            }
             Fault::BrokerNodeStopped(_) => {}
-            Fault::Both(_) => self.pg.kill_postmaster(leader).expect("kill the primary"),
         }
         if let Some(node) = broker_node {
             tokio::task::block_in_place(|| self.rabbit.stop_app(node));
